@@ -1,0 +1,364 @@
+// Commands: the bytes a leader proposes through Raft and every server applies.
+//
+// Wire format, modelled on Consul's Raft log entries (one MessageType byte, then one msgpack map with
+// Consul's request field names), so that log dumps read like Consul's:
+//
+//   KVS (2)        {Op: "set"|"cas"|"delete"|"delete-cas"|"delete-tree", DirEnt: {...}}
+//   Tombstone (5)  {Op: "reap", ReapIndex: uint}
+//   Txn (8)        {Ops: [{KV: {Verb: <KV verb>, DirEnt: {...}}}, ...]}
+//
+// `DirEnt` holds exactly the fields its verb uses, in this order: Key, Flags, Value, ModifyIndex
+// (set: Key Flags Value; cas: Key Flags Value ModifyIndex; delete, delete-tree, get, get-or-empty,
+// get-tree, check-not-exists: Key; delete-cas, check-index: Key ModifyIndex). The encoder writes them in
+// that order so equal commands are equal bytes; the decoder refuses missing, unknown or mistyped fields.
+//
+// Determinism: a command carries everything its apply needs. Nothing in a KV apply reads a clock or a
+// random source; when sessions arrive, the leader must put lock-delay deadlines and generated IDs into
+// the command before proposing it, never let followers compute them.
+
+import { decode, encode } from '@msgpack/msgpack';
+import { describeValue, isPlainMap, isWellFormedText, toUint, utf8DecodeStrict } from './bytes.js';
+import { CommandError, unreachable } from './errors.js';
+import { fsmLimits } from './limits.js';
+import { measureMsgpack } from './msgpack-frame.js';
+
+/** Consul's structs.MessageType numbers used by our commands. */
+export const MessageType = {
+  KVS: 2,
+  Tombstone: 5,
+  Txn: 8,
+} as const;
+
+/** Consul's structs.IgnoreUnknownTypeFlag: an entry whose type is unknown is skipped, not fatal. */
+export const ignoreUnknownTypeFlag = 0x80;
+
+/** KV operations that change state (allowed in a KVS command and in a txn). */
+export type KvWriteOp =
+  | { readonly verb: 'set'; readonly key: string; readonly value: Uint8Array; readonly flags: number }
+  | {
+      readonly verb: 'cas';
+      readonly key: string;
+      readonly value: Uint8Array;
+      readonly flags: number;
+      /** Expected ModifyIndex; 0 means "create only if the key does not exist". */
+      readonly index: number;
+    }
+  | { readonly verb: 'delete'; readonly key: string }
+  | { readonly verb: 'delete-cas'; readonly key: string; readonly index: number }
+  /** `prefix` '' deletes every key. */
+  | { readonly verb: 'delete-tree'; readonly prefix: string };
+
+/** KV operations that only read or check (txn only). */
+export type KvReadOp =
+  | { readonly verb: 'get'; readonly key: string }
+  | { readonly verb: 'get-or-empty'; readonly key: string }
+  | { readonly verb: 'get-tree'; readonly prefix: string }
+  | { readonly verb: 'check-index'; readonly key: string; readonly index: number }
+  | { readonly verb: 'check-not-exists'; readonly key: string };
+
+export type KvOp = KvWriteOp | KvReadOp;
+export type KvVerb = KvOp['verb'];
+
+/**
+ * One operation of a txn. Only KV today; Consul's txn also carries Node, Service, Check and Session
+ * operations, which will join this union as new `kind`s. (lock, unlock and check-session wait for
+ * sessions.)
+ */
+export type TxnOp = { readonly kind: 'kv'; readonly op: KvOp };
+
+export type Command =
+  | { readonly type: 'kvs'; readonly op: KvWriteOp }
+  | { readonly type: 'txn'; readonly ops: readonly TxnOp[] }
+  /** Leader-driven tombstone GC (Consul's TombstoneRequest reap): drops tombstones with Index <= reapIndex. */
+  | { readonly type: 'tombstone-reap'; readonly reapIndex: number };
+
+export type DecodeResult = { readonly ok: true; readonly command: Command } | { readonly ok: false; readonly error: CommandError };
+
+const writeVerbs: ReadonlySet<string> = new Set<KvWriteOp['verb']>(['set', 'cas', 'delete', 'delete-cas', 'delete-tree']);
+const readVerbs: ReadonlySet<string> = new Set<KvReadOp['verb']>(['get', 'get-or-empty', 'get-tree', 'check-index', 'check-not-exists']);
+
+export function isWriteOp(op: KvOp): op is KvWriteOp {
+  return writeVerbs.has(op.verb);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Encoding
+// ---------------------------------------------------------------------------------------------------
+
+/** Encodes a command; throws CommandError if it breaks a rule the decoder would refuse. */
+export function encodeCommand(command: Command): Uint8Array {
+  const problem = validateCommand(command);
+  if (problem !== undefined) throw problem;
+  const [type, body] = commandToWire(command);
+  const bodyBytes = encode(body);
+  const out = new Uint8Array(1 + bodyBytes.length);
+  out[0] = type;
+  out.set(bodyBytes, 1);
+  if (out.length > fsmLimits.commandMaxBytes) {
+    throw new CommandError('COMMAND_TOO_LARGE', '', `command is ${out.length} bytes, above the limit of ${fsmLimits.commandMaxBytes}`);
+  }
+  return out;
+}
+
+function commandToWire(command: Command): [number, Record<string, unknown>] {
+  switch (command.type) {
+    case 'kvs':
+      return [MessageType.KVS, { Op: command.op.verb, DirEnt: dirEntToWire(command.op) }];
+    case 'txn':
+      return [MessageType.Txn, { Ops: command.ops.map((o) => ({ KV: { Verb: o.op.verb, DirEnt: dirEntToWire(o.op) } })) }];
+    case 'tombstone-reap':
+      return [MessageType.Tombstone, { Op: 'reap', ReapIndex: command.reapIndex }];
+    default:
+      return unreachable(command);
+  }
+}
+
+function dirEntToWire(op: KvOp): Record<string, unknown> {
+  switch (op.verb) {
+    case 'set':
+      return { Key: op.key, Flags: op.flags, Value: op.value };
+    case 'cas':
+      return { Key: op.key, Flags: op.flags, Value: op.value, ModifyIndex: op.index };
+    case 'delete':
+    case 'get':
+    case 'get-or-empty':
+    case 'check-not-exists':
+      return { Key: op.key };
+    case 'delete-tree':
+    case 'get-tree':
+      return { Key: op.prefix };
+    case 'delete-cas':
+    case 'check-index':
+      return { Key: op.key, ModifyIndex: op.index };
+    default:
+      return unreachable(op);
+  }
+}
+
+/** The fields each verb's DirEnt carries, in wire order. */
+const dirEntFields: Readonly<Record<KvVerb, readonly string[]>> = {
+  set: ['Key', 'Flags', 'Value'],
+  cas: ['Key', 'Flags', 'Value', 'ModifyIndex'],
+  delete: ['Key'],
+  'delete-cas': ['Key', 'ModifyIndex'],
+  'delete-tree': ['Key'],
+  get: ['Key'],
+  'get-or-empty': ['Key'],
+  'get-tree': ['Key'],
+  'check-index': ['Key', 'ModifyIndex'],
+  'check-not-exists': ['Key'],
+};
+
+// ---------------------------------------------------------------------------------------------------
+// Validation (shared by the encoder and the decoder, so both enforce the same rules)
+// ---------------------------------------------------------------------------------------------------
+
+export function validateCommand(command: Command): CommandError | undefined {
+  switch (command.type) {
+    case 'kvs':
+      if (!writeVerbs.has(command.op.verb)) {
+        return new CommandError('COMMAND_BAD_FIELD', 'Op', `KVS command cannot carry the read verb "${command.op.verb}"; use a txn`);
+      }
+      return validateKvOp(command.op, 'DirEnt');
+    case 'txn': {
+      if (command.ops.length === 0) return new CommandError('COMMAND_BAD_FIELD', 'Ops', 'txn command has no operations');
+      if (command.ops.length > fsmLimits.txnOpsMaxCount) {
+        return new CommandError('COMMAND_BAD_FIELD', 'Ops',
+          `txn command has ${command.ops.length} operations, above the limit of ${fsmLimits.txnOpsMaxCount}`);
+      }
+      for (let i = 0; i < command.ops.length; i++) {
+        const problem = validateKvOp((command.ops[i] as TxnOp).op, `Ops[${i}].KV.DirEnt`);
+        if (problem !== undefined) return problem;
+      }
+      return undefined;
+    }
+    case 'tombstone-reap':
+      return toUint(command.reapIndex) === undefined ? badField('ReapIndex', 'an integer in 0..2^53-1', command.reapIndex) : undefined;
+    default:
+      return unreachable(command);
+  }
+}
+
+function validateKvOp(op: KvOp, at: string): CommandError | undefined {
+  if (!writeVerbs.has(op.verb) && !readVerbs.has(op.verb)) {
+    return new CommandError('COMMAND_BAD_FIELD', at, `unknown KV verb ${JSON.stringify(op.verb)}`);
+  }
+  const key = 'key' in op ? op.key : op.prefix;
+  if (typeof key !== 'string') return badField(`${at}.Key`, 'a string', key);
+  if (!isWellFormedText(key)) {
+    return new CommandError('COMMAND_BAD_FIELD', `${at}.Key`, 'key holds a lone UTF-16 surrogate and has no UTF-8 form');
+  }
+  // Consul's kvsPreApply: "Must provide key" for every verb but delete-tree (whose '' means everything).
+  // The HTTP layer turns this into Consul's answer (400, or a TxnError) before anything is proposed.
+  if (key === '' && op.verb !== 'delete-tree') return new CommandError('COMMAND_BAD_FIELD', `${at}.Key`, 'Must provide key');
+  if ('flags' in op && toUint(op.flags) === undefined) return badField(`${at}.Flags`, 'an integer in 0..2^53-1', op.flags);
+  if ('value' in op && !(op.value instanceof Uint8Array)) return badField(`${at}.Value`, 'bytes', op.value);
+  if ('index' in op && toUint(op.index) === undefined) return badField(`${at}.ModifyIndex`, 'an integer in 0..2^53-1', op.index);
+  return undefined;
+}
+
+function badField(path: string, expected: string, got: unknown): CommandError {
+  return new CommandError('COMMAND_BAD_FIELD', path, `${path} must be ${expected}, got ${describeValue(got)}`);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Decoding: hostile bytes give a CommandError, never an exception.
+// ---------------------------------------------------------------------------------------------------
+
+export function decodeCommand(bytes: Uint8Array): DecodeResult {
+  try {
+    const command = decodeOrThrow(bytes);
+    const problem = validateCommand(command);
+    return problem === undefined ? { ok: true, command } : { ok: false, error: problem };
+  } catch (error) {
+    if (error instanceof CommandError) return { ok: false, error };
+    // Anything else escaping the decoder is also bad input (e.g. a DecodeError from @msgpack/msgpack).
+    const message = `command body is not valid msgpack: ${String(error)}`;
+    return { ok: false, error: new CommandError('COMMAND_BAD_MSGPACK', '', message, { cause: error }) };
+  }
+}
+
+function decodeOrThrow(bytes: Uint8Array): Command {
+  if (!(bytes instanceof Uint8Array) || bytes.length === 0) throw new CommandError('COMMAND_EMPTY', '', 'command is empty');
+  if (bytes.length > fsmLimits.commandMaxBytes) {
+    throw new CommandError('COMMAND_TOO_LARGE', '', `command is ${bytes.length} bytes, above the limit of ${fsmLimits.commandMaxBytes}`);
+  }
+  const type = bytes[0] as number;
+  const body = decodeBody(bytes);
+  switch (type) {
+    case MessageType.KVS: {
+      const map = expectMap(body, '', ['Op', 'DirEnt']);
+      const verb = expectString(map['Op'], 'Op');
+      if (!writeVerbs.has(verb)) {
+        throw new CommandError('COMMAND_BAD_FIELD', 'Op', `KVS command has unknown or read-only Op ${JSON.stringify(verb)}`);
+      }
+      return { type: 'kvs', op: decodeKvOp(verb as KvVerb, map['DirEnt'], 'DirEnt') as KvWriteOp };
+    }
+    case MessageType.Txn: {
+      const map = expectMap(body, '', ['Ops']);
+      const ops = map['Ops'];
+      if (!Array.isArray(ops)) throw fieldError('Ops', 'an array', ops);
+      if (ops.length > fsmLimits.txnOpsMaxCount) {
+        throw new CommandError('COMMAND_BAD_FIELD', 'Ops',
+          `txn command has ${ops.length} operations, above the limit of ${fsmLimits.txnOpsMaxCount}`);
+      }
+      return { type: 'txn', ops: ops.map((raw, i) => decodeTxnOp(raw, `Ops[${i}]`)) };
+    }
+    case MessageType.Tombstone: {
+      const map = expectMap(body, '', ['Op', 'ReapIndex']);
+      const op = expectString(map['Op'], 'Op');
+      if (op !== 'reap') throw new CommandError('COMMAND_BAD_FIELD', 'Op', `Tombstone command has unknown Op ${JSON.stringify(op)}`);
+      return { type: 'tombstone-reap', reapIndex: expectUint(map['ReapIndex'], 'ReapIndex') };
+    }
+    default:
+      throw new CommandError('COMMAND_UNKNOWN_TYPE', '',
+        `unknown command type ${type}${type & ignoreUnknownTypeFlag ? ' (IgnoreUnknownTypeFlag set)' : ''}`);
+  }
+}
+
+/** Decodes the single msgpack value after the type byte, refusing truncation and trailing bytes. */
+function decodeBody(bytes: Uint8Array): unknown {
+  const frame = measureMsgpack(bytes, 1, bytes.length, bytes.length);
+  switch (frame.kind) {
+    case 'complete':
+      if (frame.end !== bytes.length) {
+        throw new CommandError('COMMAND_TRAILING_BYTES', '', `command has ${bytes.length - frame.end} bytes after its msgpack body`);
+      }
+      break;
+    case 'incomplete':
+    case 'too-large':
+      throw new CommandError('COMMAND_BAD_MSGPACK', '', 'command body is truncated msgpack');
+    case 'invalid':
+      throw new CommandError('COMMAND_BAD_MSGPACK', '', `command body is not valid msgpack: ${frame.reason}`);
+    default:
+      return unreachable(frame);
+  }
+  // rawStrings: string values arrive as bytes so that invalid UTF-8 is refused (below) instead of being
+  // replaced by U+FFFD; useBigInt64: 64-bit integers arrive exact so that overflow is refused, not rounded.
+  return decode(bytes.subarray(1), { rawStrings: true, useBigInt64: true });
+}
+
+function decodeTxnOp(raw: unknown, at: string): TxnOp {
+  const map = expectMap(raw, at, ['KV']);
+  const kv = expectMap(map['KV'], `${at}.KV`, ['Verb', 'DirEnt']);
+  const verb = expectString(kv['Verb'], `${at}.KV.Verb`);
+  if (!writeVerbs.has(verb) && !readVerbs.has(verb)) {
+    throw new CommandError('COMMAND_BAD_FIELD', `${at}.KV.Verb`, `unknown KV verb ${JSON.stringify(verb)}`);
+  }
+  return { kind: 'kv', op: decodeKvOp(verb as KvVerb, kv['DirEnt'], `${at}.KV.DirEnt`) };
+}
+
+function decodeKvOp(verb: KvVerb, raw: unknown, at: string): KvOp {
+  const fields = dirEntFields[verb];
+  const map = expectMap(raw, at, fields);
+  const key = expectString(map['Key'], `${at}.Key`);
+  switch (verb) {
+    case 'set':
+      return { verb, key, flags: expectUint(map['Flags'], `${at}.Flags`), value: expectBytes(map['Value'], `${at}.Value`) };
+    case 'cas':
+      return {
+        verb,
+        key,
+        flags: expectUint(map['Flags'], `${at}.Flags`),
+        value: expectBytes(map['Value'], `${at}.Value`),
+        index: expectUint(map['ModifyIndex'], `${at}.ModifyIndex`),
+      };
+    case 'delete':
+    case 'get':
+    case 'get-or-empty':
+    case 'check-not-exists':
+      return { verb, key };
+    case 'delete-tree':
+    case 'get-tree':
+      return { verb, prefix: key };
+    case 'delete-cas':
+    case 'check-index':
+      return { verb, key, index: expectUint(map['ModifyIndex'], `${at}.ModifyIndex`) };
+    default:
+      return unreachable(verb);
+  }
+}
+
+/** A map holding exactly `fields` (each present, nothing else). */
+function expectMap(value: unknown, at: string, fields: readonly string[]): Record<string, unknown> {
+  if (!isPlainMap(value)) throw fieldError(at === '' ? 'body' : at, 'a map', value);
+  for (const name of fields) {
+    if (!Object.prototype.hasOwnProperty.call(value, name)) {
+      throw new CommandError('COMMAND_BAD_FIELD', join(at, name), `${join(at, name)} is missing`);
+    }
+  }
+  for (const name of Object.keys(value)) {
+    if (!fields.includes(name)) {
+      throw new CommandError('COMMAND_UNKNOWN_FIELD', join(at, name),
+        `${join(at, name)} is not a field of this command (expected ${fields.join(', ')})`);
+    }
+  }
+  return value;
+}
+
+function expectString(value: unknown, at: string): string {
+  if (!(value instanceof Uint8Array)) throw fieldError(at, 'a string', value);
+  const text = utf8DecodeStrict(value);
+  if (text === undefined) throw new CommandError('COMMAND_BAD_FIELD', at, `${at} is not valid UTF-8`);
+  return text;
+}
+
+function expectBytes(value: unknown, at: string): Uint8Array {
+  if (value === null) return new Uint8Array(0);
+  if (!(value instanceof Uint8Array)) throw fieldError(at, 'bytes', value);
+  return value.slice(); // own copy: the caller may reuse its buffer
+}
+
+function expectUint(value: unknown, at: string): number {
+  const n = toUint(value);
+  if (n === undefined) throw fieldError(at, 'an integer in 0..2^53-1', value);
+  return n;
+}
+
+function fieldError(at: string, expected: string, got: unknown): CommandError {
+  return new CommandError('COMMAND_BAD_FIELD', at, `${at} must be ${expected}, got ${describeValue(got)}`);
+}
+
+function join(at: string, name: string): string {
+  return at === '' ? name : `${at}.${name}`;
+}

@@ -1,0 +1,104 @@
+// Errors of the state machine, sorted into the three kinds of the style guide:
+//
+// - bugs: `InvariantError` through `assert()`. Never caught; the process stops.
+// - bad input at a boundary: `CommandError` (proposed command bytes) and `StateBinError` (a state.bin
+//   stream being restored). Decoders return or throw them; nothing has been changed when they appear.
+// - the environment and misuse of the API: `FsmError` with a stable code (disk failure while writing,
+//   a directory in an unknown format, an operation on a closed or poisoned FSM).
+
+export class InvariantError extends Error {
+  override readonly name = 'InvariantError';
+  constructor(invariant: string) {
+    super(`invariant violated: ${invariant}`);
+  }
+}
+
+/** One fact per call; crashes (never caught) when the fact is false. */
+export function assert(ok: unknown, invariant: string): asserts ok {
+  if (!ok) throw new InvariantError(invariant);
+}
+
+export function unreachable(value: never): never {
+  throw new InvariantError(`unreachable: unexpected value ${JSON.stringify(value)}`);
+}
+
+export type CommandErrorCode =
+  | 'COMMAND_EMPTY'
+  | 'COMMAND_UNKNOWN_TYPE'
+  | 'COMMAND_BAD_MSGPACK'
+  | 'COMMAND_TRAILING_BYTES'
+  | 'COMMAND_BAD_FIELD'
+  | 'COMMAND_UNKNOWN_FIELD'
+  | 'COMMAND_TOO_LARGE';
+
+/**
+ * A command that cannot be proposed or applied: raised by `encodeCommand` for an invalid command object
+ * and returned by `decodeCommand` for hostile or corrupt bytes. `path` names the offending field in
+ * Consul's spelling (`Ops[2].KV.DirEnt.Key`), empty for problems with the whole message.
+ */
+export class CommandError extends Error {
+  override readonly name = 'CommandError';
+  constructor(
+    readonly code: CommandErrorCode,
+    readonly path: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export type StateBinErrorCode =
+  | 'STATE_BIN_EMPTY'
+  | 'STATE_BIN_TRUNCATED'
+  | 'STATE_BIN_BAD_MSGPACK'
+  | 'STATE_BIN_RECORD_TOO_LARGE'
+  | 'STATE_BIN_UNKNOWN_TYPE'
+  | 'STATE_BIN_UNSUPPORTED_TYPE'
+  | 'STATE_BIN_ENTERPRISE_TYPE'
+  | 'STATE_BIN_MISSING_FIELD'
+  | 'STATE_BIN_BAD_FIELD'
+  | 'STATE_BIN_SIZE_MISMATCH';
+
+/**
+ * A `state.bin` stream that cannot be restored. `record` is 0 for the header, counts records from 1, and
+ * is -1 for a problem of the stream as a whole (its length); `byteOffset` is where that record starts in
+ * the stream (or the stream length); `field` names the offending field when there is one.
+ */
+export class StateBinError extends Error {
+  override readonly name = 'StateBinError';
+  constructor(
+    readonly code: StateBinErrorCode,
+    readonly record: number,
+    readonly byteOffset: number,
+    readonly field: string | undefined,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export type FsmErrorCode =
+  | 'FSM_OPEN_FAILED'
+  | 'FSM_DIR_UNKNOWN_FORMAT'
+  | 'FSM_CORRUPT'
+  | 'FSM_CLOSED'
+  | 'FSM_POISONED'
+  | 'FSM_WRITE_FAILED'
+  | 'FSM_COMMAND_UNDECODABLE'
+  | 'FSM_SNAPSHOT_ABORTED'
+  | 'FSM_RESTORE_TARGET_EXISTS'
+  | 'FSM_RESTORE_INCOMPLETE'
+  | 'FSM_SWAP_FAILED';
+
+export class FsmError extends Error {
+  override readonly name = 'FsmError';
+  constructor(
+    readonly code: FsmErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}

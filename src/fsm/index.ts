@@ -1,0 +1,50 @@
+// The FSM: Conclave's deterministic KV state machine in its own LevelDB, with Consul's KV semantics,
+// point-in-time state.bin snapshots, and restore into a fresh database swapped in atomically.
+// Other folders import from here only.
+
+export { Fsm, type FsmOptions, type WatchOutcome } from './fsm.js';
+export { StateBinSnapshot } from './snapshot.js';
+export { restoreInto, type RestoreOptions, type RestoreSummary } from './restore.js';
+export { newDirFor, oldDirFor, recoverFsmDir, restoreCompleteMarker, type RecoveryAction } from './dirs.js';
+export {
+  decodeCommand,
+  encodeCommand,
+  validateCommand,
+  isWriteOp,
+  MessageType,
+  ignoreUnknownTypeFlag,
+  type Command,
+  type DecodeResult,
+  type KvOp,
+  type KvReadOp,
+  type KvVerb,
+  type KvWriteOp,
+  type TxnOp,
+} from './command.js';
+export { readStateBin, encodeStateBinHeader, consulMessageTypeNames, type StateBinItem, type ReadStateBinOptions } from './statebin.js';
+export { RecordType, type IndexRecord } from './records.js';
+export type { TxnOutcome } from './kv-logic.js';
+export type { WakeReason, WatchTarget } from './watch.js';
+export type {
+  ApplyResult,
+  DirEntry,
+  KeyRead,
+  KeysRead,
+  KvTableName,
+  ListRead,
+  LogIndex,
+  LogTerm,
+  Tombstone,
+  TxnError,
+  TxnResult,
+} from './types.js';
+export {
+  CommandError,
+  FsmError,
+  InvariantError,
+  StateBinError,
+  type CommandErrorCode,
+  type FsmErrorCode,
+  type StateBinErrorCode,
+} from './errors.js';
+export { fsmLimits } from './limits.js';

@@ -1,0 +1,267 @@
+// Consul's KV semantics, operation by operation, over a KvTxn.
+//
+// Each function follows the function of the same name in Consul's agent/consul/state/kvs.go (and
+// kvs_ce.go, txn.go, graveyard.go); the comments note where behaviour is surprising but deliberate.
+// Nothing here reads a clock or a random source: the same log gives the same state on every server.
+
+import type { KvOp, TxnOp } from './command.js';
+import { unreachable } from './errors.js';
+import type { KvTxn } from './store.js';
+import type { DirEntry, LogIndex, TxnError, TxnResult } from './types.js';
+
+const emptyValue = new Uint8Array(0);
+
+interface SetRequest {
+  readonly Key: string;
+  readonly Flags: number;
+  readonly Value: Uint8Array;
+  /** Consul takes LockIndex from the request on a plain set (always 0 from the HTTP and txn APIs). */
+  readonly LockIndex: number;
+  readonly Session: string;
+}
+
+/**
+ * kvsSetTxn: CreateIndex is kept from an existing entry, Session too unless `updateSession`; an update
+ * that changes nothing (LockIndex, Flags, Value, Session equal) writes nothing and keeps ModifyIndex.
+ * Returns the entry as stored (Consul returns it to txn callers).
+ */
+export async function kvsSet(txn: KvTxn, idx: LogIndex, request: SetRequest, updateSession: boolean): Promise<DirEntry> {
+  const existing = await txn.get(request.Key);
+  const session = updateSession ? request.Session : (existing?.Session ?? '');
+  const candidate = {
+    Key: request.Key,
+    Flags: request.Flags,
+    Value: request.Value,
+    LockIndex: request.LockIndex,
+    Session: session,
+    CreateIndex: existing?.CreateIndex ?? idx,
+  };
+  if (existing !== undefined && sameContent(existing, candidate)) {
+    return { ...candidate, ModifyIndex: existing.ModifyIndex };
+  }
+  const stored: DirEntry = { ...candidate, ModifyIndex: idx };
+  txn.put(stored);
+  txn.setTableIndex('kvs', idx);
+  return stored;
+}
+
+/** Consul's DirEntry.Equal: LockIndex, Key, Flags, Value and Session (not the Raft indexes). */
+function sameContent(a: Omit<DirEntry, 'ModifyIndex' | 'CreateIndex'>, b: Omit<DirEntry, 'ModifyIndex' | 'CreateIndex'>): boolean {
+  if (a.LockIndex !== b.LockIndex || a.Key !== b.Key || a.Flags !== b.Flags || a.Session !== b.Session) return false;
+  if (a.Value.length !== b.Value.length) return false;
+  for (let i = 0; i < a.Value.length; i++) if (a.Value[i] !== b.Value[i]) return false;
+  return true;
+}
+
+/** kvsSetCASTxn: index 0 sets only if the key is absent; otherwise only if ModifyIndex matches. */
+export async function kvsSetCas(txn: KvTxn, idx: LogIndex, request: SetRequest, casIndex: number): Promise<DirEntry | undefined> {
+  const existing = await txn.get(request.Key);
+  if (casIndex === 0 && existing !== undefined) return undefined;
+  if (casIndex !== 0 && existing === undefined) return undefined;
+  if (existing !== undefined && casIndex !== 0 && casIndex !== existing.ModifyIndex) return undefined;
+  return kvsSet(txn, idx, request, false);
+}
+
+/** kvsDeleteTxn: deleting a missing key changes nothing (no tombstone, no index bump). */
+export async function kvsDelete(txn: KvTxn, idx: LogIndex, key: string): Promise<void> {
+  const existing = await txn.get(key);
+  if (existing === undefined) return;
+  insertTombstone(txn, key, idx);
+  txn.remove(key);
+  txn.setTableIndex('kvs', idx);
+}
+
+/**
+ * kvsDeleteCASTxn: deletes only if ModifyIndex matches. Note Consul's answer for a missing key: true
+ * (nothing to delete counts as success), which we keep.
+ */
+export async function kvsDeleteCas(txn: KvTxn, idx: LogIndex, casIndex: number, key: string): Promise<boolean> {
+  const existing = await txn.get(key);
+  if (existing === undefined || existing.ModifyIndex !== casIndex) return existing === undefined;
+  await kvsDelete(txn, idx, key);
+  return true;
+}
+
+/**
+ * kvsDeleteTreeTxn (modern Consul): deletes every key under the prefix and leaves ONE tombstone, keyed by
+ * the prefix itself, none at all when the prefix is '' (the table index then carries the change).
+ * Nothing matched: nothing changes.
+ */
+export async function kvsDeleteTree(txn: KvTxn, idx: LogIndex, prefix: string): Promise<void> {
+  const doomed = await txn.listKeys(prefix);
+  if (doomed.length === 0) return;
+  for (const key of doomed) txn.remove(key);
+  txn.noteDeletedPrefix(prefix);
+  if (prefix !== '') insertTombstone(txn, prefix, idx);
+  txn.setTableIndex('kvs', idx);
+}
+
+/** Graveyard.InsertTxn: a tombstone replaces any older one of the same key; tombstones index = idx. */
+function insertTombstone(txn: KvTxn, key: string, idx: LogIndex): void {
+  txn.putTombstone({ Key: key, Index: idx });
+  txn.setTableIndex('tombstones', idx);
+}
+
+/** Graveyard.ReapTxn: drops tombstones with Index <= reapIndex; table indexes are not touched. */
+export async function reapTombstones(txn: KvTxn, reapIndex: LogIndex): Promise<void> {
+  for (const stone of await txn.tombstones('')) {
+    if (stone.Index <= reapIndex) txn.removeTombstone(stone.Key);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Reads and their X-Consul-Index
+// ---------------------------------------------------------------------------------------------------
+
+/**
+ * KVS.Get's reply index: the entry's ModifyIndex when it exists, else the KV table index (Consul's
+ * kvsMaxIndex over kvs and tombstones), and never 0 ("Must provide non-zero index to prevent blocking").
+ */
+export async function keyIndex(txn: KvTxn, entry: DirEntry | undefined): Promise<number> {
+  if (entry !== undefined) return entry.ModifyIndex;
+  return Math.max(1, await txn.kvsMaxIndex());
+}
+
+/**
+ * kvsListTxn / kvsListKeysTxn's index: the highest ModifyIndex under the prefix or of a tombstone under
+ * it; for prefix '' the table index; when that is 0 (nothing ever matched), the table index; never 0.
+ */
+export async function prefixIndex(txn: KvTxn, prefix: string, entries: readonly DirEntry[]): Promise<number> {
+  let lindex = 0;
+  if (prefix === '') {
+    lindex = await txn.kvsMaxIndex();
+  } else {
+    for (const e of entries) lindex = Math.max(lindex, e.ModifyIndex);
+    for (const s of await txn.tombstones(prefix)) lindex = Math.max(lindex, s.Index);
+  }
+  const index = lindex !== 0 ? lindex : await txn.kvsMaxIndex();
+  return Math.max(1, index);
+}
+
+/**
+ * kvsListKeysTxn's key folding: without a separator every key; with one, a key is cut just after the
+ * first separator found past the prefix, and consecutive duplicates are dropped (keys arrive sorted, so
+ * equal cuts are adjacent).
+ */
+export function foldKeys(entries: readonly DirEntry[], prefix: string, separator: string): string[] {
+  const keys: string[] = [];
+  let last: string | undefined;
+  for (const e of entries) {
+    if (separator === '') {
+      keys.push(e.Key);
+      continue;
+    }
+    const cut = e.Key.indexOf(separator, prefix.length);
+    if (cut === -1) {
+      keys.push(e.Key);
+      continue;
+    }
+    const folded = e.Key.slice(0, cut + separator.length);
+    if (folded !== last) {
+      keys.push(folded);
+      last = folded;
+    }
+  }
+  return keys;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Txn (Consul's txnDispatch and txnKVS)
+// ---------------------------------------------------------------------------------------------------
+
+export interface TxnOutcome {
+  readonly results: TxnResult[];
+  readonly errors: TxnError[];
+}
+
+/**
+ * Runs every operation, even after one fails, collecting every error with its OpIndex as Consul does.
+ * If any failed the caller must drop `txn` (nothing is applied) and report only the errors.
+ */
+export async function runTxn(txn: KvTxn, idx: LogIndex, ops: readonly TxnOp[]): Promise<TxnOutcome> {
+  const results: TxnResult[] = [];
+  const errors: TxnError[] = [];
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i] as TxnOp;
+    const outcome = await txnKv(txn, idx, op.op);
+    if (typeof outcome === 'string') errors.push({ OpIndex: i, What: outcome });
+    else results.push(...outcome);
+  }
+  return errors.length > 0 ? { results: [], errors } : { results, errors };
+}
+
+/** One KV operation of a txn: its results, or Consul's error text. */
+async function txnKv(txn: KvTxn, idx: LogIndex, op: KvOp): Promise<TxnResult[] | string> {
+  switch (op.verb) {
+    case 'set':
+      return blanked(await kvsSet(txn, idx, setRequest(op.key, op.flags, op.value), false));
+    case 'cas': {
+      const stored = await kvsSetCas(txn, idx, setRequest(op.key, op.flags, op.value), op.index);
+      return stored === undefined ? `failed to set key ${goQuote(op.key)}, index is stale` : blanked(stored);
+    }
+    case 'delete':
+      await kvsDelete(txn, idx, op.key);
+      return [];
+    case 'delete-cas':
+      return (await kvsDeleteCas(txn, idx, op.index, op.key)) ? [] : `failed to delete key ${goQuote(op.key)}, index is stale`;
+    case 'delete-tree':
+      await kvsDeleteTree(txn, idx, op.prefix);
+      return [];
+    case 'get': {
+      const entry = await txn.get(op.key);
+      return entry === undefined ? `key ${goQuote(op.key)} doesn't exist` : [{ KV: entry }];
+    }
+    case 'get-or-empty': {
+      const entry = await txn.get(op.key);
+      // Consul answers with the request's own DirEnt, value cleared.
+      return [{ KV: entry ?? { Key: op.key, Flags: 0, Value: emptyValue, CreateIndex: 0, ModifyIndex: 0, LockIndex: 0, Session: '' } }];
+    }
+    case 'get-tree':
+      return (await txn.list(op.prefix)).map((e) => ({ KV: e }));
+    case 'check-index': {
+      const entry = await txn.get(op.key);
+      if (entry === undefined) return `failed to check index, key ${goQuote(op.key)} doesn't exist`;
+      if (entry.ModifyIndex !== op.index) {
+        return `failed index check for key ${goQuote(op.key)}, current modify index ${entry.ModifyIndex} != ${op.index}`;
+      }
+      return blanked(entry);
+    }
+    case 'check-not-exists': {
+      const entry = await txn.get(op.key);
+      return entry === undefined ? [] : `key ${goQuote(op.key)} exists`;
+    }
+    default:
+      return unreachable(op);
+  }
+}
+
+export function setRequest(key: string, flags: number, value: Uint8Array): SetRequest {
+  return { Key: key, Flags: flags, Value: value, LockIndex: 0, Session: '' };
+}
+
+/** Every verb but the gets answers with the entry's value cleared (Consul: "clone and blank out"). */
+function blanked(entry: DirEntry): TxnResult[] {
+  return [{ KV: { ...entry, Value: emptyValue } }];
+}
+
+/** Go's %q for the strings that occur in keys: quotes, backslashes and control bytes escaped. */
+export function goQuote(text: string): string {
+  let out = '"';
+  for (const ch of text) {
+    const code = ch.codePointAt(0) as number;
+    switch (ch) {
+      case '"': out += '\\"'; break;
+      case '\\': out += '\\\\'; break;
+      case '\x07': out += '\\a'; break;
+      case '\b': out += '\\b'; break;
+      case '\f': out += '\\f'; break;
+      case '\n': out += '\\n'; break;
+      case '\r': out += '\\r'; break;
+      case '\t': out += '\\t'; break;
+      case '\v': out += '\\v'; break;
+      default:
+        out += code < 0x20 || code === 0x7f ? `\\x${code.toString(16).padStart(2, '0')}` : ch;
+    }
+  }
+  return out + '"';
+}

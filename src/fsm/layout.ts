@@ -1,0 +1,85 @@
+// The LevelDB key layout of the FSM database.
+//
+//   0x00 'format'        msgpack uint: layout version (1)
+//   0x00 'applied'       msgpack {Index, Term}: the last applied log entry
+//   0x02 <key UTF-8>     KVS record body (records.ts) of that key
+//   0x05 <key UTF-8>     Tombstone record body of that key (or delete-tree prefix)
+//   0x10 <table UTF-8>   Index record body {Key: table, Value: index}
+//
+// The table byte is Consul's record type number, so one iterator over the whole database meets the meta
+// keys first (the state.bin header needs the applied index) and then the KVS, Tombstone and Index
+// records in Consul's own snapshot order. Keys sort bytewise, as Go's memdb sorts them. UTF-8 never
+// contains the byte 0xFF, so `table, prefix, 0xFF` is an exclusive upper bound for a prefix scan.
+
+import { decode, encode } from '@msgpack/msgpack';
+import { concatBytes, isPlainMap, toUint, utf8, utf8DecodeStrict } from './bytes.js';
+import { FsmError } from './errors.js';
+import { RecordType } from './records.js';
+
+export const layoutVersion = 1;
+
+export const Table = {
+  meta: 0x00,
+  kvs: RecordType.KVS,
+  tombstones: RecordType.Tombstone,
+  index: RecordType.Index,
+} as const;
+export type TableByte = (typeof Table)[keyof typeof Table];
+
+export const metaFormatKey = concatBytes([Uint8Array.of(Table.meta), utf8('format')]);
+export const metaAppliedKey = concatBytes([Uint8Array.of(Table.meta), utf8('applied')]);
+
+export function tableKey(table: TableByte, name: string): Uint8Array {
+  const body = utf8(name);
+  const out = new Uint8Array(1 + body.length);
+  out[0] = table;
+  out.set(body, 1);
+  return out;
+}
+
+/** Range options selecting every key of `table` that starts with `prefix` ('' selects the table). */
+export function prefixRange(table: TableByte, prefix: string): { gte: Uint8Array; lt: Uint8Array } {
+  const gte = tableKey(table, prefix);
+  const lt = new Uint8Array(gte.length + 1);
+  lt.set(gte, 0);
+  lt[gte.length] = 0xff;
+  return { gte, lt };
+}
+
+/** The name part of a database key, checked to be UTF-8 (anything else means a corrupt database). */
+export function nameOf(dbKey: Uint8Array): string {
+  const name = utf8DecodeStrict(dbKey.subarray(1));
+  if (name === undefined) throw new FsmError('FSM_CORRUPT', `database key in table 0x${(dbKey[0] ?? 0).toString(16)} is not UTF-8`);
+  return name;
+}
+
+export interface AppliedMark {
+  readonly index: number;
+  readonly term: number;
+}
+
+export function encodeApplied(mark: AppliedMark): Uint8Array {
+  return encode({ Index: mark.index, Term: mark.term });
+}
+
+export function decodeApplied(bytes: Uint8Array): AppliedMark {
+  const body: unknown = decode(bytes, { useBigInt64: true });
+  const index = isPlainMap(body) ? toUint(body['Index']) : undefined;
+  const term = isPlainMap(body) ? toUint(body['Term']) : undefined;
+  if (index === undefined || term === undefined) {
+    throw new FsmError('FSM_CORRUPT', 'the applied-index record of the FSM database is unreadable');
+  }
+  return { index, term };
+}
+
+export function encodeFormat(): Uint8Array {
+  return encode(layoutVersion);
+}
+
+export function decodeFormat(bytes: Uint8Array): number | undefined {
+  try {
+    return toUint(decode(bytes, { useBigInt64: true }));
+  } catch {
+    return undefined;
+  }
+}

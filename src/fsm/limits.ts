@@ -1,0 +1,33 @@
+// Every limit of the state machine, with its unit last and its reason beside it.
+
+import { assert } from './errors.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+export const fsmLimits = {
+  /**
+   * Largest command the decoder accepts. A guard against hostile bytes only: the Raft layer and the HTTP
+   * layer enforce the real (smaller) entry and value limits, e.g. Consul's 512 KiB `kv_max_value_size`.
+   */
+  commandMaxBytes: 64 * MiB,
+  /**
+   * Most operations in one txn command. Consul's HTTP endpoint stops at 64 (`maxTxnOps`,
+   * agent/txn_endpoint.go); this is only a ceiling against hostile bytes, the HTTP layer keeps Consul's.
+   */
+  txnOpsMaxCount: 4096,
+  /**
+   * Largest single state.bin record (type byte + msgpack body) that a restore buffers. A KV record is
+   * its value plus about 100 bytes; Consul's default value limit is 512 KiB, so this leaves room for
+   * clusters that raised `kv_max_value_size` while keeping restore memory bounded.
+   */
+  stateBinRecordMaxBytes: 64 * MiB,
+  /** Snapshot output is coalesced into chunks of about this size (one record may exceed it). */
+  snapshotChunkBytes: 64 * KiB,
+  /** A restore writes its fresh database in batches of at most this many records... */
+  restoreBatchMaxCount: 1000,
+  /** ...or of at most this many bytes, whichever comes first. */
+  restoreBatchMaxBytes: 4 * MiB,
+} as const;
+
+assert(fsmLimits.snapshotChunkBytes < fsmLimits.stateBinRecordMaxBytes, 'a snapshot chunk is smaller than the record limit');

@@ -1,0 +1,168 @@
+// The bodies of Consul's state.bin records for the KV tables, and their validation.
+//
+// These exact bytes are also what the FSM stores as LevelDB values (see layout.ts), so a snapshot copies
+// stored values straight into the stream, and every value is checked by the same parser whether it comes
+// from our own database or from a restore.
+//
+// Shapes (Consul's Go field names, in Go's field order; see reference/consul-snapshot.md §1.5):
+//   KVS (2):        {LockIndex, Key, Flags, Value, Session, CreateIndex, ModifyIndex}
+//   Tombstone (5):  the same DirEntry shape holding only Key and ModifyIndex (Consul keeps pre-0.6 format)
+//   Index (16):     {Key: <table name>, Value: <max index>}
+//
+// Encoding notes: we write msgpack's current spec (str8, bin); Consul writes the old spec (byte slices as
+// str "raw"). On reading we accept both for byte fields. An empty value is written as nil, as Go writes a
+// nil []byte.
+
+import { Encoder } from '@msgpack/msgpack';
+import { describeValue, isPlainMap, toUint, utf8DecodeStrict } from './bytes.js';
+import type { DirEntry, Tombstone } from './types.js';
+
+export const RecordType = {
+  KVS: 2,
+  Tombstone: 5,
+  Index: 16,
+} as const;
+
+export interface IndexRecord {
+  readonly Key: string;
+  readonly Value: number;
+}
+
+export interface ParseFailure {
+  readonly ok: false;
+  /** The offending field, undefined when the body itself is wrong. */
+  readonly field: string | undefined;
+  /** True when the field is absent (as opposed to present with a wrong value). */
+  readonly missing: boolean;
+  readonly message: string;
+}
+
+export type Parsed<T> = { readonly ok: true; readonly value: T } | ParseFailure;
+
+// One encoder, reused: encoding is synchronous, so no two calls interleave.
+const encoder = new Encoder({ ignoreUndefined: false, sortKeys: false });
+const emptyBytes = new Uint8Array(0);
+
+export function encodeKvsRecord(entry: DirEntry): Uint8Array {
+  return encoder.encode({
+    LockIndex: entry.LockIndex,
+    Key: entry.Key,
+    Flags: entry.Flags,
+    Value: entry.Value.length === 0 ? null : entry.Value,
+    Session: entry.Session,
+    CreateIndex: entry.CreateIndex,
+    ModifyIndex: entry.ModifyIndex,
+  });
+}
+
+export function encodeTombstoneRecord(stone: Tombstone): Uint8Array {
+  return encoder.encode({
+    LockIndex: 0,
+    Key: stone.Key,
+    Flags: 0,
+    Value: null,
+    Session: '',
+    CreateIndex: 0,
+    ModifyIndex: stone.Index,
+  });
+}
+
+export function encodeIndexRecord(record: IndexRecord): Uint8Array {
+  return encoder.encode({ Key: record.Key, Value: record.Value });
+}
+
+/** The first byte of every KVS/Tombstone body we write: a msgpack fixmap of 7 entries. */
+export const dirEntryBodyHead = 0x87;
+/** The first byte of every Index body we write: a msgpack fixmap of 2 entries. */
+export const indexBodyHead = 0x82;
+
+/**
+ * Parses a decoded KVS body (decoded with rawStrings, so strings arrive as bytes).
+ * Required: Key, Flags, LockIndex, CreateIndex, ModifyIndex. Optional: Value (nil or absent is empty) and
+ * Session (absent is ''): newer Consul encoders honour `json:",omitempty"` on Session. Unknown fields
+ * (e.g. Enterprise Namespace/Partition) are ignored, as Consul's decoder ignores them.
+ */
+export function parseKvsRecord(body: unknown): Parsed<DirEntry> {
+  if (!isPlainMap(body)) return bad(undefined, false, `body must be a map, got ${describeValue(body)}`);
+  const key = text(body, 'Key', true);
+  if (!key.ok) return key;
+  if (key.value === '') return bad('Key', false, 'field "Key" is empty');
+  const flags = uint(body, 'Flags', true);
+  if (!flags.ok) return flags;
+  const value = bytes(body, 'Value');
+  if (!value.ok) return value;
+  const session = text(body, 'Session', false);
+  if (!session.ok) return session;
+  const lockIndex = uint(body, 'LockIndex', true);
+  if (!lockIndex.ok) return lockIndex;
+  const createIndex = uint(body, 'CreateIndex', true);
+  if (!createIndex.ok) return createIndex;
+  const modifyIndex = uint(body, 'ModifyIndex', true);
+  if (!modifyIndex.ok) return modifyIndex;
+  return {
+    ok: true,
+    value: {
+      Key: key.value,
+      Flags: flags.value,
+      Value: value.value,
+      Session: session.value,
+      LockIndex: lockIndex.value,
+      CreateIndex: createIndex.value,
+      ModifyIndex: modifyIndex.value,
+    },
+  };
+}
+
+/** Parses a Tombstone body: a DirEntry of which only Key and ModifyIndex matter. */
+export function parseTombstoneRecord(body: unknown): Parsed<Tombstone> {
+  if (!isPlainMap(body)) return bad(undefined, false, `body must be a map, got ${describeValue(body)}`);
+  const key = text(body, 'Key', true);
+  if (!key.ok) return key;
+  if (key.value === '') return bad('Key', false, 'field "Key" is empty');
+  const index = uint(body, 'ModifyIndex', true);
+  if (!index.ok) return index;
+  return { ok: true, value: { Key: key.value, Index: index.value } };
+}
+
+export function parseIndexRecord(body: unknown): Parsed<IndexRecord> {
+  if (!isPlainMap(body)) return bad(undefined, false, `body must be a map, got ${describeValue(body)}`);
+  const key = text(body, 'Key', true);
+  if (!key.ok) return key;
+  if (key.value === '') return bad('Key', false, 'field "Key" (the table name) is empty');
+  const value = uint(body, 'Value', true);
+  if (!value.ok) return value;
+  return { ok: true, value: { Key: key.value, Value: value.value } };
+}
+
+function bad(field: string | undefined, missing: boolean, message: string): ParseFailure {
+  return { ok: false, field, missing, message };
+}
+
+function has(body: Record<string, unknown>, name: string): boolean {
+  return Object.prototype.hasOwnProperty.call(body, name);
+}
+
+function text(body: Record<string, unknown>, name: string, required: boolean): Parsed<string> {
+  if (!has(body, name)) return required ? bad(name, true, `field "${name}" is missing`) : { ok: true, value: '' };
+  const raw = body[name];
+  if (typeof raw === 'string') return { ok: true, value: raw };
+  if (!(raw instanceof Uint8Array)) return bad(name, false, `field "${name}" must be a string, got ${describeValue(raw)}`);
+  const decoded = utf8DecodeStrict(raw);
+  if (decoded === undefined) return bad(name, false, `field "${name}" is not valid UTF-8`);
+  return { ok: true, value: decoded };
+}
+
+function uint(body: Record<string, unknown>, name: string, required: boolean): Parsed<number> {
+  if (!has(body, name)) return required ? bad(name, true, `field "${name}" is missing`) : { ok: true, value: 0 };
+  const n = toUint(body[name]);
+  if (n === undefined) return bad(name, false, `field "${name}" must be an integer in 0..2^53-1, got ${describeValue(body[name])}`);
+  return { ok: true, value: n };
+}
+
+function bytes(body: Record<string, unknown>, name: string): Parsed<Uint8Array> {
+  if (!has(body, name)) return { ok: true, value: emptyBytes };
+  const raw = body[name];
+  if (raw === null) return { ok: true, value: emptyBytes };
+  if (raw instanceof Uint8Array) return { ok: true, value: raw };
+  return bad(name, false, `field "${name}" must be bytes, got ${describeValue(raw)}`);
+}

@@ -1,0 +1,166 @@
+// Building a fresh FSM database from a state.bin stream.
+//
+// `restoreInto` never touches the live database: it creates a NEW directory, validates every record on
+// the way in (statebin.ts), writes in bounded batches, and only at the very end writes the applied mark
+// (synced), fsyncs every file and the directory, and drops the completion marker. On any failure it
+// removes what it created. The caller then swaps the directory in with `Fsm.swapIn` (see dirs.ts for
+// the crash-recovery rule), or, for a server that has no FSM yet, simply renames it into place.
+
+import { rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { Level } from 'level';
+import { exists, fsyncDir, fsyncTree, writeCompleteMarker } from './dirs.js';
+import { assert, FsmError, StateBinError } from './errors.js';
+import { encodeApplied, encodeFormat, metaAppliedKey, metaFormatKey, Table, tableKey, type AppliedMark } from './layout.js';
+import { fsmLimits } from './limits.js';
+import { encodeIndexRecord, encodeKvsRecord, encodeTombstoneRecord } from './records.js';
+import { readStateBin } from './statebin.js';
+import type { BatchOp, Db } from './store.js';
+
+export interface RestoreOptions {
+  /**
+   * The log index the restored state stands for (the Raft snapshot's index). Defaults to the header's
+   * LastIndex. Must not be below LastIndex.
+   */
+  readonly appliedIndex?: number;
+  /** The term of that entry; defaults to 0. */
+  readonly appliedTerm?: number;
+  /** When known (the Raft snapshot's Size), the stream must be exactly this many bytes. */
+  readonly expectedBytes?: number;
+}
+
+export interface RestoreSummary {
+  readonly lastIndex: number;
+  readonly applied: AppliedMark;
+  readonly kvsCount: number;
+  readonly tombstoneCount: number;
+  readonly indexCount: number;
+  /** Final table indexes of the KV tables. */
+  readonly kvsIndex: number;
+  readonly tombstonesIndex: number;
+}
+
+const untouched = 'nothing was restored and the live state is untouched';
+
+/**
+ * Restores `source` (a state.bin byte stream) into a fresh LevelDB at `dir`, which must not exist.
+ * Throws StateBinError for a bad stream, FsmError for the environment; `dir` is gone afterwards either way.
+ */
+export async function restoreInto(dir: string, source: AsyncIterable<Uint8Array>, options: RestoreOptions = {}): Promise<RestoreSummary> {
+  if (await exists(dir)) {
+    throw new FsmError('FSM_RESTORE_TARGET_EXISTS',
+      `cannot restore into ${dir}: it already exists; ${untouched}. Remove it or pick another directory.`);
+  }
+  const db: Db = new Level<Uint8Array, Uint8Array>(dir, { keyEncoding: 'view', valueEncoding: 'view' });
+  let open = false;
+  try {
+    await db.open({ createIfMissing: true, errorIfExists: true });
+    open = true;
+    const summary = await writeRecords(db, source, options);
+    await db.close();
+    open = false;
+    await fsyncTree(dir);
+    await writeCompleteMarker(dir, `restored state at index ${summary.applied.index} (term ${summary.applied.term})`);
+    await fsyncDir(dirname(dir));
+    return summary;
+  } catch (error) {
+    if (open) await db.close().catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+    if (error instanceof StateBinError) {
+      throw new StateBinError(error.code, error.record, error.byteOffset, error.field, `${error.message}; ${untouched}`, { cause: error });
+    }
+    throw error;
+  }
+}
+
+async function writeRecords(db: Db, source: AsyncIterable<Uint8Array>, options: RestoreOptions): Promise<RestoreSummary> {
+  const batch = new BatchWriter(db);
+  batch.put(metaFormatKey, encodeFormat());
+  let lastIndex: number | undefined;
+  let kvsCount = 0;
+  let tombstoneCount = 0;
+  let indexCount = 0;
+  // Invariant after the loop: each KV table index >= every index of its rows (Consul's restore raises
+  // the kvs and tombstones indexes to the highest row index too, via indexUpdateMaxTxn).
+  let kvsIndex = 0;
+  let tombstonesIndex = 0;
+
+  for await (const item of readStateBin(source, options.expectedBytes === undefined ? {} : { expectedBytes: options.expectedBytes })) {
+    if (item.kind === 'header') {
+      lastIndex = item.lastIndex;
+      if (options.appliedIndex !== undefined && options.appliedIndex < lastIndex) {
+        throw new StateBinError('STATE_BIN_BAD_FIELD', 0, 0, 'LastIndex',
+          `state.bin header: LastIndex ${lastIndex} is above the snapshot index ${options.appliedIndex} it was restored for`);
+      }
+      continue;
+    }
+    const limit = lastIndex as number;
+    switch (item.kind) {
+      case 'kvs':
+        checkAtMost(item.entry.ModifyIndex, limit, item, 'KVS', 'ModifyIndex');
+        checkAtMost(item.entry.CreateIndex, limit, item, 'KVS', 'CreateIndex');
+        kvsIndex = Math.max(kvsIndex, item.entry.ModifyIndex);
+        kvsCount += 1;
+        await batch.add(tableKey(Table.kvs, item.entry.Key), encodeKvsRecord(item.entry));
+        break;
+      case 'tombstone':
+        checkAtMost(item.stone.Index, limit, item, 'Tombstone', 'ModifyIndex');
+        tombstonesIndex = Math.max(tombstonesIndex, item.stone.Index);
+        tombstoneCount += 1;
+        await batch.add(tableKey(Table.tombstones, item.stone.Key), encodeTombstoneRecord(item.stone));
+        break;
+      case 'index':
+        checkAtMost(item.index.Value, limit, item, 'Index', 'Value');
+        indexCount += 1;
+        // Later records of the same table win, as Consul's restore overwrites; the KV tables keep the max.
+        if (item.index.Key === 'kvs') kvsIndex = Math.max(kvsIndex, item.index.Value);
+        else if (item.index.Key === 'tombstones') tombstonesIndex = Math.max(tombstonesIndex, item.index.Value);
+        else await batch.add(tableKey(Table.index, item.index.Key), encodeIndexRecord(item.index));
+        break;
+    }
+  }
+  // readStateBin yields the header first or throws STATE_BIN_EMPTY.
+  assert(lastIndex !== undefined, 'a state.bin stream starts with its header');
+
+  if (kvsIndex > 0) batch.put(tableKey(Table.index, 'kvs'), encodeIndexRecord({ Key: 'kvs', Value: kvsIndex }));
+  if (tombstonesIndex > 0) batch.put(tableKey(Table.index, 'tombstones'), encodeIndexRecord({ Key: 'tombstones', Value: tombstonesIndex }));
+  const applied: AppliedMark = { index: options.appliedIndex ?? lastIndex, term: options.appliedTerm ?? 0 };
+  batch.put(metaAppliedKey, encodeApplied(applied));
+  // Synced: LevelDB fsyncs its log on a sync write, which makes every earlier write in it durable too.
+  await batch.flush(true);
+  return { lastIndex, applied, kvsCount, tombstoneCount, indexCount, kvsIndex, tombstonesIndex };
+}
+
+function checkAtMost(value: number, lastIndex: number, at: { record: number; offset: number }, name: string, field: string): void {
+  if (value <= lastIndex) return;
+  // Consul's header LastIndex is the highest index of any table, so no record can be above it.
+  throw new StateBinError('STATE_BIN_BAD_FIELD', at.record, at.offset, field,
+    `state.bin record ${at.record} (${name}, byte offset ${at.offset}): ` +
+      `field "${field}" is ${value}, above the header's LastIndex ${lastIndex}`);
+}
+
+/** Accumulates puts and writes them in batches bounded by count and bytes. */
+class BatchWriter {
+  private ops: BatchOp[] = [];
+  private bytes = 0;
+
+  constructor(private readonly db: Db) {}
+
+  put(key: Uint8Array, value: Uint8Array): void {
+    this.ops.push({ type: 'put', key, value });
+    this.bytes += key.length + value.length;
+  }
+
+  async add(key: Uint8Array, value: Uint8Array): Promise<void> {
+    this.put(key, value);
+    if (this.ops.length >= fsmLimits.restoreBatchMaxCount || this.bytes >= fsmLimits.restoreBatchMaxBytes) await this.flush(false);
+  }
+
+  async flush(sync: boolean): Promise<void> {
+    if (this.ops.length === 0 && !sync) return;
+    const ops = this.ops;
+    this.ops = [];
+    this.bytes = 0;
+    await this.db.batch(ops, { sync });
+  }
+}

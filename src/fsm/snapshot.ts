@@ -1,0 +1,146 @@
+// A point-in-time state.bin stream of the FSM database.
+//
+// Point in time: the stream reads through ONE LevelDB iterator over the whole database. classic-level
+// takes the iterator's implicit snapshot synchronously when `db.iterator()` is called (binding.cc:
+// BaseIterator's constructor calls `NewSnapshot()` before `NewIterator()`; classic-level README,
+// "Reading From Snapshots"), so applies that finish after that call are invisible to the stream, however
+// long it takes to drain. Because the table bytes sort meta < KVS < Tombstone < Index (layout.ts), the
+// same iterator yields the applied mark first (it becomes the header's LastIndex) and then the records
+// in Consul's order.
+//
+// Bounded memory: entries are pulled in small batches and coalesced into chunks of about
+// fsmLimits.snapshotChunkBytes; nothing else is held.
+
+import type { Iterator as LevelIterator } from 'level';
+import { bytesEqual } from './bytes.js';
+import { assert, FsmError } from './errors.js';
+import { decodeApplied, decodeFormat, layoutVersion, metaAppliedKey, metaFormatKey, Table, type AppliedMark } from './layout.js';
+import { fsmLimits } from './limits.js';
+import { dirEntryBodyHead, indexBodyHead } from './records.js';
+import { encodeStateBinHeader } from './statebin.js';
+import type { Db } from './store.js';
+
+type DbIterator = LevelIterator<Db, Uint8Array, Uint8Array>;
+type DbEntry = [Uint8Array, Uint8Array];
+
+const pullBatchCount = 256;
+
+/** The iterator a snapshot reads from: over the whole database, created by `db.iterator()`. */
+export type SnapshotIterator = DbIterator;
+
+/**
+ * Wraps `iterator`, which the caller created over the whole database at the snapshot point (creating it
+ * takes the LevelDB snapshot). The applied mark for the header is read from that same iterator, so
+ * header and records always describe one state, even if an apply was in flight.
+ */
+export async function openStateBinSnapshot(
+  iterator: DbIterator,
+  onClosed: (snapshot: StateBinSnapshot) => void,
+): Promise<StateBinSnapshot> {
+  try {
+    const first = (await iterator.nextv(pullBatchCount)) as DbEntry[];
+    let applied: AppliedMark = { index: 0, term: 0 };
+    let metaCount = 0;
+    for (const [key, value] of first) {
+      if (key[0] !== Table.meta) break;
+      metaCount += 1;
+      if (bytesEqual(key, metaAppliedKey)) applied = decodeApplied(value);
+      else if (bytesEqual(key, metaFormatKey)) assert(decodeFormat(value) === layoutVersion, 'the database layout was checked at open');
+      else throw new FsmError('FSM_CORRUPT', 'FSM database holds an unknown meta key');
+    }
+    // The meta table has two keys, far fewer than one pull, so a full pull of meta keys is impossible.
+    assert(metaCount < pullBatchCount, 'the meta keys fit in the first pull');
+    return new StateBinSnapshot(iterator, applied, first.slice(metaCount), onClosed);
+  } catch (error) {
+    await iterator.close();
+    throw error;
+  }
+}
+
+export class StateBinSnapshot implements AsyncIterable<Uint8Array> {
+  private started = false;
+  private abortError: FsmError | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly iterator: DbIterator,
+    /** The last applied entry at the snapshot point: the Raft snapshot's index and term. */
+    readonly applied: AppliedMark,
+    /** Entries already pulled from `iterator` while reading the meta keys. */
+    private pending: DbEntry[],
+    private readonly onClosed: (snapshot: StateBinSnapshot) => void,
+  ) {}
+
+  get index(): number {
+    return this.applied.index;
+  }
+
+  get term(): number {
+    return this.applied.term;
+  }
+
+  /** Makes the stream fail with `error` (used when a restore or close replaces the database). */
+  abort(error: FsmError): void {
+    this.abortError ??= error;
+  }
+
+  /** Releases the iterator (and its LevelDB snapshot). Safe to call more than once. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.pending = [];
+    this.onClosed(this);
+    await this.iterator.close();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
+    assert(!this.started, 'a snapshot stream is consumed once');
+    this.started = true;
+    try {
+      yield* this.stream();
+    } catch (error) {
+      if (this.abortError !== undefined) throw this.abortError;
+      throw error;
+    } finally {
+      await this.close();
+    }
+  }
+
+  private async *stream(): AsyncGenerator<Uint8Array> {
+    if (this.closed) throw this.abortError ?? new FsmError('FSM_SNAPSHOT_ABORTED', 'snapshot stream was closed before it was read');
+    let chunk: Uint8Array[] = [encodeStateBinHeader(this.applied.index)];
+    let chunkBytes = (chunk[0] as Uint8Array).length;
+    let entries = this.pending;
+    this.pending = [];
+    while (entries.length > 0) {
+      for (const [key, value] of entries) {
+        const table = key[0];
+        if (table !== Table.kvs && table !== Table.tombstones && table !== Table.index) {
+          throw new FsmError('FSM_CORRUPT', `FSM database holds a key in unknown table 0x${(table ?? 0).toString(16)}`);
+        }
+        // Pairing check with records.ts: what we stored is the record body we wrote.
+        assert(value[0] === (table === Table.index ? indexBodyHead : dirEntryBodyHead), 'a stored value is a record body of its table');
+        chunk.push(Uint8Array.of(table), value);
+        chunkBytes += 1 + value.length;
+        if (chunkBytes >= fsmLimits.snapshotChunkBytes) {
+          yield joinChunk(chunk, chunkBytes);
+          chunk = [];
+          chunkBytes = 0;
+        }
+      }
+      if (this.abortError !== undefined) throw this.abortError;
+      entries = (await this.iterator.nextv(pullBatchCount)) as DbEntry[];
+    }
+    if (chunkBytes > 0) yield joinChunk(chunk, chunkBytes);
+  }
+}
+
+function joinChunk(parts: readonly Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}

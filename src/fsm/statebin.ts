@@ -1,0 +1,254 @@
+// Reading Consul's state.bin record stream, record by record, in bounded memory.
+//
+//   msgpack {LastIndex}                       header, no type byte
+//   <1 type byte> <one msgpack map>           repeated until the end of the stream
+//
+// (reference/consul-snapshot.md §1.5.) The reader buffers at most one record (plus one incoming chunk),
+// checks each record's type before reading its body, measures the body before decoding it (msgpack-
+// frame.ts), and validates every field. Every error names the record (0 = header, records count from 1),
+// its byte offset and, when there is one, the field.
+//
+// Only the KV tables are restorable today (KVS 2, Tombstone 5, Index 16). Other Consul record types are
+// refused by name, so a Consul snapshot holding a catalog or sessions fails loudly instead of losing them.
+
+import { decode, encode } from '@msgpack/msgpack';
+import { describeValue, isPlainMap, toUint } from './bytes.js';
+import { StateBinError, type StateBinErrorCode } from './errors.js';
+import { fsmLimits } from './limits.js';
+import { measureMsgpack } from './msgpack-frame.js';
+import { parseIndexRecord, parseKvsRecord, parseTombstoneRecord, RecordType, type IndexRecord, type Parsed } from './records.js';
+import type { DirEntry, Tombstone } from './types.js';
+
+/** Consul's structs.MessageType names (as `consul snapshot inspect` prints them). */
+export const consulMessageTypeNames: Readonly<Record<number, string>> = {
+  0: 'Register', 1: 'Deregister', 2: 'KVS', 3: 'Session', 4: 'ACL', 5: 'Tombstone',
+  6: 'CoordinateBatchUpdate', 7: 'PreparedQuery', 8: 'Txn', 9: 'Autopilot', 10: 'Area',
+  11: 'ACLBootstrap', 12: 'Intention', 13: 'ConnectCA', 14: 'ConnectCAProviderState',
+  15: 'ConnectCAConfig', 16: 'Index', 17: 'ACLToken', 18: 'ACLTokenDelete', 19: 'ACLPolicy',
+  20: 'ACLPolicyDelete', 21: 'ConnectCALeaf', 22: 'ConfigEntry', 23: 'ACLRole', 24: 'ACLRoleDelete',
+  25: 'ACLBindingRule', 26: 'ACLBindingRuleDelete', 27: 'ACLAuthMethod', 28: 'ACLAuthMethodDelete',
+  29: 'ChunkingState', 30: 'FederationState', 31: 'SystemMetadata', 32: 'ServiceVirtualIP',
+  33: 'FreeVirtualIP', 34: 'KindServiceName', 35: 'Peering', 36: 'PeeringDelete',
+  37: 'PeeringTerminateByID', 38: 'PeeringTrustBundle', 39: 'PeeringTrustBundleDelete',
+  40: 'PeeringSecret', 41: 'RaftLogVerifierCheckpoint', 42: 'Resource', 43: 'UpdateManualVirtualIPRequestType',
+};
+
+/** Consul CE treats types from here up as Enterprise entries. */
+const enterpriseTypeMin = 64;
+
+export type StateBinItem =
+  | { readonly kind: 'header'; readonly lastIndex: number }
+  | { readonly kind: 'kvs'; readonly record: number; readonly offset: number; readonly entry: DirEntry }
+  | { readonly kind: 'tombstone'; readonly record: number; readonly offset: number; readonly stone: Tombstone }
+  | { readonly kind: 'index'; readonly record: number; readonly offset: number; readonly index: IndexRecord };
+
+export interface ReadStateBinOptions {
+  /** When known (the Raft snapshot's Size), the stream must be exactly this long. */
+  readonly expectedBytes?: number;
+  /** Defaults to fsmLimits.stateBinRecordMaxBytes. */
+  readonly recordMaxBytes?: number;
+}
+
+export function encodeStateBinHeader(lastIndex: number): Uint8Array {
+  return encode({ LastIndex: lastIndex });
+}
+
+/**
+ * Yields the header, then each record. Throws StateBinError on the first problem; the caller decides
+ * what "nothing was restored" means for it.
+ */
+export async function* readStateBin(source: AsyncIterable<Uint8Array>, options: ReadStateBinOptions = {}): AsyncGenerator<StateBinItem> {
+  const recordMaxBytes = options.recordMaxBytes ?? fsmLimits.stateBinRecordMaxBytes;
+  const queue = new ByteQueue(source[Symbol.asyncIterator](), options.expectedBytes);
+  try {
+    if (!(await queue.ensure(1))) {
+      throw new StateBinError('STATE_BIN_EMPTY', 0, 0, undefined, 'state.bin is empty: expected a msgpack header {LastIndex}');
+    }
+    const headerBody = await readValue(queue, queue.position(), 0, 'header', recordMaxBytes);
+    yield { kind: 'header', lastIndex: parseHeader(headerBody) };
+
+    for (let record = 1; ; record++) {
+      if (!(await queue.ensure(1))) break;
+      const offset = queue.position();
+      const type = queue.take(1)[0] as number;
+      const name = checkType(type, record, offset);
+      const body = await readValue(queue, offset, record, name, recordMaxBytes - 1);
+      yield parseRecord(type, name, body, record, offset);
+    }
+    queue.checkExpectedEnd();
+  } finally {
+    await queue.close();
+  }
+}
+
+function where(record: number, offset: number, name: string): string {
+  return record === 0 ? `state.bin header (byte offset ${offset})` : `state.bin record ${record} (${name}, byte offset ${offset})`;
+}
+
+function checkType(type: number, record: number, offset: number): string {
+  if (type === RecordType.KVS || type === RecordType.Tombstone || type === RecordType.Index) return consulMessageTypeNames[type] as string;
+  const at = `state.bin record ${record} at byte offset ${offset}`;
+  if (type >= enterpriseTypeMin) {
+    throw new StateBinError('STATE_BIN_ENTERPRISE_TYPE', record, offset, undefined,
+      `msg type ${type} is a Consul Enterprise log entry. Consul CE cannot restore it (${at})`);
+  }
+  const known = consulMessageTypeNames[type];
+  if (known === undefined) {
+    throw new StateBinError('STATE_BIN_UNKNOWN_TYPE', record, offset, undefined, `Unrecognized msg type ${type} (${at})`);
+  }
+  throw new StateBinError('STATE_BIN_UNSUPPORTED_TYPE', record, offset, undefined,
+    `${at} has type ${type} (${known}), which this Conclave version cannot restore yet (only KVS, Tombstone and Index records)`);
+}
+
+/** Reads exactly one msgpack value from the queue and decodes it. */
+async function readValue(queue: ByteQueue, offset: number, record: number, name: string, maxBytes: number): Promise<unknown> {
+  for (;;) {
+    const view = queue.view();
+    const frame = measureMsgpack(view, 0, view.length, maxBytes);
+    switch (frame.kind) {
+      case 'complete': {
+        const bytes = queue.take(frame.end);
+        try {
+          return decode(bytes, { rawStrings: true, useBigInt64: true });
+        } catch (cause) {
+          throw new StateBinError('STATE_BIN_BAD_MSGPACK', record, offset, undefined,
+            `${where(record, offset, name)} is not valid msgpack: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+        }
+      }
+      case 'incomplete':
+        if (!(await queue.more())) {
+          throw new StateBinError('STATE_BIN_TRUNCATED', record, offset, undefined,
+            `${where(record, offset, name)} is cut short: the stream ends ${view.length} bytes into it (the stream is truncated)`);
+        }
+        break;
+      case 'too-large':
+        throw new StateBinError('STATE_BIN_RECORD_TOO_LARGE', record, offset, undefined,
+          `${where(record, offset, name)} is at least ${frame.atLeastBytes} bytes, above the limit of ${maxBytes}`);
+      case 'invalid':
+        throw new StateBinError('STATE_BIN_BAD_MSGPACK', record, offset, undefined,
+          `${where(record, offset, name)} is not valid msgpack: ${frame.reason}`);
+    }
+  }
+}
+
+function parseHeader(body: unknown): number {
+  if (!isPlainMap(body)) {
+    throw new StateBinError('STATE_BIN_BAD_FIELD', 0, 0, undefined,
+      `state.bin header must be a msgpack map {LastIndex}, got ${describeValue(body)}`);
+  }
+  if (!Object.prototype.hasOwnProperty.call(body, 'LastIndex')) {
+    throw new StateBinError('STATE_BIN_MISSING_FIELD', 0, 0, 'LastIndex', 'state.bin header: field "LastIndex" is missing');
+  }
+  const lastIndex = toUint(body['LastIndex']);
+  if (lastIndex === undefined) {
+    throw new StateBinError('STATE_BIN_BAD_FIELD', 0, 0, 'LastIndex',
+      `state.bin header: field "LastIndex" must be an integer in 0..2^53-1, got ${describeValue(body['LastIndex'])}`);
+  }
+  return lastIndex;
+}
+
+function parseRecord(type: number, name: string, body: unknown, record: number, offset: number): StateBinItem {
+  switch (type) {
+    case RecordType.KVS:
+      return { kind: 'kvs', record, offset, entry: accept(parseKvsRecord(body), record, offset, name) };
+    case RecordType.Tombstone:
+      return { kind: 'tombstone', record, offset, stone: accept(parseTombstoneRecord(body), record, offset, name) };
+    default:
+      return { kind: 'index', record, offset, index: accept(parseIndexRecord(body), record, offset, name) };
+  }
+}
+
+function accept<T>(parsed: Parsed<T>, record: number, offset: number, name: string): T {
+  if (parsed.ok) return parsed.value;
+  const code: StateBinErrorCode = parsed.missing ? 'STATE_BIN_MISSING_FIELD' : 'STATE_BIN_BAD_FIELD';
+  throw new StateBinError(code, record, offset, parsed.field, `${where(record, offset, name)}: ${parsed.message}`);
+}
+
+/**
+ * The unread bytes of the stream. Invariant: `buf[start..end)` are the bytes from stream position
+ * `base + start` on. The buffer grows by doubling, so a record arriving in many chunks costs linear
+ * copying; at most one partial record plus one chunk is held. Bytes handed out by `take` are never
+ * overwritten: compaction always moves the unread bytes into a new buffer.
+ */
+class ByteQueue {
+  private buf = new Uint8Array(0);
+  private start = 0;
+  private end = 0;
+  private base = 0;
+  private ended = false;
+
+  constructor(
+    private readonly source: AsyncIterator<Uint8Array>,
+    private readonly expectedBytes: number | undefined,
+  ) {}
+
+  position(): number {
+    return this.base + this.start;
+  }
+
+  view(): Uint8Array {
+    return this.buf.subarray(this.start, this.end);
+  }
+
+  take(n: number): Uint8Array {
+    const out = this.buf.subarray(this.start, this.start + n);
+    this.start += n;
+    return out;
+  }
+
+  /** Pulls chunks until `n` bytes are buffered; false if the stream ends first. */
+  async ensure(n: number): Promise<boolean> {
+    while (this.end - this.start < n) if (!(await this.more())) return false;
+    return true;
+  }
+
+  /** Pulls one more non-empty chunk; false at the end of the stream. */
+  async more(): Promise<boolean> {
+    while (!this.ended) {
+      const next = await this.source.next();
+      if (next.done === true) {
+        this.ended = true;
+        break;
+      }
+      const chunk = next.value;
+      if (!(chunk instanceof Uint8Array)) {
+        throw new TypeError(`state.bin source yielded ${describeValue(chunk)} instead of bytes`);
+      }
+      if (chunk.length === 0) continue;
+      this.append(chunk);
+      if (this.expectedBytes !== undefined && this.base + this.end > this.expectedBytes) {
+        throw new StateBinError('STATE_BIN_SIZE_MISMATCH', -1, this.expectedBytes, undefined,
+          `state.bin is longer than the ${this.expectedBytes} bytes its snapshot metadata announces`);
+      }
+      return true;
+    }
+    return false;
+  }
+
+  private append(chunk: Uint8Array): void {
+    if (this.end + chunk.length > this.buf.length) {
+      const unread = this.end - this.start;
+      const capacity = Math.max(2 * (unread + chunk.length), 64 * 1024);
+      const grown = new Uint8Array(capacity);
+      grown.set(this.buf.subarray(this.start, this.end), 0);
+      this.base += this.start;
+      this.start = 0;
+      this.end = unread;
+      this.buf = grown;
+    }
+    this.buf.set(chunk, this.end);
+    this.end += chunk.length;
+  }
+
+  checkExpectedEnd(): void {
+    const total = this.base + this.end;
+    if (this.expectedBytes !== undefined && total !== this.expectedBytes) {
+      throw new StateBinError('STATE_BIN_SIZE_MISMATCH', -1, total, undefined,
+        `state.bin ends after ${total} bytes but its snapshot metadata announces ${this.expectedBytes} (the stream is truncated)`);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (!this.ended && this.source.return !== undefined) await this.source.return();
+  }
+}
