@@ -414,6 +414,20 @@ export class RaftCore {
   // The batch of work
   // ------------------------------------------------------------------------------------------
 
+  /**
+   * Heartbeats and heartbeat answers claim nothing durable, so while no term or vote change waits
+   * to be persisted they may leave at once, ahead of the Ready round (which may be waiting on a
+   * slow disk or a snapshot install). Returns them, removed from the next Ready.
+   */
+  takeUrgentMessages(): Message[] {
+    if (this.hardStateChanged() || this.msgs.length === 0) return [];
+    const urgent: Message[] = [];
+    const rest: Message[] = [];
+    for (const m of this.msgs) (m.type === 'heartbeat' || m.type === 'heartbeatResponse' ? urgent : rest).push(m);
+    this.msgs = rest;
+    return urgent;
+  }
+
   hasReady(): boolean {
     if (this.pendingBroadcast && this.role === 'leader') return true;
     if (this.msgs.length > 0 || this.readStates.length > 0) return true;
@@ -1127,17 +1141,19 @@ export function applyMembershipChange(c: Configuration, change: MembershipChange
   const existing = c.servers.find((s) => s.id === change.id);
   const others = c.servers.filter((s) => s.id !== change.id);
   const withServer = (s: Server): Configuration => ({ servers: [...others, s] });
+  const address = (change.kind === 'addNonvoter' || change.kind === 'addVoter' ? change.address : undefined) ?? existing?.address;
+  const at = address === undefined ? {} : { address };
   switch (change.kind) {
     case 'addNonvoter':
       if (existing !== undefined) return `${change.id} is already a ${existing.suffrage}`;
-      return withServer({ id: change.id, suffrage: 'nonvoter' });
+      return withServer({ id: change.id, suffrage: 'nonvoter', ...at });
     case 'addVoter':
       if (existing?.suffrage === 'voter') return `${change.id} is already a voter`;
-      return withServer({ id: change.id, suffrage: 'voter' });
+      return withServer({ id: change.id, suffrage: 'voter', ...at });
     case 'demoteVoter':
       if (existing?.suffrage !== 'voter') return `${change.id} is not a voter`;
       if (voters(c).length === 1) return `${change.id} is the only voter`;
-      return withServer({ id: change.id, suffrage: 'nonvoter' });
+      return withServer({ id: change.id, suffrage: 'nonvoter', ...at });
     case 'removeServer':
       if (existing === undefined) return `${change.id} is not in the configuration`;
       if (existing.suffrage === 'voter' && voters(c).length === 1) return `${change.id} is the only voter`;

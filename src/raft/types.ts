@@ -14,6 +14,8 @@ export interface Server {
   readonly id: NodeId;
   /** Voters elect and count toward commit; non-voters (learners) only receive the log. */
   readonly suffrage: Suffrage;
+  /** Where the server's RPC endpoint is ("127.0.0.1:8300"). Opaque to the core, which only carries it. */
+  readonly address?: string;
 }
 
 /** The set of servers in the cluster. Order is not significant; ids are unique. */
@@ -304,7 +306,7 @@ export type Accepted<T> = { readonly ok: true } & T;
 export type Result<T> = Accepted<T> | Refusal;
 
 export type MembershipChange =
-  | { readonly kind: 'addNonvoter'; readonly id: NodeId }
-  | { readonly kind: 'addVoter'; readonly id: NodeId }
+  | { readonly kind: 'addNonvoter'; readonly id: NodeId; readonly address?: string }
+  | { readonly kind: 'addVoter'; readonly id: NodeId; readonly address?: string }
   | { readonly kind: 'demoteVoter'; readonly id: NodeId }
   | { readonly kind: 'removeServer'; readonly id: NodeId };

@@ -163,21 +163,22 @@ export function hardStateProblem(h: HardState): string | undefined {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Configurations: msgpack [[id, suffrageCode], ...]; JSON {servers: [{id, suffrage}]}.
+// Configurations: msgpack [[id, suffrageCode, address?], ...]; JSON {servers: [{id, suffrage, address?}]}.
 // ---------------------------------------------------------------------------------------------
 
 const encodeConfiguration = (c: Configuration): unknown[] =>
-  c.servers.map((s) => [s.id, suffrageCodes.indexOf(s.suffrage)]);
+  c.servers.map((s) => (s.address === undefined ? [s.id, suffrageCodes.indexOf(s.suffrage)] : [s.id, suffrageCodes.indexOf(s.suffrage), s.address]));
 
 function decodePackedConfiguration(v: unknown): Decoded<Configuration> {
   if (!Array.isArray(v)) return invalid('configuration is not an array');
   const servers: Server[] = [];
   for (const item of v) {
-    if (!Array.isArray(item) || item.length !== 2) return invalid('a server is not an [id, suffrage] pair');
-    const [id, code] = item as [unknown, unknown];
+    if (!Array.isArray(item) || (item.length !== 2 && item.length !== 3)) return invalid('a server is not an [id, suffrage, address?] tuple');
+    const [id, code, address] = item as [unknown, unknown, unknown];
     const suffrage = typeof code === 'number' ? suffrageCodes[code] : undefined;
     if (typeof id !== 'string' || suffrage === undefined) return invalid(`server ${JSON.stringify(item)} is malformed`);
-    servers.push({ id, suffrage });
+    if (address !== undefined && typeof address !== 'string') return invalid(`server ${JSON.stringify(id)} has a non-string address`);
+    servers.push(address === undefined ? { id, suffrage } : { id, suffrage, address });
   }
   const problem = checkServers(servers);
   return problem === undefined ? valid({ servers }) : invalid(problem);
@@ -188,10 +189,11 @@ function decodeJsonConfiguration(v: unknown): Decoded<Configuration> {
   if (!Array.isArray(servers)) return invalid('configuration.servers is not an array');
   const out: Server[] = [];
   for (const s of servers as unknown[]) {
-    const { id, suffrage } = (s ?? {}) as { id?: unknown; suffrage?: unknown };
+    const { id, suffrage, address } = (s ?? {}) as { id?: unknown; suffrage?: unknown; address?: unknown };
     if (typeof id !== 'string') return invalid(`server ${JSON.stringify(s)} has no string id`);
     if (!suffrageCodes.includes(suffrage as Suffrage)) return invalid(`server ${JSON.stringify(id)} has suffrage ${JSON.stringify(suffrage)}`);
-    out.push({ id, suffrage: suffrage as Suffrage });
+    if (address !== undefined && typeof address !== 'string') return invalid(`server ${JSON.stringify(id)} has a non-string address`);
+    out.push(address === undefined ? { id, suffrage: suffrage as Suffrage } : { id, suffrage: suffrage as Suffrage, address });
   }
   const problem = checkServers(out);
   return problem === undefined ? valid({ servers: out }) : invalid(problem);
@@ -295,7 +297,9 @@ export function encodeSnapshotMetaFile(f: SnapshotMetaFile): string {
     id: f.id,
     index: meta.index,
     term: meta.term,
-    configuration: { servers: meta.configuration.servers.map((s) => ({ id: s.id, suffrage: s.suffrage })) },
+    configuration: {
+      servers: meta.configuration.servers.map((s) => (s.address === undefined ? { id: s.id, suffrage: s.suffrage } : { id: s.id, suffrage: s.suffrage, address: s.address })),
+    },
     configurationIndex: meta.configurationIndex,
     size: f.size,
     sha256: f.sha256,

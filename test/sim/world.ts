@@ -288,6 +288,8 @@ export class World {
     for (let rounds = 0; node.core !== undefined && node.core.hasReady(); rounds++) {
       if (rounds > 1000) throw new Error(`${node.id} produced Ready rounds without end`);
       const core = node.core;
+      // Like the real runtime, sometimes let heartbeat traffic go ahead of the round.
+      if (this.random.chance(0.5)) for (const m of core.takeUrgentMessages()) this.send(node, m);
       const rd = core.ready();
       this.persist(node, rd);
       for (const m of rd.messages) this.send(node, m);

@@ -281,3 +281,23 @@ test('a closed store refuses further calls', async (t) => {
   await t.throwsAsync(store.entries(1, 1), { code: 'LOG_UNUSABLE' } as never);
   await t.notThrowsAsync(store.close());
 });
+
+test('server addresses in configurations survive entries and the base, and stay optional', async (t) => {
+  const dir = await tempDir(t);
+  const withAddresses: Configuration = {
+    servers: [
+      { id: 'a', suffrage: 'voter', address: '127.0.0.1:8300' },
+      { id: 'b', suffrage: 'nonvoter', address: '127.0.0.1:8301' },
+      { id: 'c', suffrage: 'voter' },
+    ],
+  };
+  let store = await LogStore.open(dir);
+  await store.persist({ entries: [configEntry(1, 1, withAddresses)], hardState: { term: 1, vote: '' }, sync: true });
+  await store.compact({ index: 1, term: 1, configuration: withAddresses, configurationIndex: 1 });
+  await store.persist({ entries: [configEntry(2, 1, withAddresses)], sync: true });
+  await store.close();
+  store = await openStore(t, dir);
+  const loaded = await store.load();
+  t.deepEqual(loaded.snapshot?.configuration, withAddresses);
+  t.deepEqual(loaded.entries[0]?.config, withAddresses);
+});
