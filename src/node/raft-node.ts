@@ -1,0 +1,657 @@
+// The runtime that drives one RaftCore: a timer for ticks, the peer transport for messages, the
+// LevelDB log store and the snapshot store for durability, the FSM for application. Each Ready round
+// is handled in the order its contract gives: persist (one batch, fsynced when the round says so),
+// then send, then apply, then advance. Heartbeat traffic that claims nothing durable leaves at once,
+// so it never waits behind a slow disk round or a snapshot install.
+//
+// Disk layout under dataDir:
+//   raft/log       LevelDB: term and vote, the log's committed base and the entries after it
+//   raft/pending   LevelDB, only while a user restore is pending: its base and the entries after it
+//   snapshots/     snapshot store (state.bin + meta.json per snapshot, last N kept)
+//   fsm/           the state machine's LevelDB
+//
+// A pending restore sits above a hole in the log, which LogStore (gapless by design) cannot hold, so
+// it lives in its own store whose base is the restore. Crash safety of the two-store steps:
+//   set:     main batch first (truncating at the restore), then the pending store: a crash between
+//            leaves no pending restore and an intact prefix.
+//   drop:    pending store deleted (and the directory fsynced) before the main batch.
+//   promote: one main batch makes the restore the base and moves the entries after it in; the
+//            pending store is deleted after. A pending store whose base is not above the main base is
+//            a leftover of that last step and is deleted at startup.
+
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import {
+  ApplyResult,
+  Fsm,
+  newDirFor,
+  restoreInto,
+} from '../fsm/index.js';
+import {
+  RaftCore,
+  SeededRandom,
+  bootstrapState,
+  type Configuration,
+  type CoreEvent,
+  type Entry,
+  type Index,
+  type InitialState,
+  type MembershipChange,
+  type Message,
+  type NodeId,
+  type RandomSource,
+  type Ready,
+  type Refusal,
+  type SnapshotMessage,
+  type SnapshotMeta,
+  type SoftState,
+  type Term,
+} from '../raft/index.js';
+import { LogStore, SnapshotStore, fsyncDir, type PersistRound, type SnapshotInfo } from '../storage/index.js';
+import type { PeerTransport } from '../transport/index.js';
+import { NodeError } from './errors.js';
+
+export interface RaftNodeOptions {
+  readonly id: NodeId;
+  /** This server's RPC address, as other servers reach it (carried in configurations). */
+  readonly address: string;
+  readonly dataDir: string;
+  readonly logger: Logger;
+  /** Listening already; the node installs its handlers. */
+  readonly transport: PeerTransport;
+  readonly tickMs: number;
+  readonly electionTimeoutTicks: number;
+  readonly heartbeatIntervalTicks: number;
+  /** Entry bytes per append message; far below gRPC's 4 MiB message limit. */
+  readonly maxMessageBytes: number;
+  readonly maxInflightMessages: number;
+  /** Take a snapshot once this many entries were applied since the last one (raft_snapshot_threshold). */
+  readonly snapshotThresholdEntries: number;
+  /** Entries kept in memory below a snapshot for followers a little behind (raft_trailing_logs). */
+  readonly trailingEntries: number;
+  readonly snapshotsRetained: number;
+  readonly random?: RandomSource;
+}
+
+export interface NodeStatus {
+  readonly id: NodeId;
+  readonly role: SoftState['role'];
+  readonly term: Term;
+  readonly leader: NodeId;
+  readonly leaderAddress: string;
+  readonly commitIndex: Index;
+  readonly appliedIndex: Index;
+  readonly lastIndex: Index;
+  /** Milliseconds since the leader was last heard (0 on the leader; -1 when never). */
+  readonly lastContactMs: number;
+  readonly configuration: Configuration;
+  readonly configurationIndex: Index;
+}
+
+interface Waiter<T> {
+  readonly term: Term;
+  readonly resolve: (v: T) => void;
+  readonly reject: (e: Error) => void;
+}
+
+interface ReadWaiter {
+  index: Index | undefined;
+  readonly resolve: (index: Index) => void;
+  readonly reject: (e: Error) => void;
+}
+
+const leadershipLost = (): NodeError =>
+  new NodeError('unknown-outcome', 'leadership lost while committing log; the write may or may not have been applied');
+
+export class RaftNode {
+  readonly id: NodeId;
+  readonly fsm: Fsm;
+  private readonly o: RaftNodeOptions;
+  private readonly log: Logger;
+  private readonly main: LogStore;
+  private readonly snapshots: SnapshotStore;
+  private pending: LogStore | undefined;
+  private core: RaftCore;
+  private readonly ticker: NodeJS.Timeout;
+  private looping = false;
+  private closed = false;
+  private fatalError: Error | undefined;
+  private readonly proposals = new Map<Index, Waiter<ApplyResult>>();
+  private readonly reads = new Map<number, ReadWaiter>();
+  private nextReadContext = 1;
+  private lastLeaderContact = -1;
+  private soft: SoftState;
+  private snapshotting = false;
+  private configurationIndexSeen = -1;
+  private readonly listeners = new Set<(s: NodeStatus) => void>();
+  private readonly closedPromise: Promise<void>;
+  private resolveClosed!: () => void;
+
+  private constructor(o: RaftNodeOptions, main: LogStore, pending: LogStore | undefined, snapshots: SnapshotStore, fsm: Fsm, init: InitialState) {
+    this.o = o;
+    this.id = o.id;
+    this.log = o.logger;
+    this.main = main;
+    this.pending = pending;
+    this.snapshots = snapshots;
+    this.fsm = fsm;
+    this.core = this.newCore(init);
+    this.soft = this.core.softState();
+    this.closedPromise = new Promise((r) => (this.resolveClosed = r));
+    o.transport.onMessage((m) => this.step(m));
+    o.transport.onSnapshot((header, data) => this.receiveSnapshot(header.message, data));
+    this.updatePeers();
+    this.ticker = setInterval(() => this.tick(), o.tickMs);
+    this.ticker.unref?.();
+    this.kick();
+  }
+
+  /** Opens (or creates) the server's state under dataDir and starts the Raft loop. */
+  static async open(o: RaftNodeOptions): Promise<RaftNode> {
+    const raftDir = join(o.dataDir, 'raft');
+    await mkdir(raftDir, { recursive: true });
+    const main = await LogStore.open(join(raftDir, 'log'));
+    const snapshots = await SnapshotStore.open(join(o.dataDir, 'snapshots'), { retain: o.snapshotsRetained });
+    const fsm = await Fsm.open(join(o.dataDir, 'fsm'));
+    const state = await main.load();
+    let pending: LogStore | undefined;
+    let pendingMeta: SnapshotMeta | undefined;
+    let pendingEntries: readonly Entry[] = [];
+    const pendingDir = join(raftDir, 'pending');
+    if (await exists(pendingDir)) {
+      const p = await LogStore.open(pendingDir);
+      const ps = await p.load();
+      if (ps.snapshot !== undefined && ps.snapshot.index > (state.snapshot?.index ?? 0)) {
+        pending = p;
+        pendingMeta = ps.snapshot;
+        pendingEntries = ps.entries;
+      } else {
+        await p.close();
+        await removeDir(pendingDir);
+        o.logger.info({ event: 'pending-restore-cleared' }, 'a leftover pending-restore store was removed');
+      }
+    }
+    const mainEntries = pendingMeta === undefined ? state.entries : state.entries.filter((e) => e.index < pendingMeta!.index);
+    const init: InitialState = {
+      hardState: state.hardState,
+      ...(state.snapshot !== undefined ? { snapshot: state.snapshot } : {}),
+      ...(pendingMeta !== undefined ? { pendingRestore: pendingMeta } : {}),
+      entries: [...mainEntries, ...pendingEntries],
+      applied: Math.min(fsm.appliedIndex(), lastOf(mainEntries) ?? state.snapshot?.index ?? 0),
+    };
+    o.logger.info(
+      { event: 'raft-open', term: init.hardState.term, applied: init.applied, lastIndex: lastOf(init.entries) ?? init.snapshot?.index ?? 0 },
+      'raft state loaded',
+    );
+    return new RaftNode(o, main, pending, snapshots, fsm, init);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Public operations
+  // ------------------------------------------------------------------------------------------
+
+  /** True for a server that has never been part of a cluster (no term, no log). */
+  isFresh(): boolean {
+    return this.core.currentTerm() === 0 && this.core.lastIndex() === 0;
+  }
+
+  /** Makes a fresh server the founding member of a cluster with `configuration` (all founders must agree). */
+  async bootstrap(configuration: Configuration): Promise<void> {
+    if (!this.isFresh()) throw new NodeError('bad-request', `${this.id} already has Raft state; it cannot bootstrap`);
+    const init = bootstrapState(configuration);
+    await this.main.persist({ entries: init.entries, hardState: init.hardState, sync: true });
+    this.core = this.newCore(init);
+    this.soft = this.core.softState();
+    this.updatePeers();
+    this.log.info({ event: 'bootstrap', servers: configuration.servers.map((s) => s.id) }, 'bootstrapped a new cluster');
+    this.kick();
+  }
+
+  /** Proposes a write and resolves with what applying it produced (on this server, the leader). */
+  propose(data: Uint8Array): Promise<ApplyResult> {
+    this.checkOpen();
+    const r = this.core.propose(data);
+    if (!r.ok) return Promise.reject(refusalError(r));
+    this.kick();
+    return this.waitApplied(r.index, r.term);
+  }
+
+  /** Resolves once this server may serve a linearizable read from its state machine (ReadIndex). */
+  readBarrier(): Promise<Index> {
+    this.checkOpen();
+    const context = this.nextReadContext++;
+    const r = this.core.readIndex(context);
+    if (!r.ok) return Promise.reject(refusalError(r));
+    this.kick();
+    return new Promise((resolve, reject) => this.reads.set(context, { index: undefined, resolve, reject }));
+  }
+
+  /** Proposes a membership change and resolves once it is applied here. */
+  async changeMembership(change: MembershipChange): Promise<Index> {
+    this.checkOpen();
+    const r = this.core.proposeMembership(change);
+    if (!r.ok) throw refusalError(r);
+    this.kick();
+    await this.waitApplied(r.index, this.core.currentTerm());
+    return r.index;
+  }
+
+  transferLeadership(to: NodeId): void {
+    this.checkOpen();
+    const r = this.core.transferLeadership(to);
+    if (!r.ok) throw refusalError(r);
+    this.kick();
+  }
+
+  status(): NodeStatus {
+    const c = this.core;
+    const leader = c.currentLeader();
+    const configuration = c.configuration();
+    return {
+      id: this.id,
+      role: c.currentRole(),
+      term: c.currentTerm(),
+      leader,
+      leaderAddress: leader === this.id ? this.o.address : configuration.servers.find((s) => s.id === leader)?.address ?? '',
+      commitIndex: c.commitIndex(),
+      appliedIndex: c.appliedIndex(),
+      lastIndex: c.lastIndex(),
+      lastContactMs: c.currentRole() === 'leader' ? 0 : this.lastLeaderContact < 0 ? -1 : Date.now() - this.lastLeaderContact,
+      configuration,
+      configurationIndex: c.configurationIndex(),
+    };
+  }
+
+  /** Called after every change of role, leader or configuration. */
+  onChange(listener: (s: NodeStatus) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Resolves when the node has stopped (closed, or stopped by a fatal error; see fatal()). */
+  get closedSignal(): Promise<void> {
+    return this.closedPromise;
+  }
+
+  /** The error that stopped the node, if one did. */
+  fatal(): Error | undefined {
+    return this.fatalError;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return this.closedPromise;
+    this.closed = true;
+    clearInterval(this.ticker);
+    this.failAll(new NodeError('unavailable', 'the server is shutting down'));
+    // Let a round in progress finish its writes before the stores close.
+    for (let i = 0; i < 200 && this.looping; i++) await sleep(10);
+    await this.main.close().catch(() => undefined);
+    await this.pending?.close().catch(() => undefined);
+    await this.fsm.close().catch(() => undefined);
+    this.resolveClosed();
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Inputs
+  // ------------------------------------------------------------------------------------------
+
+  private tick(): void {
+    if (this.closed) return;
+    this.core.tick();
+    this.sendUrgent();
+    this.kick();
+  }
+
+  private step(m: Message): void {
+    if (this.closed) return;
+    if ((m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot') && m.term >= this.core.currentTerm()) {
+      this.lastLeaderContact = Date.now();
+    }
+    this.core.step(m);
+    this.sendUrgent();
+    this.kick();
+  }
+
+  private sendUrgent(): void {
+    for (const m of this.core.takeUrgentMessages()) this.o.transport.send(m);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // The Ready loop
+  // ------------------------------------------------------------------------------------------
+
+  private kick(): void {
+    if (this.looping || this.closed) return;
+    this.looping = true;
+    setImmediate(() => {
+      this.loop().catch((e: unknown) => this.stopOnFatal(e as Error));
+    });
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      while (!this.closed && this.core.hasReady()) {
+        this.sendUrgent();
+        const rd = this.core.ready();
+        await this.persist(rd);
+        for (const m of rd.messages) this.send(m);
+        await this.apply(rd);
+        this.core.advance(rd);
+        this.afterRound(rd);
+      }
+    } finally {
+      this.looping = false;
+    }
+    if (!this.closed && this.core.hasReady()) this.kick();
+  }
+
+  private async persist(rd: Ready): Promise<void> {
+    const main: { -readonly [K in keyof PersistRound]: PersistRound[K] } = { entries: [], sync: rd.mustSync };
+    let pendingEntries: Entry[] = [];
+    let pendingTruncate: Index | undefined;
+    const pendingBase = this.pendingBaseIndex();
+    let promoted = false;
+    if (rd.snapshot !== undefined) {
+      main.snapshotBase = rd.snapshot;
+      if (this.pending !== undefined && pendingBase === rd.snapshot.index) {
+        // The pending restore committed: its entries move into the main log in the same batch.
+        const p = this.pending;
+        const moved = p.lastIndex() > rd.snapshot.index ? await p.entries(rd.snapshot.index + 1, p.lastIndex() + 1) : [];
+        main.entries = moved;
+        promoted = true;
+      } else if (this.pending !== undefined) {
+        await this.dropPendingStore();
+      }
+    }
+    if (rd.pendingRestore === null) await this.dropPendingStore();
+    const newPending = rd.pendingRestore ?? undefined;
+    const split = newPending?.index ?? (promoted ? undefined : this.pendingBaseIndex());
+    if (rd.truncateFrom !== undefined) {
+      if (split !== undefined && rd.truncateFrom > split) pendingTruncate = rd.truncateFrom;
+      else main.truncateFrom = rd.truncateFrom;
+    }
+    for (const e of rd.entries) {
+      if (split !== undefined && e.index > split) pendingEntries.push(e);
+      else main.entries = [...main.entries, e];
+    }
+    if (rd.hardState !== undefined) main.hardState = rd.hardState;
+    if (main.snapshotBase !== undefined || main.truncateFrom !== undefined || main.entries.length > 0 || main.hardState !== undefined || rd.mustSync) {
+      await this.main.persist(main);
+    }
+    if (promoted) await this.dropPendingStore();
+    if (newPending !== undefined) {
+      await this.dropPendingStore();
+      const dir = join(this.o.dataDir, 'raft', 'pending');
+      this.pending = await LogStore.open(dir);
+      await this.pending.persist({ snapshotBase: newPending, entries: [], sync: true });
+    }
+    if (this.pending !== undefined && (pendingTruncate !== undefined || pendingEntries.length > 0)) {
+      await this.pending.persist({
+        ...(pendingTruncate !== undefined ? { truncateFrom: pendingTruncate } : {}),
+        entries: pendingEntries,
+        sync: rd.mustSync,
+      });
+      pendingEntries = [];
+    }
+  }
+
+  private pendingBaseIndex(): Index | undefined {
+    return this.pending?.base()?.index;
+  }
+
+  private async dropPendingStore(): Promise<void> {
+    if (this.pending === undefined) return;
+    const dir = this.pending.dir;
+    await this.pending.close();
+    this.pending = undefined;
+    await removeDir(dir);
+  }
+
+  private send(m: Message): void {
+    if (m.type === 'snapshot') {
+      void this.sendSnapshot(m);
+      return;
+    }
+    this.o.transport.send(m);
+  }
+
+  private async sendSnapshot(m: SnapshotMessage): Promise<void> {
+    let ok = false;
+    try {
+      const info = await this.findSnapshot(m.snapshot);
+      const opened = await this.snapshots.open(info.id);
+      await this.o.transport.sendSnapshot({ message: m, sizeBytes: info.size, sha256: info.sha256 }, opened.stream);
+      ok = true;
+      this.log.info({ event: 'snapshot-sent', to: m.to, index: m.snapshot.index, bytes: info.size }, 'snapshot sent');
+    } catch (e) {
+      this.log.warn({ event: 'snapshot-send-failed', to: m.to, index: m.snapshot.index, err: (e as Error).message }, 'snapshot send failed');
+    }
+    if (!this.closed) {
+      this.core.reportSnapshot(m.to, ok);
+      this.kick();
+    }
+  }
+
+  /** Stores an incoming snapshot's bytes durably; the core gets the message once this resolves. */
+  private async receiveSnapshot(m: SnapshotMessage, data: AsyncIterable<Uint8Array>): Promise<void> {
+    if (this.closed) throw new NodeError('unavailable', 'shutting down');
+    const sink = await this.snapshots.create(m.snapshot);
+    try {
+      for await (const chunk of data) await sink.write(chunk);
+      await sink.close();
+    } catch (e) {
+      await sink.cancel().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  private async findSnapshot(meta: SnapshotMeta): Promise<SnapshotInfo> {
+    const found = (await this.snapshots.list()).find((s) => s.meta.index === meta.index && s.meta.term === meta.term);
+    if (found === undefined) throw new NodeError('internal', `snapshot ${meta.term}/${meta.index} is not in the snapshot store`);
+    return found;
+  }
+
+  private async apply(rd: Ready): Promise<void> {
+    if (rd.applySnapshot !== undefined) {
+      const meta = rd.applySnapshot;
+      const info = await this.findSnapshot(meta);
+      const opened = await this.snapshots.open(info.id);
+      const target = newDirFor(join(this.o.dataDir, 'fsm'));
+      await removeDir(target);
+      await restoreInto(target, opened.stream, { appliedIndex: meta.index, appliedTerm: meta.term, expectedBytes: info.size });
+      await this.fsm.swapIn(target);
+      this.log.info({ event: 'snapshot-installed', index: meta.index, term: meta.term, bytes: info.size }, 'state machine restored from snapshot');
+      for (const [index, w] of this.proposals) {
+        if (index <= meta.index) {
+          this.proposals.delete(index);
+          w.reject(new NodeError('aborted-by-restore', `overtaken by a snapshot at index ${meta.index}; the write was not applied`));
+        }
+      }
+    }
+    for (const e of rd.committedEntries) {
+      if (e.index <= this.fsm.appliedIndex()) continue; // applied before a crash; the FSM kept it
+      let result: ApplyResult = { kind: 'noop' };
+      if (e.kind === 'normal') result = await this.fsm.apply(e.index, e.term, e.data);
+      else await this.fsm.applyNoop(e.index, e.term);
+      const w = this.proposals.get(e.index);
+      if (w !== undefined) {
+        this.proposals.delete(e.index);
+        if (w.term === e.term) w.resolve(result);
+        else w.reject(new NodeError('unknown-outcome', 'leadership lost while committing log; the write was not applied'));
+      }
+    }
+  }
+
+  private afterRound(rd: Ready): void {
+    for (const rs of rd.readStates) {
+      const w = this.reads.get(rs.context);
+      if (w !== undefined) w.index = rs.index;
+    }
+    this.releaseReads();
+    const s = rd.softState;
+    const changed = s.role !== this.soft.role || s.leader !== this.soft.leader || s.term !== this.soft.term;
+    if (changed) {
+      if (this.soft.role === 'leader' && s.role !== 'leader') {
+        // Uncommitted proposals may still commit under the next leader, or not: the outcome is unknown.
+        for (const [index, w] of this.proposals) {
+          if (index > this.core.commitIndex()) {
+            this.proposals.delete(index);
+            w.reject(leadershipLost());
+          }
+        }
+        for (const [ctx, w] of this.reads) {
+          this.reads.delete(ctx);
+          w.reject(new NodeError('no-leader', 'leadership lost before the read was confirmed'));
+        }
+      }
+      this.log.info({ event: 'raft-state', role: s.role, leader: s.leader, term: s.term, commit: this.core.commitIndex() }, `${s.role} in term ${s.term}`);
+      this.soft = s;
+    }
+    if (this.core.configurationIndex() !== this.configurationIndexSeen) {
+      this.configurationIndexSeen = this.core.configurationIndex();
+      this.updatePeers();
+      this.log.info(
+        { event: 'configuration', index: this.configurationIndexSeen, term: s.term, servers: this.core.configuration().servers },
+        'cluster configuration changed',
+      );
+    }
+    if (changed || this.configurationIndexSeen !== -1) for (const l of this.listeners) l(this.status());
+    this.maybeSnapshot();
+  }
+
+  private releaseReads(): void {
+    const applied = this.fsm.appliedIndex();
+    for (const [ctx, w] of this.reads) {
+      if (w.index !== undefined && w.index <= applied) {
+        this.reads.delete(ctx);
+        w.resolve(w.index);
+      }
+    }
+  }
+
+  private maybeSnapshot(): void {
+    if (this.snapshotting || this.closed) return;
+    const applied = this.core.appliedIndex();
+    if (applied - this.core.snapshotMeta().index < this.o.snapshotThresholdEntries) return;
+    this.snapshotting = true;
+    this.takeSnapshot()
+      .catch((e: unknown) => this.log.error({ event: 'snapshot-failed', err: (e as Error).message }, 'snapshot failed'))
+      .finally(() => (this.snapshotting = false));
+  }
+
+  /** Streams a point-in-time FSM snapshot into the store, then compacts the log behind it. */
+  private async takeSnapshot(): Promise<void> {
+    const started = Date.now();
+    const stateBin = await this.fsm.snapshot();
+    try {
+      if (this.closed || this.core.termAt(stateBin.index) === undefined || stateBin.index <= this.core.snapshotMeta().index) return;
+      const meta = this.core.snapshotMetaAt(stateBin.index);
+      const sink = await this.snapshots.create(meta);
+      try {
+        for await (const chunk of stateBin) await sink.write(chunk);
+      } catch (e) {
+        await sink.cancel().catch(() => undefined);
+        throw e;
+      }
+      const info = await sink.close();
+      if (this.closed) return;
+      const first = this.core.compact(meta.index, this.o.trailingEntries);
+      await this.main.compact(meta);
+      this.log.info(
+        { event: 'snapshot', index: meta.index, term: meta.term, bytes: info.size, logFrom: first, ms: Date.now() - started },
+        'snapshot taken and log compacted',
+      );
+    } finally {
+      stateBin.close?.();
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Helpers
+  // ------------------------------------------------------------------------------------------
+
+  private newCore(init: InitialState): RaftCore {
+    const o = this.o;
+    return new RaftCore({
+      id: o.id,
+      electionTimeoutTicks: o.electionTimeoutTicks,
+      heartbeatIntervalTicks: o.heartbeatIntervalTicks,
+      random: o.random ?? new SeededRandom(BigInt(Date.now()) ^ BigInt(process.pid)),
+      maxMessageBytes: o.maxMessageBytes,
+      maxInflightMessages: o.maxInflightMessages,
+      initial: init,
+      logger: (e: CoreEvent) => this.log.info({ ...e }, e.event),
+    });
+  }
+
+  private updatePeers(): void {
+    for (const s of this.core.configuration().servers) {
+      if (s.id !== this.id && s.address !== undefined) this.o.transport.setPeer(s.id, s.address);
+    }
+  }
+
+  /** Lets the transport reach a server not (yet) in the configuration, e.g. one asking to join. */
+  addPeerAddress(id: NodeId, address: string): void {
+    if (id !== this.id) this.o.transport.setPeer(id, address);
+  }
+
+  private waitApplied(index: Index, term: Term): Promise<ApplyResult> {
+    return new Promise((resolve, reject) => this.proposals.set(index, { term, resolve, reject }));
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new NodeError('unavailable', this.fatalError === undefined ? 'the server is shutting down' : `the server stopped: ${this.fatalError.message}`);
+  }
+
+  private failAll(e: Error): void {
+    for (const w of this.proposals.values()) w.reject(e);
+    this.proposals.clear();
+    for (const w of this.reads.values()) w.reject(e);
+    this.reads.clear();
+  }
+
+  /** A storage failure or a broken invariant: the node must not go on (its disk state is unknown). */
+  private stopOnFatal(e: Error): void {
+    if (this.fatalError !== undefined) return;
+    this.fatalError = e;
+    this.log.fatal({ event: 'fatal', err: e.message, stack: e.stack }, 'the Raft node stopped');
+    void this.close();
+  }
+}
+
+function refusalError(r: Refusal): NodeError {
+  switch (r.code) {
+    case 'not-leader':
+      return new NodeError('not-leader', r.message, r.leader);
+    case 'leader-not-ready':
+    case 'transfer-in-progress':
+    case 'restore-pending':
+    case 'config-change-pending':
+      return new NodeError('retry', r.message, r.leader);
+    case 'unknown-server':
+    case 'invalid-change':
+      return new NodeError('bad-request', r.message, r.leader);
+  }
+}
+
+function lastOf(entries: readonly Entry[]): Index | undefined {
+  return entries.length === 0 ? undefined : (entries[entries.length - 1] as Entry).index;
+}
+
+async function exists(path: string): Promise<boolean> {
+  const { stat } = await import('node:fs/promises');
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+async function removeDir(dir: string): Promise<void> {
+  await rm(dir, { recursive: true, force: true });
+  await fsyncDir(join(dir, '..')).catch(() => undefined);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
