@@ -861,8 +861,11 @@ export class RaftCore {
     if (pr.match < this.log.lastIndex()) {
       if (pr.state === 'probe') pr.probeSent = false;
       const oldest = pr.oldestInflightTick();
-      // Appends are fire-and-forget: if the oldest one is long unanswered it was lost; go back to probing.
-      if (pr.state === 'replicate' && oldest !== undefined && this.nowTick - oldest > 2 * this.opts.heartbeatIntervalTicks) {
+      // Appends are fire-and-forget. A loss inside the window shows as a rejection of the next
+      // append; only a lost tail goes unanswered. Treat the oldest as lost once it is older than an
+      // election timeout: any shorter bound mistakes a slow link for a lossy one and throttles
+      // replication to one probe per round trip.
+      if (pr.state === 'replicate' && oldest !== undefined && this.nowTick - oldest > this.opts.electionTimeoutTicks) {
         pr.becomeProbe();
       }
       this.sendAppends(m.from);

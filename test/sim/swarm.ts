@@ -213,7 +213,8 @@ function changeMembership(w: World, leaderNode: SimNode): void {
 }
 
 function livenessPhase(w: World): void {
-  // Heal everything: links, crashed and paused servers, lossy network. Delays and reordering stay.
+  // Heal everything: links, crashed and paused servers, a lossy and reordering network. Delays stay;
+  // each link delivers in order again, like the real transport's per-peer stream.
   w.blocked.clear();
   for (const n of w.nodes.values()) {
     n.pausedUntil = 0;
@@ -222,6 +223,7 @@ function livenessPhase(w: World): void {
   }
   w.opts.network.dropProbability = 0;
   w.opts.network.duplicateProbability = 0;
+  w.opts.network.fifo = true;
   // Two bounds. Electing a leader that commits in its own term must take a bounded number of
   // election timeouts. Catching every member up also depends on the backlog: in the worst drawn
   // configuration (one entry per message) each entry costs about one round trip.

@@ -26,6 +26,11 @@ export interface NetworkOptions {
   maxDelayTicks: number;
   /** Chunks a snapshot travels in; each may be lost, which fails the whole transfer. */
   snapshotChunks: number;
+  /**
+   * Deliver each link's messages in the order sent, as the real transport's per-peer stream does.
+   * Off while faults are on (messages then overtake each other); on once the network heals.
+   */
+  fifo?: boolean;
 }
 
 export interface WorldOptions {
@@ -89,6 +94,8 @@ export class World {
   /** Directed links that drop everything: "from>to". */
   readonly blocked = new Set<string>();
   private readonly inflight = new Map<number, InFlight[]>();
+  /** The latest delivery tick scheduled on each link ("from>to"), for FIFO delivery. */
+  private readonly linkTail = new Map<string, number>();
   private readonly pendingProposals = new Map<string, PendingProposal>();
   private readonly pendingReads = new Map<number, { node: NodeId; incarnation: number; minIndex: number }>();
   private readonly timers = new Map<number, Array<() => void>>();
@@ -184,8 +191,8 @@ export class World {
     const due = this.inflight.get(this.now);
     if (due !== undefined) {
       this.inflight.delete(this.now);
-      // Same-tick deliveries happen in a random order.
-      for (let i = due.length - 1; i > 0; i--) {
+      // Same-tick deliveries happen in a random order (unless links are FIFO).
+      for (let i = this.opts.network.fifo === true ? 0 : due.length - 1; i > 0; i--) {
         const j = this.random.nextInt(i + 1);
         [due[i], due[j]] = [due[j] as InFlight, due[i] as InFlight];
       }
@@ -246,7 +253,12 @@ export class World {
   }
 
   private schedule(delay: number, f: InFlight): void {
-    const at = this.now + delay;
+    let at = this.now + delay;
+    if (this.opts.network.fifo === true) {
+      const link = `${f.message.from}>${f.message.to}`;
+      at = Math.max(at, this.linkTail.get(link) ?? 0);
+      this.linkTail.set(link, at);
+    }
     const list = this.inflight.get(at);
     if (list === undefined) this.inflight.set(at, [f]);
     else list.push(f);
