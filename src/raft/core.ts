@@ -958,8 +958,11 @@ export class RaftCore {
     const vs = voters(this.config);
     const matches = vs.map((v) => (v === this.id ? this.durableLast : this.progress.get(v)?.match ?? 0));
     const pending = this.log.pendingBase();
-    let candidate = quorumValue(matches);
-    if (pending !== undefined && candidate < pending.index) candidate = Math.min(candidate, this.log.prefixLastIndex());
+    const candidate = quorumValue(matches);
+    // While a restore is pending nothing below it commits: a follower that acknowledged the restore
+    // has a match at or above it but a hole under it, so matches say nothing about the prefix. (If
+    // the restore commits, the prefix is overtaken; if it is abandoned, the next leader commits it.)
+    if (pending !== undefined && candidate < pending.index) return false;
     if (candidate <= this.commit) return false;
     const term = this.log.term(candidate);
     if (term === undefined) return false;
