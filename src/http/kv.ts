@@ -1,0 +1,131 @@
+// GET|PUT|DELETE /v1/kv/<key>: Consul's agent/kvs_endpoint.go, step for step.
+//
+// Order of checks (each refuses before anything is read from the body or proposed):
+//   all methods: dc, consistency (?stale&?consistent), ?wait/?index, as Consul's parse() runs first;
+//   GET:    ?keys -> key list; else ?recurse -> list; else "Missing key name" for an empty key;
+//   PUT:    "Missing key name", conflicting cas/acquire/release, ?flags, ?cas, acquire/release, size;
+//   DELETE: conflicting recurse/cas, "Missing key name" unless ?recurse, ?cas.
+//
+// Deliberate differences from Consul (each answers where Consul answers a 500 or does a surprising
+// thing; the request changes nothing):
+// - a malformed ?flags or ?cas is a 400 naming the value (Consul: 500 with strconv's text);
+// - ?recurse=false (and the other spellings of false on presence flags) is a 400 (see params.ts flag());
+// - ?acquire/?release are refused with a 400 in Consul's "invalid session" shape until sessions exist;
+// - a body of unknown length (chunked) is also held to kv_max_value_size (Consul reads it whole).
+// Keys are not restricted beyond being valid UTF-8 (recent Consul releases refuse many characters and
+// file-like suffixes such as ".json" in keys; older releases and both reference clients do not).
+
+import type { KvWriteOp } from '../fsm/index.js';
+import { assert, badRequest, HttpError } from './errors.js';
+import { dirEntryJson, goQuote } from './json.js';
+import type { ReadOptions } from '../server/api.js';
+import { conflictingFlags, flag, metaHeaders, parseReadOptions, uintParam } from './params.js';
+import { emptyReply, jsonReply, type Reply, type RequestContext } from './reply.js';
+
+const kvMaxValueSizeDocs = 'https://developer.hashicorp.com/docs/agent/config/config-files#kv_max_value_size';
+
+export async function handleKv(ctx: RequestContext): Promise<Reply> {
+  const options = parseReadOptions(ctx);
+  // Consul: strings.TrimPrefix(req.URL.Path, "/v1/kv/") on the decoded path. "/v1/kv" (Go's mux would
+  // redirect it to "/v1/kv/") is the empty key here.
+  const key = ctx.path === '/v1/kv' ? '' : ctx.path.slice('/v1/kv/'.length);
+  switch (ctx.method) {
+    case 'GET':
+      return flag(ctx.query, 'keys') ? getKeys(ctx, key, options) : get(ctx, key, options);
+    case 'PUT':
+      return put(ctx, key);
+    case 'DELETE':
+      return remove(ctx, key);
+    default:
+      // The router answers 405 before a handler runs.
+      throw new HttpError(405, `method ${ctx.method} not allowed`);
+  }
+}
+
+async function get(ctx: RequestContext, key: string, options: ReadOptions): Promise<Reply> {
+  const recurse = flag(ctx.query, 'recurse');
+  const raw = flag(ctx.query, 'raw');
+  if (!recurse && key === '') throw badRequest('Missing key name');
+  if (recurse) {
+    const { meta, entries } = await ctx.api.kvList(key, options);
+    const headers = metaHeaders(meta);
+    if (entries.length === 0) return emptyReply(404, headers);
+    return jsonReply(ctx, entries.map(dirEntryJson), 200, headers);
+  }
+  const { meta, entry } = await ctx.api.kvGet(key, options);
+  const headers = metaHeaders(meta);
+  if (entry === undefined) return emptyReply(404, headers);
+  if (raw) {
+    // Consul's headers for raw values, so a browser never runs a stored value as a page.
+    return {
+      status: 200,
+      headers: { ...headers, 'Content-Type': 'text/plain', 'X-Content-Type-Options': 'nosniff', 'Content-Security-Policy': 'sandbox' },
+      body: Buffer.from(entry.Value.buffer, entry.Value.byteOffset, entry.Value.length),
+    };
+  }
+  return jsonReply(ctx, [dirEntryJson(entry)], 200, headers);
+}
+
+async function getKeys(ctx: RequestContext, prefix: string, options: ReadOptions): Promise<Reply> {
+  // The historic misspelling is accepted too; the right spelling wins when both are given.
+  let separator = '';
+  if (ctx.query.has('seperator')) separator = ctx.query.get('seperator');
+  if (ctx.query.has('separator')) separator = ctx.query.get('separator');
+  const { meta, keys } = await ctx.api.kvKeys(prefix, separator, options);
+  const headers = metaHeaders(meta);
+  // No 404 for the root: an empty store lists as [].
+  if (keys.length === 0 && prefix !== '') return emptyReply(404, headers);
+  return jsonReply(ctx, keys, 200, headers);
+}
+
+async function put(ctx: RequestContext, key: string): Promise<Reply> {
+  if (key === '') throw badRequest('Missing key name');
+  const conflict = conflictingFlags(ctx.query, 'cas', 'acquire', 'release');
+  if (conflict !== undefined) throw conflict;
+  const flags = uintParam(ctx.query, 'flags') ?? 0;
+  const cas = uintParam(ctx.query, 'cas');
+  for (const verb of ['acquire', 'release']) {
+    if (ctx.query.has(verb)) {
+      throw sessionsNotImplemented(ctx.query.get(verb), `so ?${verb} cannot lock or unlock key ${goQuote(key)}; nothing was written.`);
+    }
+  }
+  const limit = ctx.limits.kvMaxValueBytes;
+  const value = await ctx.readBody(limit, (declared) => new HttpError(413, declared === undefined
+    ? `Request body too large, max size: ${limit} bytes. See ${kvMaxValueSizeDocs}.`
+    : `Request body(${declared} bytes) too large, max size: ${limit} bytes. See ${kvMaxValueSizeDocs}.`));
+  const op: KvWriteOp = cas === undefined
+    ? { verb: 'set', key, value, flags }
+    : { verb: 'cas', key, value, flags, index: cas };
+  const ok = await applyKvs(ctx, op);
+  // Consul: a plain set always answers true; only the CAS variant reports the outcome.
+  return jsonReply(ctx, cas === undefined ? true : ok);
+}
+
+async function remove(ctx: RequestContext, key: string): Promise<Reply> {
+  const conflict = conflictingFlags(ctx.query, 'recurse', 'cas');
+  if (conflict !== undefined) throw conflict;
+  const recurse = flag(ctx.query, 'recurse');
+  if (!recurse && key === '') throw badRequest('Missing key name');
+  const cas = uintParam(ctx.query, 'cas');
+  let op: KvWriteOp;
+  if (recurse) op = { verb: 'delete-tree', prefix: key };
+  else if (cas !== undefined) op = { verb: 'delete-cas', key, index: cas };
+  else op = { verb: 'delete', key };
+  const ok = await applyKvs(ctx, op);
+  return jsonReply(ctx, op.verb === 'delete-cas' ? ok : true);
+}
+
+async function applyKvs(ctx: RequestContext, op: KvWriteOp): Promise<boolean> {
+  const result = await ctx.api.apply({ type: 'kvs', op });
+  assert(result.kind === 'kvs', 'a kvs command applies to a kvs result');
+  return result.ok;
+}
+
+/**
+ * Consul answers an unknown session with `invalid session "<id>"` (and an empty one with
+ * `missing session`) from its state store; we keep that start and say why, as a 400.
+ */
+export function sessionsNotImplemented(session: string, consequence: string): HttpError {
+  const what = session === '' ? 'missing session' : `invalid session ${goQuote(session)}`;
+  return badRequest(`${what}: sessions are not implemented in Conclave yet, ${consequence}`);
+}

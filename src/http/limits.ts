@@ -1,0 +1,46 @@
+// Every limit and default of the HTTP layer, with its unit last and its source beside it.
+
+import { assert } from './errors.js';
+
+const KiB = 1024;
+const second = 1000;
+const minute = 60 * second;
+
+export const httpLimits = {
+  /**
+   * Largest KV value a PUT /v1/kv/<key> accepts (and largest Value of one txn operation). Consul's
+   * `kv_max_value_size` default: raft.SuggestedMaxDataSize = 512 KiB (agent/config/default.go).
+   */
+  kvMaxValueBytes: 512 * KiB,
+  /**
+   * Largest PUT /v1/txn body. Consul's `txn_max_req_len` default, also 512 KiB; Consul uses the larger
+   * of the two limits (agent/txn_endpoint.go convertOps), and so do we.
+   */
+  txnMaxRequestBytes: 512 * KiB,
+  /** Most operations in one txn: Consul's `maxTxnOps` (128 since 1.x; 64 in 0.x). */
+  txnMaxOpsCount: 128,
+  /** Blocking queries: wait when `?wait` is absent, zero or negative (Consul's defaultQueryTime). */
+  blockingDefaultWaitMs: 5 * minute,
+  /** Blocking queries: the longest wait honoured (Consul's maxQueryTime). */
+  blockingMaxWaitMs: 10 * minute,
+  /** Jitter added to a blocking wait: up to wait/16 (Consul's structs.JitterFraction). */
+  blockingJitterFraction: 16,
+  /**
+   * Idle keep-alive connections are closed after this. Longer than the usual client pool timeouts
+   * (Node's agent keeps sockets until the server closes them), so a client rarely reuses a socket the
+   * server is closing at that very moment (the ECONNRESET race of a short server timeout).
+   */
+  keepAliveTimeoutMs: 65 * second,
+  /** Time to receive a request's headers; must exceed keepAliveTimeoutMs (Node's own advice). */
+  headersTimeoutMs: 70 * second,
+  /**
+   * Time to receive a whole request (headers and body). Bodies are at most about 512 KiB, so this only
+   * stops clients that trickle bytes. It does not limit how long a blocking query may take to answer.
+   */
+  requestTimeoutMs: 2 * minute,
+  /** How long close() lets in-flight requests finish before it cuts their connections. */
+  closeGraceMs: 5 * second,
+} as const;
+
+assert(httpLimits.headersTimeoutMs > httpLimits.keepAliveTimeoutMs, 'headers timeout > keep-alive timeout');
+assert(httpLimits.blockingDefaultWaitMs <= httpLimits.blockingMaxWaitMs, 'default wait <= max wait');

@@ -1,0 +1,67 @@
+// What a handler gets (RequestContext) and what it gives back (Reply). Handlers never touch node:http:
+// they return a complete answer as a value, and server.ts writes it. That keeps every status, header and
+// body decision in the handler where a reader expects it, and makes the writing uniform (Content-Length,
+// Connection: close when needed).
+
+import type { IncomingHttpHeaders } from 'node:http';
+import type { ServerApi } from '../server/api.js';
+import type { HttpError } from './errors.js';
+import { encodeJson } from './json.js';
+import type { Query } from './query.js';
+
+/** The limits a server instance applies (httpLimits, possibly overridden per server). */
+export interface HttpServerLimits {
+  readonly kvMaxValueBytes: number;
+  readonly txnMaxRequestBytes: number;
+  readonly txnMaxOpsCount: number;
+  readonly blockingDefaultWaitMs: number;
+  readonly blockingMaxWaitMs: number;
+  readonly blockingJitterFraction: number;
+}
+
+export interface RequestContext {
+  readonly method: string;
+  /** The percent-decoded path, e.g. "/v1/kv/app/config" for "/v1/kv/app%2Fconfig". */
+  readonly path: string;
+  readonly query: Query;
+  readonly headers: IncomingHttpHeaders;
+  readonly api: ServerApi;
+  readonly limits: HttpServerLimits;
+  /** Aborted when the client goes away or the server shuts down; pass it to every ServerApi read. */
+  readonly signal: AbortSignal;
+  /** In [0, 1); the blocking-query jitter (injectable so tests can pin it). */
+  readonly random: () => number;
+  /** The local IP address the request arrived on. */
+  readonly localAddress: string;
+  /** `?pretty`: indent JSON answers (Consul's marshalJSON). */
+  readonly pretty: boolean;
+  /**
+   * Reads the whole body, refusing it before buffering if it is larger than `limitBytes`: by its
+   * Content-Length without reading any of it, or once the bytes received pass the limit. `tooLarge`
+   * builds the 413 (declaredBytes is undefined for a body of unknown length).
+   */
+  readBody(limitBytes: number, tooLarge: (declaredBytes: number | undefined) => HttpError): Promise<Buffer>;
+}
+
+export interface Reply {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string>>;
+  /** Empty for no body. */
+  readonly body: Buffer | string;
+}
+
+export const jsonContentType = 'application/json';
+/** What Go's http server sniffs for the plain-text error bodies Consul writes with fmt.Fprint. */
+export const textContentType = 'text/plain; charset=utf-8';
+
+export function jsonReply(ctx: RequestContext, value: unknown, status = 200, headers: Record<string, string> = {}): Reply {
+  return { status, headers: { ...headers, 'Content-Type': jsonContentType }, body: encodeJson(value, ctx.pretty) };
+}
+
+export function textReply(status: number, body: string, headers: Readonly<Record<string, string>> = {}): Reply {
+  return { status, headers: body === '' ? { ...headers } : { ...headers, 'Content-Type': textContentType }, body };
+}
+
+export function emptyReply(status: number, headers: Readonly<Record<string, string>> = {}): Reply {
+  return { status, headers, body: '' };
+}
