@@ -191,16 +191,22 @@ export class RaftNode {
   // Public operations
   // ------------------------------------------------------------------------------------------
 
-  /** True for a server that has never been part of a cluster (no term, no log). */
+  /**
+   * True for a server that has never been part of a cluster: it holds no log. (Its term may have
+   * moved: a founder's vote request reaches it before it has found its peers.)
+   */
   isFresh(): boolean {
-    return this.core.currentTerm() === 0 && this.core.lastIndex() === 0;
+    return this.core.lastIndex() === 0 && this.core.snapshotMeta().index === 0;
   }
 
   /** Makes a fresh server the founding member of a cluster with `configuration` (all founders must agree). */
   async bootstrap(configuration: Configuration): Promise<void> {
     if (!this.isFresh()) throw new NodeError('bad-request', `${this.id} already has Raft state; it cannot bootstrap`);
-    const init = bootstrapState(configuration);
-    await this.main.persist({ entries: init.entries, hardState: init.hardState, sync: true });
+    const base = bootstrapState(configuration);
+    // Keep a term (and vote) this server may already have reached by answering a founder's vote.
+    const current = this.core.hardState();
+    const init = current.term >= base.hardState.term ? { ...base, hardState: current } : base;
+    await this.main.persist({ entries: init.entries, ...(init.hardState === current ? {} : { hardState: init.hardState }), sync: true });
     this.core = this.newCore(init);
     this.soft = this.core.softState();
     this.updatePeers();
@@ -261,6 +267,11 @@ export class RaftNode {
       configuration,
       configurationIndex: c.configurationIndex(),
     };
+  }
+
+  /** On the leader: the highest index known replicated to each follower (empty elsewhere). */
+  replicationMatch(): ReadonlyMap<NodeId, Index> {
+    return new Map([...this.core.followerProgress()].map(([id, p]) => [id, p.match]));
   }
 
   /** Called after every change of role, leader or configuration. */
@@ -334,8 +345,13 @@ export class RaftNode {
       while (!this.closed && this.core.hasReady()) {
         this.sendUrgent();
         const rd = this.core.ready();
+        // A leader's appends claim nothing about its own disk (it counts itself toward commit only
+        // once its write is durable, and its term was made durable before it campaigned), so they
+        // leave before its fsync and the two overlap (thesis §10.2.1; etcd-raft does the same).
+        const early = rd.softState.role === 'leader' && rd.hardState === undefined;
+        if (early) for (const m of rd.messages) if (m.type === 'append') this.send(m);
         await this.persist(rd);
-        for (const m of rd.messages) this.send(m);
+        for (const m of rd.messages) if (!(early && m.type === 'append')) this.send(m);
         await this.apply(rd);
         this.core.advance(rd);
         this.afterRound(rd);

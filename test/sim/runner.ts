@@ -1,7 +1,7 @@
 // Runs many seeds across worker processes (one per core by default), in batches so a time budget
 // can stop the run between batches. Seeds are bigint strings so any 64-bit seed can be named.
 import { fork } from 'node:child_process';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { PlantedBug } from '../../src/raft/index.js';
 
@@ -47,6 +47,15 @@ export async function runSeeds(o: RunOptions): Promise<RunSummary> {
   const runWorker = (): Promise<void> =>
     new Promise((resolve, reject) => {
       const child = fork(workerPath, [], { execArgv: ['--import=tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      // Seeds are pure CPU and have no deadlines; real-time work beside them (the cluster tests'
+      // agents, an interactive shell) should not wait for them.
+      if (child.pid !== undefined) {
+        try {
+          setPriority(child.pid, 10);
+        } catch {
+          // Lowering our own child's priority needs no privilege; if it fails anyway, run at normal priority.
+        }
+      }
       const give = (): void => {
         if (stop()) {
           child.disconnect();

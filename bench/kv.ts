@@ -1,0 +1,77 @@
+// npm run bench: starts a local 3-node cluster (real agent processes) and prints, for 256-byte random
+// values, KV PUT throughput and p50/p99 latency at 1, 16 and 64 concurrent keep-alive clients, through
+// the leader and through a follower, then the time from SIGKILL of the leader to the first write
+// acknowledged by the new one. Figures only: nothing here asserts on speed.
+import { randomBytes } from 'node:crypto';
+import { Agent, request } from 'node:http';
+import { ProcessCluster } from '../test/support/process-cluster.js';
+
+const seconds = Number(process.env.BENCH_SECONDS ?? 5);
+const concurrencies = (process.env.BENCH_CONCURRENCY ?? '1,16,64').split(',').map(Number);
+
+function put(agent: Agent, port: number, key: string, value: Buffer): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method: 'PUT', path: `/v1/kv/${key}`, agent, headers: { 'content-length': value.length } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end(value);
+  });
+}
+
+async function load(port: number, clients: number): Promise<{ rate: number; p50: number; p99: number; errors: number }> {
+  const agent = new Agent({ keepAlive: true, maxSockets: clients });
+  const latencies: number[] = [];
+  let errors = 0;
+  const end = performance.now() + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: clients }, async (_, c) => {
+      for (let i = 0; performance.now() < end; i++) {
+        const t0 = performance.now();
+        const status = await put(agent, port, `bench/${c}/${i % 1000}`, randomBytes(256)).catch(() => 0);
+        if (status === 200) latencies.push(performance.now() - t0);
+        else errors++;
+      }
+    }),
+  );
+  agent.destroy();
+  latencies.sort((a, b) => a - b);
+  const q = (p: number): number => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? NaN;
+  return { rate: latencies.length / seconds, p50: q(0.5), p99: q(0.99), errors };
+}
+
+async function main(): Promise<void> {
+  const teardown: Array<() => Promise<void>> = [];
+  const c = await ProcessCluster.create({ teardown: (f) => teardown.push(f) }, { size: 3, tickMs: 50, electionTimeoutTicks: 10 });
+  try {
+    c.startAll();
+    const leader = await c.leader();
+    const follower = [0, 1, 2].find((i) => i !== leader) as number;
+    await load(c.node(leader).httpPort, 4); // warm up connections, JIT and LevelDB
+    console.log(`KV PUT, 256-byte random values, ${seconds} s per run, 3 agents on one 2-core machine`);
+    console.log('target        clients   puts/s    p50 ms    p99 ms   errors');
+    for (const [name, i] of [['leader', leader], ['follower', follower]] as const) {
+      for (const n of concurrencies) {
+        const r = await load(c.node(i).httpPort, n);
+        console.log(`${name.padEnd(12)} ${String(n).padStart(8)} ${r.rate.toFixed(0).padStart(8)} ${r.p50.toFixed(2).padStart(9)} ${r.p99.toFixed(2).padStart(9)} ${String(r.errors).padStart(8)}`);
+      }
+    }
+    // Failover: kill the leader, then write through a survivor until a write is acknowledged.
+    const survivor = follower;
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const killedAt = performance.now();
+    await c.kill(leader);
+    let acknowledgedAt = 0;
+    while (acknowledgedAt === 0 && performance.now() - killedAt < 30_000) {
+      const status = await put(agent, c.node(survivor).httpPort, 'failover', randomBytes(256)).catch(() => 0);
+      if (status === 200) acknowledgedAt = performance.now();
+    }
+    agent.destroy();
+    console.log(`failover: first write acknowledged by the new leader ${(acknowledgedAt - killedAt).toFixed(0)} ms after SIGKILL of the leader`);
+  } finally {
+    for (const f of teardown) await f();
+  }
+}
+
+await main();

@@ -1,0 +1,22 @@
+// Exit statuses of the `conclave` command, in one table. Consul's CLI uses 0 and 1 only, and so do we,
+// so scripts written for `consul` read ours the same way.
+//
+// | status | when                                                                                   |
+// |--------|----------------------------------------------------------------------------------------|
+// | 0      | `--help`, `-h`, `version`; the agent shut down cleanly after SIGINT or SIGTERM, or      |
+// |        | stopped by itself without an error                                                     |
+// | 1      | no command or an unknown command (help is printed to stderr); a bad flag or a bad       |
+// |        | configuration (nothing was started, nothing written); the server module failed to load; |
+// |        | the agent failed to start, stopped with an error, or failed to close; a clean shutdown |
+// |        | took longer than 15 s; a second SIGINT/SIGTERM during shutdown (exits at once)         |
+//
+// SIGHUP is logged and ignored (Consul reloads on it; Conclave cannot).
+// Node itself exits with 1 on an uncaught exception (an invariant failure is one), and a process killed
+// by signal N reports 128 + N to a shell (SIGKILL: 137).
+
+export const exitCodes = {
+  ok: 0,
+  error: 1,
+} as const;
+
+export type ExitCode = (typeof exitCodes)[keyof typeof exitCodes];

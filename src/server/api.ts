@@ -1,0 +1,109 @@
+// The seam between the Consul HTTP layer (src/http) and a server node (src/server). The HTTP layer
+// parses and answers requests; everything behind this interface decides where a request runs
+// (here, or forwarded to the leader), how consistent it is, and how long a blocking query waits.
+
+import type { ApplyResult, Command, DirEntry, KvReadOp, TxnResult, TxnError } from '../fsm/index.js';
+
+/** Consul's three read modes (https://developer.hashicorp.com/consul/api-docs/features/consistency). */
+export type Consistency = 'default' | 'consistent' | 'stale';
+
+export interface ReadOptions {
+  readonly consistency: Consistency;
+  /**
+   * Blocking query: answer only once the result's index is greater than `minIndex`, or when
+   * `waitMs` has passed (then with the current result). Absent or 0: answer at once.
+   */
+  readonly minIndex?: number;
+  /** How long a blocking query may wait, already clamped and jittered by the HTTP layer. */
+  readonly waitMs?: number;
+  /** Aborted when the client goes away. */
+  readonly signal?: AbortSignal;
+}
+
+/** What Consul reports about a read in its X-Consul-* headers. */
+export interface ReadMeta {
+  /** X-Consul-Index: always >= 1. */
+  readonly index: number;
+  /** X-Consul-KnownLeader. */
+  readonly knownLeader: boolean;
+  /** X-Consul-LastContact, in milliseconds: 0 on the leader, time since the leader was heard otherwise. */
+  readonly lastContactMs: number;
+  /** X-Consul-Effective-Consistency. */
+  readonly consistency: Consistency;
+}
+
+/** Consul's /v1/operator/raft/configuration answer, field for field. */
+export interface RaftConfigurationReply {
+  readonly Servers: ReadonlyArray<{
+    readonly ID: string;
+    readonly Node: string;
+    readonly Address: string;
+    readonly Leader: boolean;
+    readonly ProtocolVersion: string;
+    readonly Voter: boolean;
+  }>;
+  readonly Index: number;
+}
+
+/** Why a request failed, in terms the HTTP layer maps to Consul's status codes and texts. */
+export type ServerErrorCode =
+  /** HTTP 500 "No cluster leader". */
+  | 'no-leader'
+  /** HTTP 500: the write was accepted but its outcome is unknown (leader lost, timed out). */
+  | 'unknown-outcome'
+  /** HTTP 500: overtaken by a restore; the write did not take effect. */
+  | 'aborted-by-restore'
+  /** HTTP 400: the request is malformed or refused for its content. */
+  | 'bad-request'
+  /** HTTP 404. */
+  | 'not-found'
+  /** HTTP 503: the server is shutting down or not ready. */
+  | 'unavailable'
+  /** HTTP 500: anything else. */
+  | 'internal';
+
+export class ServerError extends Error {
+  override readonly name = 'ServerError';
+  readonly code: ServerErrorCode;
+  constructor(code: ServerErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+/** A read-only transaction's answer (Consul serves those without going through Raft). */
+export interface ReadTxnReply {
+  readonly results: readonly TxnResult[];
+  readonly errors: readonly TxnError[];
+}
+
+export interface ServerApi {
+  /** Consul's agent facts: Config.NodeName, Config.Datacenter, Config.Version. */
+  readonly nodeName: string;
+  readonly datacenter: string;
+  readonly version: string;
+
+  /**
+   * Runs a write through Raft (on the leader; a follower forwards it) and returns what applying
+   * it produced. Rejects with ServerError.
+   */
+  apply(command: Command): Promise<ApplyResult>;
+
+  kvGet(key: string, o: ReadOptions): Promise<{ meta: ReadMeta; entry: DirEntry | undefined }>;
+  /** Every entry whose key starts with `prefix` (recurse). */
+  kvList(prefix: string, o: ReadOptions): Promise<{ meta: ReadMeta; entries: readonly DirEntry[] }>;
+  /** Consul's ?keys: keys under `prefix`, folded at the first `separator` after it ('' = no folding). */
+  kvKeys(prefix: string, separator: string, o: ReadOptions): Promise<{ meta: ReadMeta; keys: readonly string[] }>;
+  /** A transaction made only of read verbs. */
+  readTxn(ops: readonly KvReadOp[], o: ReadOptions): Promise<{ meta: ReadMeta; reply: ReadTxnReply }>;
+
+  /** The leader's server RPC address ("127.0.0.1:8300"), '' when there is none. */
+  leaderAddress(): Promise<string>;
+  /** The voters' server RPC addresses. */
+  peers(): Promise<readonly string[]>;
+  raftConfiguration(o: ReadOptions): Promise<RaftConfigurationReply>;
+  /** POST /v1/operator/raft/transfer-leader (?id= names the target; otherwise any voter). */
+  transferLeadership(targetId?: string): Promise<void>;
+  /** DELETE /v1/operator/raft/peer with ?id= or ?address=. */
+  removePeer(by: { readonly id?: string; readonly address?: string }): Promise<void>;
+}

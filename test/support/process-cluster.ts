@@ -1,0 +1,225 @@
+// Real `conclave agent` processes on loopback for the cluster tests: one temp directory per cluster,
+// free ports picked at start, every process stopped by its own PID and every file removed at the end.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+export interface AgentProcess {
+  readonly name: string;
+  readonly httpPort: number;
+  readonly serverPort: number;
+  readonly dataDir: string;
+  readonly configFile: string;
+  proc: ChildProcess | undefined;
+  /** Everything the process printed, for failure reports. */
+  readonly output: string[];
+}
+
+export interface ClusterOptions {
+  readonly size: number;
+  /** Servers that start outside the initial bootstrap (they join a running cluster). */
+  readonly extra?: number;
+  readonly tickMs?: number;
+  readonly electionTimeoutTicks?: number;
+  readonly snapshotThreshold?: number;
+  readonly trailingLogs?: number;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export class ProcessCluster {
+  readonly nodes: AgentProcess[] = [];
+  private readonly dir: string;
+
+  private constructor(dir: string) {
+    this.dir = dir;
+  }
+
+  static async create(t: { teardown(f: () => Promise<void>): void }, o: ClusterOptions): Promise<ProcessCluster> {
+    const dir = await mkdtemp(join(tmpdir(), 'conclave-cluster-'));
+    const c = new ProcessCluster(dir);
+    t.teardown(() => c.destroy());
+    const total = o.size + (o.extra ?? 0);
+    const ports: Array<{ http: number; server: number }> = [];
+    for (let i = 0; i < total; i++) ports.push({ http: await freePort(), server: await freePort() });
+    for (let i = 0; i < total; i++) {
+      const name = `node${i + 1}`;
+      const dataDir = join(dir, name);
+      const configFile = join(dir, `${name}.json`);
+      const founders = ports.slice(0, o.size);
+      const others = (i < o.size ? founders : ports).filter((_, j) => j !== i).map((p) => `127.0.0.1:${p.server}`);
+      const config = {
+        node_name: name,
+        datacenter: 'dc1',
+        data_dir: dataDir,
+        server: true,
+        bootstrap_expect: i < o.size ? o.size : 0,
+        retry_join: others,
+        bind_addr: '127.0.0.1',
+        advertise_addr: '127.0.0.1',
+        addresses: { http: '127.0.0.1' },
+        ports: { http: (ports[i] as { http: number }).http, server: (ports[i] as { server: number }).server },
+        log_level: 'info',
+        raft_snapshot_threshold: o.snapshotThreshold ?? 8192,
+        raft_trailing_logs: o.trailingLogs ?? 10240,
+        conclave: {
+          raft_tick_ms: o.tickMs ?? 50,
+          raft_election_timeout_ticks: o.electionTimeoutTicks ?? 12,
+          raft_heartbeat_interval_ticks: 2,
+        },
+      };
+      await writeFile(configFile, JSON.stringify(config, null, 2));
+      c.nodes.push({ name, httpPort: (ports[i] as { http: number }).http, serverPort: (ports[i] as { server: number }).server, dataDir, configFile, proc: undefined, output: [] });
+    }
+    return c;
+  }
+
+  start(i: number): void {
+    const n = this.node(i);
+    if (n.proc !== undefined) throw new Error(`${n.name} is already running`);
+    const proc = spawn(process.execPath, ['--import=tsx', join(root, 'src/cli/main.ts'), 'agent', '-config-file', n.configFile], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NODE_ENV: 'test' },
+    });
+    const keep = (b: Buffer): void => {
+      n.output.push(b.toString());
+      if (n.output.length > 2000) n.output.splice(0, 1000);
+    };
+    proc.stdout?.on('data', keep);
+    proc.stderr?.on('data', keep);
+    proc.once('exit', () => {
+      if (n.proc === proc) n.proc = undefined;
+    });
+    n.proc = proc;
+  }
+
+  startAll(count = this.nodes.length): void {
+    for (let i = 0; i < count; i++) this.start(i);
+  }
+
+  /** SIGKILL: no shutdown at all, as a crash. */
+  async kill(i: number): Promise<void> {
+    await this.signal(i, 'SIGKILL');
+  }
+
+  /** SIGTERM: a clean shutdown; waits for the process to exit. */
+  async stop(i: number): Promise<number | null> {
+    return this.signal(i, 'SIGTERM');
+  }
+
+  private async signal(i: number, sig: NodeJS.Signals): Promise<number | null> {
+    const n = this.node(i);
+    const proc = n.proc;
+    if (proc === undefined || proc.exitCode !== null) return proc?.exitCode ?? null;
+    const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+    proc.kill(sig);
+    const code = await Promise.race([exited, sleep(20_000).then(() => 'timeout' as const)]);
+    if (code === 'timeout') {
+      proc.kill('SIGKILL');
+      await exited;
+      throw new Error(`${n.name} did not exit within 20 s of ${sig}`);
+    }
+    n.proc = undefined;
+    return code;
+  }
+
+  node(i: number): AgentProcess {
+    const n = this.nodes[i];
+    if (n === undefined) throw new Error(`no node ${i}`);
+    return n;
+  }
+
+  running(): number[] {
+    return this.nodes.flatMap((n, i) => (n.proc !== undefined ? [i] : []));
+  }
+
+  async http(i: number, path: string, init: RequestInit = {}): Promise<Response> {
+    return fetch(`http://127.0.0.1:${this.node(i).httpPort}${path}`, { ...init, signal: AbortSignal.timeout(30_000) });
+  }
+
+  async put(i: number, key: string, value: string): Promise<boolean> {
+    const r = await this.http(i, `/v1/kv/${key}`, { method: 'PUT', body: value });
+    if (r.status !== 200) throw new Error(`PUT ${key} on ${this.node(i).name}: ${r.status} ${await r.text()}`);
+    return (await r.json()) === true;
+  }
+
+  async getRaw(i: number, key: string, query = ''): Promise<string | undefined> {
+    const r = await this.http(i, `/v1/kv/${key}?raw${query}`);
+    if (r.status === 404) return undefined;
+    if (r.status !== 200) throw new Error(`GET ${key} on ${this.node(i).name}: ${r.status} ${await r.text()}`);
+    return r.text();
+  }
+
+  /** The index of the node all running nodes agree leads, once they do. */
+  async leader(timeoutMs = 60_000): Promise<number> {
+    return waitFor('every running node to agree on one leader', async () => {
+      const answers = await Promise.all(
+        this.running().map(async (i) => {
+          try {
+            const r = await this.http(i, '/v1/status/leader');
+            return r.status === 200 ? String(await r.json()) : '';
+          } catch {
+            return '';
+          }
+        }),
+      );
+      const first = answers[0];
+      if (first === undefined || first === '' || answers.some((a) => a !== first)) return undefined;
+      const index = this.nodes.findIndex((n) => `127.0.0.1:${n.serverPort}` === first);
+      return index >= 0 && this.nodes[index]?.proc !== undefined ? index : undefined;
+    }, timeoutMs, () => this.describe());
+  }
+
+  describe(): string {
+    return this.nodes.map((n) => `--- ${n.name} (${n.proc === undefined ? 'down' : `pid ${n.proc.pid}`}):\n${n.output.join('').split('\n').slice(-15).join('\n')}`).join('\n');
+  }
+
+  async destroy(): Promise<void> {
+    for (const n of this.nodes) {
+      if (n.proc !== undefined && n.proc.exitCode === null) {
+        const exited = new Promise((r) => n.proc?.once('exit', r));
+        n.proc.kill('SIGKILL');
+        await Promise.race([exited, sleep(5000)]);
+      }
+    }
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Polls `f` until it gives a value; a failed attempt (a server not listening yet) counts as "not yet". */
+export async function waitFor<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 30_000, detail?: () => string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const v = await f();
+      if (v !== undefined) return v;
+    } catch (e) {
+      lastError = e;
+    }
+    if (Date.now() > deadline) {
+      const why = lastError === undefined ? '' : ` (last attempt: ${(lastError as Error).message})`;
+      throw new Error(`timed out waiting for ${what}${why}${detail ? `\n${detail()}` : ''}`);
+    }
+    await sleep(100);
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
