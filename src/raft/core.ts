@@ -279,8 +279,15 @@ export class RaftCore {
     this.logEvent('transfer-started', { to });
     const pr = this.progress.get(to);
     assert(pr !== undefined, 'a voter has progress');
-    if (pr.match === this.log.lastIndex()) this.send({ type: 'timeoutNow', from: this.id, to, term: this.term });
-    else this.sendAppends(to);
+    if (pr.match === this.log.lastIndex()) {
+      this.send({ type: 'timeoutNow', from: this.id, to, term: this.term });
+    } else {
+      // Catch the target up now: resend from its last known match rather than wait for appends in
+      // flight that may be lost (the transfer would expire after one election timeout).
+      if (pr.state === 'replicate') pr.becomeProbe();
+      pr.probeSent = false;
+      this.sendAppends(to);
+    }
     return { ok: true };
   }
 
@@ -309,7 +316,6 @@ export class RaftCore {
     };
     this.log.setPending(meta);
     this.unpersistedPending = meta;
-    this.handedNext = Math.max(this.handedNext, index + 1);
     // Every follower must now be sent the restore as a snapshot: its next index is at most `index`.
     for (const pr of this.progress.values()) pr.becomeProbe();
     this.logEvent('restore-started', { index });
@@ -789,7 +795,6 @@ export class RaftCore {
       this.truncateLog(s.index);
       this.log.setPending(s);
       this.unpersistedPending = s;
-      this.handedNext = Math.max(this.handedNext, s.index + 1);
       this.refreshConfig();
       this.logEvent('restore-staged', { index: s.index, from: m.from });
     }
@@ -1083,15 +1088,21 @@ export class RaftCore {
     this.logEvent('restore-committed', { index: base.index });
   }
 
+  /**
+   * Entries not yet handed out for persistence. Under a pending restore that can be two runs: the
+   * end of the prefix below it (proposed just before the restore began) and the entries after it.
+   */
   private unpersistedEntries(): Entry[] {
     const last = this.log.lastIndex();
-    let lo = this.handedNext;
-    const pending = this.log.pendingBase();
-    if (pending !== undefined && lo <= pending.index) lo = pending.index + 1;
-    lo = Math.max(lo, this.log.firstIndex());
+    const lo = Math.max(this.handedNext, this.log.firstIndex());
     this.handedNext = last + 1;
     if (lo > last) return [];
-    return this.log.slice(lo, last, Number.POSITIVE_INFINITY);
+    const pending = this.log.pendingBase();
+    if (pending === undefined || lo > pending.index) return this.log.slice(lo, last, Number.POSITIVE_INFINITY);
+    const prefixLast = this.log.prefixLastIndex();
+    const below = lo <= prefixLast ? this.log.slice(lo, prefixLast, Number.POSITIVE_INFINITY) : [];
+    const above = pending.index < last ? this.log.slice(pending.index + 1, last, Number.POSITIVE_INFINITY) : [];
+    return [...below, ...above];
   }
 
   private hardStateChanged(): boolean {

@@ -206,6 +206,7 @@ export interface Ready {
   readonly snapshot?: SnapshotMeta;
   readonly pendingRestore?: SnapshotMeta | null;
   readonly truncateFrom?: Index;
+  /** In index order; contiguous, except under a pending restore: prefix entries, then those after it. */
   readonly entries: readonly Entry[];
   readonly mustSync: boolean;
   readonly messages: readonly Message[];

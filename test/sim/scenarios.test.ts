@@ -50,8 +50,9 @@ test('Figure 8 (§5.4.2): a leader never commits an entry of an earlier term by 
   const { n1CommitAfterOldEntry, s } = figure8(false);
   t.is(s.core('n3').termAt(3), 2, 'n3 now holds 3/2 as well: a majority has it');
   t.is(n1CommitAfterOldEntry, 2, 'but 3/2 is from term 2, so n1 (term 4) must not count it as committed');
-  // Once n1's own no-op (index 4, term 4) reaches n3 (resent after the next heartbeat), both commit.
-  s.run(s.electionTimeoutTicks);
+  // Once n1's own no-op (index 4, term 4) reaches n3 (resent once the lost append is given up on,
+  // after an election timeout), both commit.
+  s.run(3 * s.electionTimeoutTicks);
   t.is(s.core('n1').commitIndex(), 4);
   t.deepEqual(s.appliedTexts('n1'), ['a']);
 });
@@ -174,7 +175,7 @@ test('leadership transfer (§3.10): the target is caught up, then told to campai
   const during = s.core('n1').propose(new Uint8Array([1]));
   t.false(during.ok, 'proposals wait while leadership moves');
   if (!during.ok) t.is(during.code, 'transfer-in-progress');
-  // n3 missed an entry: the next heartbeat answer shows it, n1 catches it up, then sends TimeoutNow.
+  // n3 missed an entry: the transfer resends from its last match, then n1 sends TimeoutNow.
   s.run(s.electionTimeoutTicks - 1);
   t.deepEqual(s.leaders(), ['n3']);
   t.true(s.events.includes('n3 timeout-now'));
