@@ -387,10 +387,12 @@ export class RaftNode {
       if (split !== undefined && rd.truncateFrom > split) pendingTruncate = rd.truncateFrom;
       else main.truncateFrom = rd.truncateFrom;
     }
+    const mainEntries = [...main.entries];
     for (const e of rd.entries) {
       if (split !== undefined && e.index > split) pendingEntries.push(e);
-      else main.entries = [...main.entries, e];
+      else mainEntries.push(e);
     }
+    main.entries = mainEntries;
     if (rd.hardState !== undefined) main.hardState = rd.hardState;
     if (main.snapshotBase !== undefined || main.truncateFrom !== undefined || main.entries.length > 0 || main.hardState !== undefined || rd.mustSync) {
       await this.main.persist(main);
