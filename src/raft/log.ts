@@ -43,6 +43,12 @@ export class RaftLog {
   private first: Index;
   private entries: Entry[];
   private pending: PendingRestore | undefined;
+  /**
+   * Indexes of the config entries held (in `entries` and the pending entries), ascending, so the
+   * configuration in force is found without scanning the log. Configuration changes are rare: the
+   * list stays short.
+   */
+  private configs: Index[] = [];
 
   constructor(snapshot: SnapshotMeta, entries: readonly Entry[], pendingBase?: SnapshotMeta) {
     this.snapshot = snapshot;
@@ -51,6 +57,7 @@ export class RaftLog {
     this.first = kept.length > 0 ? (kept[0] as Entry).index : snapshot.index + 1;
     this.entries = [...kept];
     this.pending = pendingBase === undefined ? undefined : { base: pendingBase, entries: [...after] };
+    this.configs = [...kept, ...after].filter((e) => e.kind === 'config').map((e) => e.index);
     this.checkInvariants();
   }
 
@@ -169,7 +176,10 @@ export class RaftLog {
     const removedFrom = this.truncateFrom(from);
     const p = this.pending;
     const target = p !== undefined ? p.entries : this.entries;
-    for (const e of entries) target.push(e);
+    for (const e of entries) {
+      target.push(e);
+      if (e.kind === 'config') this.configs.push(e.index);
+    }
     assert(this.lastIndex() === (entries[entries.length - 1] as Entry).index, 'log: append is contiguous');
     return removedFrom;
   }
@@ -177,6 +187,7 @@ export class RaftLog {
   /** Removes every entry at index >= `from`; returns `from` when something was removed. */
   truncateFrom(from: Index): Index | undefined {
     if (from > this.lastIndex()) return undefined;
+    while (this.configs.length > 0 && (this.configs[this.configs.length - 1] as Index) >= from) this.configs.pop();
     const p = this.pending;
     if (p !== undefined) {
       if (from > p.base.index) {
@@ -198,6 +209,7 @@ export class RaftLog {
     this.first = meta.index + 1;
     this.entries = [];
     this.pending = undefined;
+    this.configs = [];
   }
 
   /** Places an uncommitted user-restore base above the prefix (which must end at or below it). */
@@ -209,6 +221,8 @@ export class RaftLog {
 
   /** Abandons the pending restore and everything after it. */
   dropPending(): void {
+    const p = this.pending;
+    if (p !== undefined) this.configs = this.configs.filter((c) => c < p.base.index);
     this.pending = undefined;
   }
 
@@ -220,6 +234,7 @@ export class RaftLog {
     this.first = p.base.index + 1;
     this.entries = p.entries;
     this.pending = undefined;
+    this.configs = this.configs.filter((c) => c > p.base.index);
     return p.base;
   }
 
@@ -234,25 +249,30 @@ export class RaftLog {
     const newFirst = Math.min(Math.max(this.first, keepFrom), meta.index + 1);
     this.entries = this.entries.slice(newFirst - this.first);
     this.first = newFirst;
+    this.configs = this.configs.filter((c) => c >= newFirst || c > this.pendingFloor());
     return newFirst;
   }
 
   /** The latest configuration at or below `index` (from a config entry or the snapshot). */
   configurationAt(index: Index): { configuration: Configuration; index: Index } {
     const p = this.pending;
-    if (p !== undefined && index >= p.base.index) {
-      for (let i = Math.min(index, this.lastIndex()); i > p.base.index; i--) {
-        const e = this.entry(i);
-        if (e?.kind === 'config' && e.config !== undefined) return { configuration: e.config, index: i };
-      }
-      return { configuration: p.base.configuration, index: p.base.configurationIndex };
+    const inPending = p !== undefined && index >= p.base.index;
+    const lo = inPending ? (p as PendingRestore).base.index : this.snapshot.index;
+    const hi = inPending ? Math.min(index, this.lastIndex()) : Math.min(index, this.prefixLastIndex());
+    for (let k = this.configs.length - 1; k >= 0; k--) {
+      const c = this.configs[k] as Index;
+      if (c > hi) continue;
+      if (c <= lo) break;
+      const e = this.entry(c);
+      if (e?.config !== undefined) return { configuration: e.config, index: c };
     }
-    const top = Math.min(index, this.prefixLastIndex());
-    for (let i = top; i >= this.first && i > this.snapshot.index; i--) {
-      const e = this.entries[i - this.first];
-      if (e?.kind === 'config' && e.config !== undefined) return { configuration: e.config, index: i };
-    }
-    return { configuration: this.snapshot.configuration, index: this.snapshot.configurationIndex };
+    const base = inPending ? (p as PendingRestore).base : this.snapshot;
+    return { configuration: base.configuration, index: base.configurationIndex };
+  }
+
+  /** Config entries above this index belong to the pending restore's run (kept by compaction). */
+  private pendingFloor(): Index {
+    return this.pending?.base.index ?? Number.POSITIVE_INFINITY;
   }
 }
 

@@ -28,6 +28,8 @@ export interface ClusterOptions {
   readonly electionTimeoutTicks?: number;
   readonly snapshotThreshold?: number;
   readonly trailingLogs?: number;
+  /** Extra flags for the agents' node processes (e.g. --cpu-prof for profiling a benchmark). */
+  readonly nodeFlags?: readonly string[];
 }
 
 async function freePort(): Promise<number> {
@@ -44,14 +46,16 @@ async function freePort(): Promise<number> {
 export class ProcessCluster {
   readonly nodes: AgentProcess[] = [];
   private readonly dir: string;
+  private readonly nodeFlags: readonly string[];
 
-  private constructor(dir: string) {
+  private constructor(dir: string, nodeFlags: readonly string[]) {
     this.dir = dir;
+    this.nodeFlags = nodeFlags;
   }
 
   static async create(t: { teardown(f: () => Promise<void>): void }, o: ClusterOptions): Promise<ProcessCluster> {
     const dir = await mkdtemp(join(tmpdir(), 'conclave-cluster-'));
-    const c = new ProcessCluster(dir);
+    const c = new ProcessCluster(dir, o.nodeFlags ?? []);
     t.teardown(() => c.destroy());
     const total = o.size + (o.extra ?? 0);
     const ports: Array<{ http: number; server: number }> = [];
@@ -91,7 +95,7 @@ export class ProcessCluster {
   start(i: number): void {
     const n = this.node(i);
     if (n.proc !== undefined) throw new Error(`${n.name} is already running`);
-    const proc = spawn(process.execPath, ['--import=tsx', join(root, 'src/cli/main.ts'), 'agent', '-config-file', n.configFile], {
+    const proc = spawn(process.execPath, [...this.nodeFlags, '--import=tsx', join(root, 'src/cli/main.ts'), 'agent', '-config-file', n.configFile], {
       cwd: root,
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, NODE_ENV: 'test' },

@@ -61,3 +61,25 @@ test('the log refuses broken shapes with an invariant error', (t) => {
   const log = new RaftLog(snap(5, 2), [e(6, 2)]);
   t.throws(() => log.truncateFrom(4), { instanceOf: InvariantError }, 'never inside the snapshot');
 });
+
+test('the configuration in force follows config entries through append, truncation, compaction and a restore', (t) => {
+  const c = (...ids: string[]) => ({ servers: ids.map((id) => ({ id, suffrage: 'voter' as const })) });
+  const cfgEntry = (index: number, term: number, config: ReturnType<typeof c>): Entry => ({ index, term, kind: 'config', data: new Uint8Array(), config });
+  const log = new RaftLog({ ...initialSnapshot, configuration: c('a') }, [e(1, 1), cfgEntry(2, 1, c('a', 'b')), e(3, 1)]);
+  t.deepEqual(log.configurationAt(1).configuration, c('a'), 'before the first config entry: the snapshot\'s');
+  t.is(log.configurationAt(3).index, 2);
+  log.append([cfgEntry(4, 2, c('a', 'b', 'c')), e(5, 2)]);
+  t.is(log.configurationAt(5).index, 4);
+  t.is(log.configurationAt(3).index, 2, 'a lookup below the latest entry sees the one in force there');
+  log.append([e(4, 3)]);
+  t.is(log.configurationAt(5).index, 2, 'the overwritten config entry no longer counts');
+  log.compact({ index: 3, term: 1, configuration: c('a', 'b'), configurationIndex: 2 }, 4);
+  t.is(log.configurationAt(4).index, 2, 'after compaction the snapshot carries it');
+  log.setPending({ index: 10, term: 4, configuration: c('x'), configurationIndex: 9 });
+  t.is(log.configurationAt(10).index, 9, 'a pending restore brings its own configuration');
+  log.append([cfgEntry(11, 4, c('x', 'y'))]);
+  t.is(log.configurationAt(11).index, 11);
+  t.is(log.configurationAt(4).index, 2, 'the prefix keeps its own');
+  log.dropPending();
+  t.is(log.configurationAt(11).index, 2, 'abandoning the restore drops its configurations');
+});
