@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { decodeCommand, encodeCommand, type ApplyResult, type Command, type DirEntry, type KvReadOp, type WatchTarget } from '../fsm/index.js';
 import { NodeError, type RaftNode } from '../node/index.js';
 import type { NodeId } from '../raft/index.js';
-import type { RpcContext, RpcResult, ServerRpcClient, ServerRpcHandlers } from '../transport/index.js';
+import { TransportError, type RpcContext, type RpcResult, type ServerRpcClient, type ServerRpcHandlers } from '../transport/index.js';
 import {
   ServerError,
   type Consistency,
@@ -88,6 +88,7 @@ export class Server implements ServerApi {
         const r = await this.o.rpc.apply(address, bytes);
         return unwrap<ApplyResult>(r);
       },
+      false,
     );
   }
 
@@ -296,7 +297,7 @@ export class Server implements ServerApi {
    * Runs `here` when this server leads, `remote(leaderAddress)` when another does; waits a bounded
    * time for a leader when there is none (Consul's "No cluster leader" after that).
    */
-  private async onLeader<T>(here: () => Promise<T>, remote: (address: string) => Promise<T>): Promise<T> {
+  private async onLeader<T>(here: () => Promise<T>, remote: (address: string) => Promise<T>, idempotent = true): Promise<T> {
     const deadline = Date.now() + this.o.leaderWaitMs;
     for (let attempt = 0; ; attempt++) {
       const s = this.node.status();
@@ -304,9 +305,20 @@ export class Server implements ServerApi {
         if (s.role === 'leader') return await here();
         if (s.leaderAddress !== '') return await remote(s.leaderAddress);
       } catch (e) {
-        const retry = e instanceof NodeError && (e.code === 'not-leader' || e.code === 'retry' || e.code === 'no-leader');
-        const rpcRetry = e instanceof ServerError && e.code === 'no-leader';
-        if (!(retry || rpcRetry) || Date.now() > deadline) this.mapError(e);
+        if (e instanceof TransportError) {
+          // The leader we believed in is unreachable (often: it just died). A call that never left
+          // may be retried, as may any read; a write that may have reached it has an unknown outcome.
+          const neverSent = e.code === 'PEER_UNKNOWN' || (e.code === 'UNAVAILABLE' && /No connection established|ECONNREFUSED/.test(e.message));
+          if (!idempotent && !neverSent) {
+            throw new ServerError('unknown-outcome',
+              `forwarding the write to the leader failed after it was sent (${e.message}); it may or may not have been applied`, { cause: e });
+          }
+          if (Date.now() > deadline) throw new ServerError('no-leader', 'No cluster leader', { cause: e });
+        } else {
+          const retry = e instanceof NodeError && (e.code === 'not-leader' || e.code === 'retry' || e.code === 'no-leader');
+          const rpcRetry = e instanceof ServerError && e.code === 'no-leader';
+          if (!(retry || rpcRetry) || Date.now() > deadline) this.mapError(e);
+        }
       }
       if (Date.now() > deadline) throw new ServerError('no-leader', 'No cluster leader');
       await sleep(Math.min(50 * (attempt + 1), 250));
