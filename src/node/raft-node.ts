@@ -115,6 +115,8 @@ export class RaftNode {
   private core: RaftCore;
   private readonly ticker: NodeJS.Timeout;
   private looping = false;
+  /** While set, no Ready round starts (a restore's bytes are being stored). Ticks go on. */
+  private held = false;
   private closed = false;
   private fatalError: Error | undefined;
   private readonly proposals = new Map<Index, Waiter<ApplyResult>>();
@@ -243,6 +245,46 @@ export class RaftNode {
     return r.index;
   }
 
+  /**
+   * Restores the whole state from `stateBin` (Consul's state.bin stream, already verified by the
+   * caller) through Raft, as hashicorp/raft's Restore: the restore is placed at
+   * max(last index, externalIndex) + 1 and resolves once it and the no-op after it are committed
+   * and applied here. Rejects if leadership is lost first (the restore is then abandoned or may
+   * still commit under the next leader: its outcome is unknown).
+   */
+  async userRestore(stateBin: AsyncIterable<Uint8Array>, externalIndex: Index): Promise<SnapshotMeta> {
+    this.checkOpen();
+    // No round may persist the pending restore before its bytes are durable in the snapshot store.
+    this.held = true;
+    try {
+      while (this.looping) await sleep(1);
+      const r = this.core.userRestore(externalIndex);
+      if (!r.ok) throw refusalError(r);
+      const meta = r.snapshot;
+      const noop = { index: meta.index + 1, term: meta.term };
+      const applied = this.waitApplied(noop.index, noop.term);
+      const sink = await this.snapshots.create(meta);
+      try {
+        for await (const chunk of stateBin) await sink.write(chunk);
+        await sink.close();
+      } catch (e) {
+        await sink.cancel().catch(() => undefined);
+        // The core already holds the pending restore; without its bytes it cannot go on. The
+        // leader steps down so that the cluster can carry on without it.
+        this.stopOnFatal(new NodeError('internal', `storing the restore's bytes failed: ${(e as Error).message}`));
+        throw e;
+      }
+      this.log.info({ event: 'restore', index: meta.index, term: meta.term }, 'user restore staged; waiting for it to commit');
+      this.held = false;
+      this.kick();
+      await applied;
+      return meta;
+    } finally {
+      this.held = false;
+      this.kick();
+    }
+  }
+
   transferLeadership(to: NodeId): void {
     this.checkOpen();
     const r = this.core.transferLeadership(to);
@@ -333,7 +375,7 @@ export class RaftNode {
   // ------------------------------------------------------------------------------------------
 
   private kick(): void {
-    if (this.looping || this.closed) return;
+    if (this.looping || this.closed || this.held) return;
     this.looping = true;
     setImmediate(() => {
       this.loop().catch((e: unknown) => this.stopOnFatal(e as Error));
@@ -342,7 +384,7 @@ export class RaftNode {
 
   private async loop(): Promise<void> {
     try {
-      while (!this.closed && this.core.hasReady()) {
+      while (!this.closed && !this.held && this.core.hasReady()) {
         this.sendUrgent();
         const rd = this.core.ready();
         // A leader's appends claim nothing about its own disk (it counts itself toward commit only

@@ -85,3 +85,60 @@ test('a server that missed a compaction catches up through InstallSnapshot', asy
   t.is(backList.entries.length, 120);
   t.deepEqual(backList.entries.map((e) => e.ModifyIndex), leaderList.entries.map((e) => e.ModifyIndex));
 });
+
+test('a user restore replaces the state on every server, including one that was down, and survives a restart', async (t) => {
+  const { Fsm } = await import('../../src/fsm/index.js');
+  // The backup: another state machine's point-in-time state.bin.
+  const sourceDir = await tempDir(t);
+  const source = await Fsm.open(sourceDir);
+  for (let i = 1; i <= 30; i++) await source.apply(i, 1, set(`restored/${i}`, `r${i}`));
+  const stateBin = await source.snapshot();
+
+  const dirs = await Promise.all([tempDir(t), tempDir(t), tempDir(t)]);
+  const servers: TestServer[] = [];
+  const eventsOf = new Map<string, string[]>();
+  for (const [i, id] of ['a', 'b', 'c'].entries()) {
+    eventsOf.set(id, []);
+    servers.push(await startServer(id, dirs[i] as string, 0, {}, eventsOf.get(id)));
+  }
+  t.teardown(async () => {
+    await Promise.all(servers.map((s) => stopServer(s).catch(() => undefined)));
+    await source.close();
+  });
+  await Promise.all(servers.map((s) => s.node.bootstrap(configurationOf(servers))));
+  const leader = await leaderOf(servers);
+  for (let i = 0; i < 10; i++) await leader.node.propose(set(`old/${i}`, 'gone after the restore'));
+  const down = servers.find((s) => s !== leader) as TestServer;
+  const downPort = down.port;
+  await stopServer(down);
+
+  const meta = await leader.node.userRestore(stateBin, 500);
+  t.is(meta.index, 501, 'placed at max(last index, archive index 500) + 1');
+  t.is(await valueOn(leader, 'restored/30'), 'r30');
+  t.is(await valueOn(leader, 'old/0'), undefined, 'the old state is gone');
+
+  const events: string[] = [];
+  const back = await startServer(down.id, down.dataDir, downPort, {}, events);
+  servers[servers.indexOf(down)] = back;
+  await leader.node.propose(set('after', 'restore'));
+  for (const s of servers) {
+    await waitFor(`${s.id} catches up`, () => s.node.status().appliedIndex >= leader.node.status().commitIndex, 20_000);
+    t.is(await valueOn(s, 'restored/1'), 'r1', `${s.id} holds the restored state`);
+    t.is(await valueOn(s, 'old/9'), undefined);
+    t.is(await valueOn(s, 'after'), 'restore');
+  }
+  t.true(events.includes('snapshot-installed'), 'the server that was down received the restore as a snapshot');
+  const live = servers.find((s) => s !== leader && s !== back) as TestServer;
+  const liveEvents = eventsOf.get(live.id) ?? [];
+  t.true(liveEvents.includes('restore-staged'), 'the live follower held the restore as pending first');
+  t.true(liveEvents.indexOf('restore-committed') > liveEvents.indexOf('restore-staged'), 'then applied it once committed');
+
+  // A restart keeps the restored state (the log's base is now the restore).
+  const other = servers.find((s) => s !== leader && s !== back) as TestServer;
+  const port = other.port;
+  await stopServer(other);
+  const again = await startServer(other.id, other.dataDir, port);
+  servers[servers.indexOf(other)] = again;
+  t.is(await valueOn(again, 'restored/7'), 'r7');
+  t.is(await valueOn(again, 'old/3'), undefined);
+});
