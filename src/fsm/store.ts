@@ -241,6 +241,26 @@ export class KvTxn {
     return { keys: this.changedKeys, prefixes: this.deletedPrefixes };
   }
 
+  /** This txn as a reader, for a txn layered on top of it (one entry of a batch over the batch). */
+  asReader(): KvReader {
+    return {
+      getEntry: (key) => this.get(key),
+      listEntries: (prefix) => this.list(prefix),
+      listKeys: (prefix) => this.listKeys(prefix),
+      listTombstones: (prefix) => this.tombstones(prefix),
+      tableIndex: (table) => this.tableIndex(table as KvTableName),
+    };
+  }
+
+  /** Folds this txn's writes into `parent` (the txn it was layered on), later writes winning. */
+  mergeInto(parent: KvTxn): void {
+    for (const [key, e] of this.entries) parent.entries.set(key, e);
+    for (const [key, index] of this.stones) parent.stones.set(key, index);
+    for (const [table, index] of this.indexes) parent.indexes.set(table, index);
+    for (const key of this.changedKeys) parent.changedKeys.add(key);
+    parent.deletedPrefixes.push(...this.deletedPrefixes);
+  }
+
   /** The batch that makes this txn durable, with the applied mark written in the same batch. */
   toBatch(applied: AppliedMark): BatchOp[] {
     const ops: BatchOp[] = [];

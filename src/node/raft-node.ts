@@ -23,7 +23,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import {
-  ApplyResult,
+  type ApplyResult,
   Fsm,
   newDirFor,
   restoreInto,
@@ -529,18 +529,19 @@ export class RaftNode {
         }
       }
     }
-    for (const e of rd.committedEntries) {
-      if (e.index <= this.fsm.appliedIndex()) continue; // applied before a crash; the FSM kept it
-      let result: ApplyResult = { kind: 'noop' };
-      if (e.kind === 'normal') result = await this.fsm.apply(e.index, e.term, e.data);
-      else await this.fsm.applyNoop(e.index, e.term);
+    // Entries the FSM kept from before a crash are skipped; the rest go in as one LevelDB batch.
+    const fresh = rd.committedEntries.filter((e) => e.index > this.fsm.appliedIndex());
+    if (fresh.length === 0) return;
+    const results = await this.fsm.applyBatch(
+      fresh.map((e) => (e.kind === 'normal' ? { index: e.index, term: e.term, data: e.data } : { index: e.index, term: e.term })),
+    );
+    fresh.forEach((e, i) => {
       const w = this.proposals.get(e.index);
-      if (w !== undefined) {
-        this.proposals.delete(e.index);
-        if (w.term === e.term) w.resolve(result);
-        else w.reject(new NodeError('unknown-outcome', 'leadership lost while committing log; the write was not applied'));
-      }
-    }
+      if (w === undefined) return;
+      this.proposals.delete(e.index);
+      if (w.term === e.term) w.resolve(results[i] ?? { kind: 'noop' });
+      else w.reject(new NodeError('unknown-outcome', 'leadership lost while committing log; the write was not applied'));
+    });
   }
 
   private afterRound(rd: Ready): void {
