@@ -2,6 +2,7 @@
 // values, KV PUT throughput and p50/p99 latency at 1, 16 and 64 concurrent keep-alive clients, through
 // the leader and through a follower, then the time from SIGKILL of the leader to the first write
 // acknowledged by the new one. Figures only: nothing here asserts on speed.
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Agent, request } from 'node:http';
 import { ProcessCluster } from '../test/support/process-cluster.js';
@@ -42,8 +43,11 @@ async function load(port: number, clients: number): Promise<{ rate: number; p50:
 }
 
 async function main(): Promise<void> {
+  // Measure what users run: the compiled agent, as `npx conclave agent` starts it.
+  console.log('building dist/ ...');
+  execFileSync(process.execPath, [new URL('../node_modules/typescript/bin/tsc', import.meta.url).pathname, '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
   const teardown: Array<() => Promise<void>> = [];
-  const c = await ProcessCluster.create({ teardown: (f) => teardown.push(f) }, { size: 3, tickMs: 50, electionTimeoutTicks: 10 });
+  const c = await ProcessCluster.create({ teardown: (f) => teardown.push(f) }, { size: 3, tickMs: 50, electionTimeoutTicks: 10, compiled: true });
   try {
     c.startAll();
     const leader = await c.leader();

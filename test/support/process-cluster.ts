@@ -30,6 +30,8 @@ export interface ClusterOptions {
   readonly trailingLogs?: number;
   /** Extra flags for the agents' node processes (e.g. --cpu-prof for profiling a benchmark). */
   readonly nodeFlags?: readonly string[];
+  /** Run the compiled agent (dist/cli/main.js, built by `npm run build`) instead of the sources. */
+  readonly compiled?: boolean;
 }
 
 async function freePort(): Promise<number> {
@@ -47,15 +49,17 @@ export class ProcessCluster {
   readonly nodes: AgentProcess[] = [];
   private readonly dir: string;
   private readonly nodeFlags: readonly string[];
+  private readonly entry: readonly string[];
 
-  private constructor(dir: string, nodeFlags: readonly string[]) {
+  private constructor(dir: string, nodeFlags: readonly string[], compiled: boolean) {
     this.dir = dir;
     this.nodeFlags = nodeFlags;
+    this.entry = compiled ? [join(root, 'dist/cli/main.js')] : ['--import=tsx', join(root, 'src/cli/main.ts')];
   }
 
   static async create(t: { teardown(f: () => Promise<void>): void }, o: ClusterOptions): Promise<ProcessCluster> {
     const dir = await mkdtemp(join(tmpdir(), 'conclave-cluster-'));
-    const c = new ProcessCluster(dir, o.nodeFlags ?? []);
+    const c = new ProcessCluster(dir, o.nodeFlags ?? [], o.compiled ?? false);
     t.teardown(() => c.destroy());
     const total = o.size + (o.extra ?? 0);
     const ports: Array<{ http: number; server: number }> = [];
@@ -95,7 +99,7 @@ export class ProcessCluster {
   start(i: number): void {
     const n = this.node(i);
     if (n.proc !== undefined) throw new Error(`${n.name} is already running`);
-    const proc = spawn(process.execPath, [...this.nodeFlags, '--import=tsx', join(root, 'src/cli/main.ts'), 'agent', '-config-file', n.configFile], {
+    const proc = spawn(process.execPath, [...this.nodeFlags, ...this.entry, 'agent', '-config-file', n.configFile], {
       cwd: root,
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, NODE_ENV: 'test' },
