@@ -12,8 +12,9 @@ export const fsmLimits = {
    */
   commandMaxBytes: 64 * MiB,
   /**
-   * Most operations in one txn command. Consul's HTTP endpoint stops at 64 (`maxTxnOps`,
-   * agent/txn_endpoint.go); this is only a ceiling against hostile bytes, the HTTP layer keeps Consul's.
+   * Most operations in one txn command. Consul's HTTP endpoint stops at 128 (`maxTxnOps`,
+   * agent/txn_endpoint.go; 64 in Consul 0.x); this is only a ceiling against hostile bytes, the HTTP
+   * layer keeps Consul's.
    */
   txnOpsMaxCount: 4096,
   /**
