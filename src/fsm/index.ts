@@ -23,7 +23,7 @@ export {
 } from './command.js';
 export { readStateBin, encodeStateBinHeader, consulMessageTypeNames, type StateBinItem, type ReadStateBinOptions } from './statebin.js';
 export { RecordType, type IndexRecord } from './records.js';
-export type { TxnOutcome } from './kv-logic.js';
+export { goQuote, type TxnOutcome } from './kv-logic.js';
 export type { WakeReason, WatchTarget } from './watch.js';
 export type {
   ApplyResult,

@@ -244,7 +244,7 @@ function blanked(entry: DirEntry): TxnResult[] {
   return [{ KV: { ...entry, Value: emptyValue } }];
 }
 
-/** Go's %q for the strings that occur in keys: quotes, backslashes and control bytes escaped. */
+/** Go's strconv.Quote (fmt's %q) for the strings that occur in keys. */
 export function goQuote(text: string): string {
   let out = '"';
   for (const ch of text) {
@@ -260,8 +260,10 @@ export function goQuote(text: string): string {
       case '\t': out += '\\t'; break;
       case '\v': out += '\\v'; break;
       default:
-        out += code < 0x20 || code === 0x7f ? `\\x${code.toString(16).padStart(2, '0')}` : ch;
+        if (code < 0x20 || code === 0x7f) out += `\\x${code.toString(16).padStart(2, '0')}`;
+        else if (code >= 0x80 && code < 0xa0) out += `\\u${code.toString(16).padStart(4, '0')}`;
+        else out += ch;
     }
   }
-  return out + '"';
+  return `${out}"`;
 }

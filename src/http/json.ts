@@ -75,26 +75,5 @@ export function describeJson(value: unknown): string {
   }
 }
 
-/** Go's strconv.Quote (fmt's %q) for the strings that occur in keys. */
-export function goQuote(text: string): string {
-  let out = '"';
-  for (const ch of text) {
-    const code = ch.codePointAt(0) as number;
-    switch (ch) {
-      case '"': out += '\\"'; break;
-      case '\\': out += '\\\\'; break;
-      case '\x07': out += '\\a'; break;
-      case '\b': out += '\\b'; break;
-      case '\f': out += '\\f'; break;
-      case '\n': out += '\\n'; break;
-      case '\r': out += '\\r'; break;
-      case '\t': out += '\\t'; break;
-      case '\v': out += '\\v'; break;
-      default:
-        if (code < 0x20 || code === 0x7f) out += `\\x${code.toString(16).padStart(2, '0')}`;
-        else if (code >= 0x80 && code < 0xa0) out += `\\u${code.toString(16).padStart(4, '0')}`;
-        else out += ch;
-    }
-  }
-  return `${out}"`;
-}
+/** Go's strconv.Quote, shared with the FSM's error texts (one implementation). */
+export { goQuote } from '../fsm/index.js';
