@@ -12,7 +12,7 @@
 // fsmLimits.snapshotChunkBytes; nothing else is held.
 
 import type { Iterator as LevelIterator } from 'level';
-import { bytesEqual } from './bytes.js';
+import { bytesEqual, concatBytes } from './bytes.js';
 import { assert, FsmError } from './errors.js';
 import { decodeApplied, decodeFormat, layoutVersion, metaAppliedKey, metaFormatKey, Table, type AppliedMark } from './layout.js';
 import { fsmLimits } from './limits.js';
@@ -123,7 +123,7 @@ export class StateBinSnapshot implements AsyncIterable<Uint8Array> {
         chunk.push(Uint8Array.of(table), value);
         chunkBytes += 1 + value.length;
         if (chunkBytes >= fsmLimits.snapshotChunkBytes) {
-          yield joinChunk(chunk, chunkBytes);
+          yield concatBytes(chunk);
           chunk = [];
           chunkBytes = 0;
         }
@@ -131,16 +131,6 @@ export class StateBinSnapshot implements AsyncIterable<Uint8Array> {
       if (this.abortError !== undefined) throw this.abortError;
       entries = (await this.iterator.nextv(pullBatchCount)) as DbEntry[];
     }
-    if (chunkBytes > 0) yield joinChunk(chunk, chunkBytes);
+    if (chunkBytes > 0) yield concatBytes(chunk);
   }
-}
-
-function joinChunk(parts: readonly Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }

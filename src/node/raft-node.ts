@@ -19,7 +19,7 @@
 //            pending store is deleted after. A pending store whose base is not above the main base is
 //            a leftover of that last step and is deleted at startup.
 
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import {
@@ -701,7 +701,6 @@ function lastOf(entries: readonly Entry[]): Index | undefined {
 }
 
 async function exists(path: string): Promise<boolean> {
-  const { stat } = await import('node:fs/promises');
   return stat(path).then(
     () => true,
     () => false,
