@@ -121,6 +121,7 @@ export class RaftNode {
   private fatalError: Error | undefined;
   private readonly proposals = new Map<Index, Waiter<ApplyResult>>();
   private readonly reads = new Map<number, ReadWaiter>();
+  private caughtUpWaiters: Array<{ readonly resolve: () => void; readonly reject: (e: Error) => void }> = [];
   private nextReadContext = 1;
   private lastLeaderContact = -1;
   private soft: SoftState;
@@ -233,6 +234,41 @@ export class RaftNode {
     if (!r.ok) return Promise.reject(refusalError(r));
     this.kick();
     return new Promise((resolve, reject) => this.reads.set(context, { index: undefined, resolve, reject }));
+  }
+
+  /**
+   * Resolves once this server leads and has applied the no-op that opened its term, and with it
+   * every write an earlier leader acknowledged. A new leader may hold such a write in its log
+   * without knowing it committed (followers learn commits from the leader's next message): until
+   * this resolves, a read served from its state machine could miss it. Rejects with `not-leader`
+   * when this server does not lead, or stops leading first.
+   */
+  leaderCaughtUp(): Promise<void> {
+    this.checkOpen();
+    if (this.isCaughtUpLeader()) return Promise.resolve();
+    if (this.core.currentRole() !== 'leader') return Promise.reject(this.notLeader());
+    return new Promise((resolve, reject) => this.caughtUpWaiters.push({ resolve, reject }));
+  }
+
+  private isCaughtUpLeader(): boolean {
+    const start = this.core.termStartIndex();
+    return start > 0 && this.fsm.appliedIndex() >= start;
+  }
+
+  private notLeader(): NodeError {
+    return new NodeError('not-leader', `${this.id} is not the leader`, this.core.currentLeader());
+  }
+
+  private releaseCaughtUp(): void {
+    if (this.caughtUpWaiters.length === 0) return;
+    const leading = this.core.currentRole() === 'leader';
+    if (leading && !this.isCaughtUpLeader()) return;
+    const waiters = this.caughtUpWaiters;
+    this.caughtUpWaiters = [];
+    for (const w of waiters) {
+      if (leading) w.resolve();
+      else w.reject(this.notLeader());
+    }
   }
 
   /** Proposes a membership change and resolves once it is applied here. */
@@ -550,6 +586,7 @@ export class RaftNode {
       if (w !== undefined) w.index = rs.index;
     }
     this.releaseReads();
+    this.releaseCaughtUp();
     const s = rd.softState;
     const changed = s.role !== this.soft.role || s.leader !== this.soft.leader || s.term !== this.soft.term;
     if (changed) {
@@ -670,6 +707,8 @@ export class RaftNode {
     this.proposals.clear();
     for (const w of this.reads.values()) w.reject(e);
     this.reads.clear();
+    for (const w of this.caughtUpWaiters) w.reject(e);
+    this.caughtUpWaiters = [];
   }
 
   /** A storage failure or a broken invariant: the node must not go on (its disk state is unknown). */

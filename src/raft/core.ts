@@ -149,6 +149,13 @@ export class RaftCore {
   appliedIndex(): Index {
     return this.applied;
   }
+  /**
+   * On a leader: the index of the no-op that opened its term (0 elsewhere). Once it is applied, the
+   * state machine holds every entry an earlier leader committed.
+   */
+  termStartIndex(): Index {
+    return this.role === 'leader' ? this.leaderStartIndex : 0;
+  }
   lastIndex(): Index {
     return this.log.lastIndex();
   }

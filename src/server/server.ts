@@ -263,6 +263,7 @@ export class Server implements ServerApi {
       );
     }
     if (o.consistency === 'consistent') await this.node.readBarrier().catch((e: unknown) => this.mapError(e));
+    else if (o.consistency === 'default') await this.node.leaderCaughtUp().catch((e: unknown) => this.mapError(e));
     let r = await local();
     if (o.minIndex !== undefined && o.minIndex > 0 && r.index <= o.minIndex && watch !== undefined) {
       const controller = new AbortController();

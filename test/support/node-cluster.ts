@@ -7,15 +7,25 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { encodeCommand } from '../../src/fsm/index.js';
 import { RaftNode, type RaftNodeOptions } from '../../src/node/index.js';
-import type { Configuration } from '../../src/raft/index.js';
+import type { Configuration, Message } from '../../src/raft/index.js';
 import { PeerTransport } from '../../src/transport/index.js';
+
+/** The real transport, with a switch a test may set to lose chosen outgoing messages (a network fault). */
+export class LossyTransport extends PeerTransport {
+  loseIf: ((m: Message) => boolean) | undefined;
+
+  override send(m: Message): void {
+    if (this.loseIf?.(m) === true) return;
+    super.send(m);
+  }
+}
 
 export interface TestServer {
   readonly id: string;
   readonly dataDir: string;
   address: string;
   port: number;
-  transport: PeerTransport;
+  transport: LossyTransport;
   node: RaftNode;
 }
 
@@ -43,7 +53,7 @@ export async function startServer(
     events === undefined
       ? pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }).child({ node: id })
       : pino({ level: 'info' }, { write: (line: string) => void events.push(String(JSON.parse(line).event)) });
-  const transport = new PeerTransport({ id, logger });
+  const transport = new LossyTransport({ id, logger });
   const bound = await transport.listen('127.0.0.1', port);
   const address = `127.0.0.1:${bound}`;
   const node = await RaftNode.open({
