@@ -81,7 +81,11 @@ export class RaftCore {
   private readSeq = 0;
   private reads: PendingRead[] = [];
   private pendingBroadcast = false;
-  /** The commit index moved: tell idle followers, who would otherwise wait for a heartbeat. */
+  /**
+   * The commit index moved: idle followers hear of it at the next tick (hashicorp/raft's
+   * CommitTimeout), not at once. A follower with more to receive learns it from the next append;
+   * announcing every commit at once doubles the messages per write for nothing the leader needs.
+   */
   private announceCommit = false;
 
   // Work waiting to be handed out in the next Ready.
@@ -620,8 +624,12 @@ export class RaftCore {
     }
     this.heartbeatElapsed++;
     if (this.heartbeatElapsed >= this.opts.heartbeatIntervalTicks) {
+      // A heartbeat carries the commit index as far as each follower holds the log.
       this.heartbeatElapsed = 0;
+      this.announceCommit = false;
       this.broadcastHeartbeats();
+    } else if (this.announceCommit) {
+      this.sendCommitAnnouncements();
     }
   }
 
@@ -935,13 +943,16 @@ export class RaftCore {
   }
 
   private broadcastAppends(): void {
-    const announce = this.announceCommit;
+    for (const to of this.progress.keys()) this.sendAppends(to);
+  }
+
+  /** The tick after a commit: an empty append carries the new commit index to idle followers. */
+  private sendCommitAnnouncements(): void {
     this.announceCommit = false;
     for (const [to, pr] of this.progress) {
-      this.sendAppends(to);
-      // Caught up and nothing in flight: an empty append carries the new commit index at once
-      // (with nothing in flight its prevIndex is the follower's match, so it cannot be rejected).
-      if (announce && pr.state === 'replicate' && pr.inflightCount() === 0 && pr.next > this.log.lastIndex()) {
+      // Caught up and nothing in flight: with nothing in flight the append's prevIndex is the
+      // follower's match, so it cannot be rejected.
+      if (pr.state === 'replicate' && pr.inflightCount() === 0 && pr.next > this.log.lastIndex()) {
         const prevIndex = pr.next - 1;
         const prevTerm = this.log.term(prevIndex);
         if (prevTerm !== undefined) {

@@ -121,6 +121,7 @@ test('§5.4.1: a candidate with a longer but staler log loses; the up-to-date on
   outlastLease(s, ['n1', 'n3']);
   s.elect('n3');
   s.stabilize();
+  s.run(1); // followers hear of a commit at the leader's next tick
   t.deepEqual(s.appliedTexts('n1'), ['x'], 'n1\'s stale entries were replaced by the committed history');
 });
 
@@ -181,6 +182,7 @@ test('leadership transfer (§3.10): the target is caught up, then told to campai
   t.true(s.events.includes('n3 timeout-now'));
   s.propose('n3', 'after');
   s.stabilize();
+  s.run(1); // followers hear of a commit at the leader's next tick
   t.deepEqual(s.appliedTexts('n1'), ['before', 'after']);
 });
 
@@ -236,6 +238,7 @@ test('user restore: installed at max(last, archive index) + 1 on every server vi
   t.false(during.ok);
   if (!during.ok) t.is(during.code, 'restore-pending');
   s.stabilize();
+  s.run(1); // followers hear of a commit at the leader's next tick
   for (const id of ['n1', 'n2', 'n3']) {
     t.deepEqual(s.appliedSnapshots.get(id), [101], `${id} installed the restore`);
     t.is(s.core(id).commitIndex(), 102, `${id} committed the no-op after it`);
@@ -243,6 +246,7 @@ test('user restore: installed at max(last, archive index) + 1 on every server vi
   }
   s.propose('n1', 'new');
   s.stabilize();
+  s.run(1);
   t.deepEqual(s.appliedTexts('n2'), ['new'], 'the old state is gone and new writes follow the restore');
 });
 
@@ -279,4 +283,29 @@ test('ReadIndex: a read is released only after a quorum confirms the leader', (t
   t.deepEqual(s.readStates.get('n1'), [{ index: 3, context: 7 }]);
   t.false(s.core('n2').readIndex(8).ok, 'followers do not serve ReadIndex');
   void all;
+});
+
+test('a commit reaches idle followers at the leader\'s next tick, or with the next append: not as a message of its own', (t) => {
+  // Heartbeats are far apart here, so only the commit announcement can tell the followers.
+  const s = new Scenario({ voters: 3, electionTimeoutTicks: 30, heartbeatIntervalTicks: 10 });
+  s.elect('n1');
+  s.run(1);
+  const a = s.propose('n1', 'a');
+  s.stabilize();
+  t.is(s.core('n1').commitIndex(), a, 'the leader committed "a" once both followers acknowledged it');
+  for (const f of ['n2', 'n3']) t.true(s.core(f).commitIndex() < a, `${f} has not heard of the commit yet: no extra message per write`);
+  // A second write carries the first one's commit index with it.
+  const b = s.propose('n1', 'b');
+  s.stabilize();
+  for (const f of ['n2', 'n3']) {
+    t.is(s.core(f).commitIndex(), a, `${f} learned of "a" from the append that carried "b"`);
+    t.deepEqual(s.appliedTexts(f), ['a']);
+  }
+  // Idle again: the leader's next tick (not a heartbeat tick) announces the commit of "b".
+  s.tick(['n1'], 1);
+  s.stabilize();
+  for (const f of ['n2', 'n3']) {
+    t.is(s.core(f).commitIndex(), b, `${f} learned of "b" at the leader's next tick`);
+    t.deepEqual(s.appliedTexts(f), ['a', 'b']);
+  }
 });
