@@ -28,6 +28,10 @@ export const transportDefaults = {
   /** Heartbeats are tiny and only the newest matter: short window, short queue. */
   heartbeatWindowCount: 16,
   heartbeatQueueCount: 64,
+  /** A receiving stream acknowledges after this many messages, or after streamAckDelayMs, whichever
+   *  comes first. Keep it at most half the senders' windows, or they pace at the delay. */
+  streamAckEveryCount: 8,
+  streamAckDelayMs: 20,
   /** Vote / TimeoutNow calls outstanding per peer before further ones are dropped. */
   maxInflightUnaryCount: 16,
   /** Deadline of one Vote or TimeoutNow call. Elections time out in ~1 s, so later is useless. */

@@ -142,32 +142,42 @@ export class PeerTransport {
 
   private serveStream(call: grpc.ServerDuplexStream<unknown, object>, lane: string, allowed: readonly MessageType[]): void {
     const from = callerOf(call);
+    // Acks only open the sender's window (32 appends, 16 heartbeats by default), so they are lazy:
+    // one per `streamAckEveryCount` messages, or `streamAckDelayMs` after the first unacknowledged
+    // one. At a write every couple of milliseconds an ack per message would double the frames.
+    const { streamAckEveryCount, streamAckDelayMs } = this.settings;
     let consumed = 0;
+    let acked = 0;
     let open = true;
-    let ackPending = false;
+    let soon: NodeJS.Immediate | undefined;
+    let later: NodeJS.Timeout | undefined;
     const ack = (): void => {
-      ackPending = false;
+      if (soon !== undefined) clearImmediate(soon);
+      if (later !== undefined) clearTimeout(later);
+      soon = undefined;
+      later = undefined;
+      acked = consumed;
       if (open) call.write({ consumed });
     };
     const close = (): void => {
       open = false;
+      if (soon !== undefined) clearImmediate(soon);
+      if (later !== undefined) clearTimeout(later);
     };
     call.on('data', (raw: unknown) => {
       consumed++;
       this.receive(raw, allowed, from, lane);
-      if (!ackPending) {
-        ackPending = true;
-        setImmediate(ack);
-      }
+      if (consumed - acked >= streamAckEveryCount) soon ??= setImmediate(ack);
+      else later ??= setTimeout(ack, streamAckDelayMs);
     });
     call.on('end', () => {
-      open = false;
+      close();
       call.end();
     });
     call.on('cancelled', close);
     call.on('close', close);
     call.on('error', (err: Error) => {
-      open = false;
+      close();
       this.logger.debug({ from, lane, err: err.message }, `${lane} stream from ${from} failed`);
     });
     call.write({ consumed: 0 });

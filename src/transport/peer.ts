@@ -26,6 +26,9 @@ export interface PeerTransportOptions {
   readonly appendQueueBytes?: number;
   readonly heartbeatWindowCount?: number;
   readonly heartbeatQueueCount?: number;
+  /** Receiving side: acknowledge after this many messages or this delay, whichever is first. */
+  readonly streamAckEveryCount?: number;
+  readonly streamAckDelayMs?: number;
   readonly maxInflightUnaryCount?: number;
   readonly unaryTimeoutMs?: number;
   readonly connectTimeoutMs?: number;
@@ -149,6 +152,8 @@ export function settingsFrom(o: PeerTransportOptions): Settings {
     appendQueueBytes: o.appendQueueBytes ?? d.appendQueueBytes,
     heartbeatWindowCount: o.heartbeatWindowCount ?? d.heartbeatWindowCount,
     heartbeatQueueCount: o.heartbeatQueueCount ?? d.heartbeatQueueCount,
+    streamAckEveryCount: o.streamAckEveryCount ?? d.streamAckEveryCount,
+    streamAckDelayMs: o.streamAckDelayMs ?? d.streamAckDelayMs,
     maxInflightUnaryCount: o.maxInflightUnaryCount ?? d.maxInflightUnaryCount,
     unaryTimeoutMs: o.unaryTimeoutMs ?? d.unaryTimeoutMs,
     connectTimeoutMs: o.connectTimeoutMs ?? d.connectTimeoutMs,
@@ -169,10 +174,13 @@ export function settingsFrom(o: PeerTransportOptions): Settings {
   checkLimit('appendQueueBytes', s.appendQueueBytes, 1, big);
   checkLimit('heartbeatWindowCount', s.heartbeatWindowCount, 1, 1 << 20);
   checkLimit('heartbeatQueueCount', s.heartbeatQueueCount, 1, 1 << 20);
+  checkLimit('streamAckEveryCount', s.streamAckEveryCount, 1, 1 << 20);
   checkLimit('maxInflightUnaryCount', s.maxInflightUnaryCount, 1, 1 << 20);
   checkLimit('unaryTimeoutMs', s.unaryTimeoutMs, 1, big);
   checkLimit('connectTimeoutMs', s.connectTimeoutMs, 1, big);
   checkLimit('ackTimeoutMs', s.ackTimeoutMs, 1, big);
+  // A sender treats a window unacknowledged for ackTimeoutMs as a dead stream.
+  checkLimit('streamAckDelayMs', s.streamAckDelayMs, 0, Math.floor(s.ackTimeoutMs / 2));
   checkLimit('reconnectBackoffMinMs', s.reconnectBackoffMinMs, 1, big);
   checkLimit('reconnectBackoffMaxMs', s.reconnectBackoffMaxMs, s.reconnectBackoffMinMs, big);
   checkLimit('snapshotChunkBytes', s.snapshotChunkBytes, 1, transportLimits.maxChunkBytes);

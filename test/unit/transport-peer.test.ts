@@ -282,3 +282,54 @@ test('removing a peer fails its snapshot transfer with a clear error', async (t)
   await waitFor(() => receiverError !== undefined, "the receiver's handler to see the stream fail");
   t.regex(String((receiverError as Error).message), /the sender cancelled the transfer|the stream broke/);
 });
+
+/** A raw append stream into `b`'s server, recording every ack it gets back. */
+function rawAppendStream(t: { teardown: (f: () => void) => void }, port: number): { call: grpc.ClientDuplexStream<object, unknown>; acks: number[] } {
+  const svc = raftPeerService();
+  const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  const call = client.makeBidiStreamRequest(svc.appendStream.path, svc.appendStream.requestSerialize, svc.appendStream.responseDeserialize, new grpc.Metadata(), {});
+  const acks: number[] = [];
+  call.on('data', (a: { consumed: number }) => acks.push(a.consumed));
+  call.on('error', () => {});
+  t.teardown(() => {
+    call.cancel();
+    client.close();
+  });
+  return { call, acks };
+}
+
+const wireAppend = (i: number): object => ({ append: { from: 'x', to: 'b', term: 1, prevIndex: i, prevTerm: 1, commit: 0, entries: [] } });
+
+test('acks are lazy: messages trickling in are acknowledged together after the ack delay', async (t) => {
+  const b = new PeerTransport({ id: 'b', streamAckEveryCount: 8, streamAckDelayMs: 3_000, ackTimeoutMs: 10_000 });
+  t.teardown(() => b.close());
+  const got: number[] = [];
+  b.onMessage((m) => {
+    if (m.type === 'append') got.push(m.prevIndex);
+  });
+  const { call, acks } = rawAppendStream(t, await b.listen('127.0.0.1', 0));
+  await waitFor(() => acks.length === 1, 'the ack that opens the stream');
+  for (let i = 0; i < 3; i++) {
+    call.write(wireAppend(i));
+    await waitFor(() => got.length === i + 1, `append ${i} delivered`);
+  }
+  t.deepEqual(acks, [0], 'three messages, each handled at once, and no ack yet');
+  await waitFor(() => acks.length === 2, 'the delayed ack');
+  t.deepEqual(acks, [0, 3], 'one ack covers all three');
+});
+
+test('acks are lazy: a run of streamAckEveryCount messages is acknowledged at once', async (t) => {
+  const b = new PeerTransport({ id: 'b', streamAckEveryCount: 4, streamAckDelayMs: 30_000, ackTimeoutMs: 60_000 });
+  t.teardown(() => b.close());
+  const { call, acks } = rawAppendStream(t, await b.listen('127.0.0.1', 0));
+  await waitFor(() => acks.length === 1, 'the ack that opens the stream');
+  for (let i = 0; i < 4; i++) call.write(wireAppend(i));
+  // The 30 s delay cannot be what sends this ack: the count does.
+  await waitFor(() => acks.includes(4), 'an ack for the fourth message');
+  t.is(acks.at(-1), 4);
+});
+
+test('the ack delay must leave room under the sender\'s ack timeout', (t) => {
+  const e = t.throws(() => new PeerTransport({ id: 'b', streamAckDelayMs: 3_000, ackTimeoutMs: 5_000 }));
+  t.regex(e?.message ?? '', /streamAckDelayMs is 3000; it must be an integer in \[0, 2500\]/);
+});
