@@ -161,7 +161,7 @@ export class Fsm {
   applyBatch(items: ReadonlyArray<{ readonly index: LogIndex; readonly term: LogTerm; readonly data?: Uint8Array }>): Promise<ApplyResult[]> {
     for (const it of items) this.accept(it.index);
     return this.enqueue(async () => {
-      const batch = new KvTxn(new DbReader(this.db));
+      const batch = new KvTxn(DbReader.forApply(this.db));
       const results: ApplyResult[] = [];
       let mark: AppliedMark | undefined;
       for (const it of items) {
@@ -196,7 +196,7 @@ export class Fsm {
   applyNoop(index: LogIndex, term: LogTerm): Promise<void> {
     this.accept(index);
     return this.enqueue(async () => {
-      await this.commit(new KvTxn(new DbReader(this.db)), { index, term });
+      await this.commit(new KvTxn(DbReader.forApply(this.db)), { index, term });
     });
   }
 
@@ -224,7 +224,7 @@ export class Fsm {
   private async applyNow(mark: AppliedMark, data: Uint8Array): Promise<ApplyResult> {
     assert(mark.index > this.applied.index, 'an entry is applied once');
     const decoded = decodeCommand(data);
-    const txn = new KvTxn(new DbReader(this.db));
+    const txn = new KvTxn(DbReader.forApply(this.db));
     if (!decoded.ok) {
       if (decoded.error.code === 'COMMAND_UNKNOWN_TYPE' && ((data[0] ?? 0) & ignoreUnknownTypeFlag) !== 0) {
         // Consul's IgnoreUnknownTypeFlag: a newer leader marked this entry as safe to skip.
@@ -237,7 +237,7 @@ export class Fsm {
       throw this.poisoned;
     }
     const { result, keep } = await execute(txn, mark.index, decoded.command);
-    await this.commit(keep ? txn : new KvTxn(new DbReader(this.db)), mark);
+    await this.commit(keep ? txn : new KvTxn(DbReader.forApply(this.db)), mark);
     return result;
   }
 

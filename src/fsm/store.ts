@@ -90,7 +90,22 @@ export class DbReader implements KvReader {
     private readonly db: Db,
     /** Read through this snapshot when given; otherwise each call reads the latest state. */
     private readonly snapshot?: DbSnapshot,
+    /**
+     * Point reads with getSync: no thread-pool round trip. For applies, which run one at a time on
+     * the write path: a LevelDB point read from its caches takes microseconds, the trip to the pool
+     * and back a tenth of a millisecond. Reads served to clients stay asynchronous.
+     */
+    private readonly syncPointReads = false,
   ) {}
+
+  /** The reader applies use: the latest state, point reads without leaving the event loop. */
+  static forApply(db: Db): DbReader {
+    return new DbReader(db, undefined, true);
+  }
+
+  private async point(dbKey: Uint8Array): Promise<Uint8Array | undefined> {
+    return this.syncPointReads ? this.db.getSync(dbKey, this.options()) : this.db.get(dbKey, this.options());
+  }
 
   private options(): { snapshot?: DbSnapshot } {
     return this.snapshot === undefined ? {} : { snapshot: this.snapshot };
@@ -98,7 +113,7 @@ export class DbReader implements KvReader {
 
   async getEntry(key: string): Promise<DirEntry | undefined> {
     const dbKey = tableKey(Table.kvs, key);
-    const value = await this.db.get(dbKey, this.options());
+    const value = await this.point(dbKey);
     return value === undefined ? undefined : decodeStoredEntry(dbKey, value);
   }
 
@@ -126,7 +141,7 @@ export class DbReader implements KvReader {
 
   async tableIndex(table: string): Promise<number> {
     const dbKey = tableKey(Table.index, table);
-    const value = await this.db.get(dbKey, this.options());
+    const value = await this.point(dbKey);
     return value === undefined ? 0 : decodeStoredIndex(dbKey, value);
   }
 }
