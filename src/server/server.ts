@@ -302,6 +302,7 @@ export class Server implements ServerApi {
     const deadline = Date.now() + this.o.leaderWaitMs;
     for (let attempt = 0; ; attempt++) {
       const s = this.node.status();
+      let pauseMs = Math.min(50 * (attempt + 1), 250);
       try {
         if (s.role === 'leader') return await here();
         if (s.leaderAddress !== '') return await remote(s.leaderAddress);
@@ -317,13 +318,34 @@ export class Server implements ServerApi {
           if (Date.now() > deadline) throw new ServerError('no-leader', 'No cluster leader', { cause: e });
         } else {
           const retry = e instanceof NodeError && (e.code === 'not-leader' || e.code === 'retry' || e.code === 'no-leader');
+          // 'retry' is mostly a new leader that has not committed its first entry: ready within a
+          // round trip or two, so look again soon.
+          if (e instanceof NodeError && e.code === 'retry') pauseMs = Math.min(10 * (attempt + 1), 100);
           const rpcRetry = e instanceof ServerError && e.code === 'no-leader';
           if (!(retry || rpcRetry) || Date.now() > deadline) this.mapError(e);
         }
       }
       if (Date.now() > deadline) throw new ServerError('no-leader', 'No cluster leader');
-      await sleep(Math.min(50 * (attempt + 1), 250));
+      await this.leaderChangeOrTimeout(s, pauseMs);
     }
+  }
+
+  /**
+   * Waits until the node sees a different leader, role or term than `seen`, or `ms` pass: a request
+   * waiting out an election goes on as soon as the new leader is known, not at the next poll.
+   */
+  private leaderChangeOrTimeout(seen: { readonly leader: string; readonly role: string; readonly term: number }, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        off();
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      const off = this.node.onChange((s) => {
+        if (s.leader !== seen.leader || s.role !== seen.role || s.term !== seen.term) done();
+      });
+    });
   }
 
   private requireLeader(): void {
@@ -414,8 +436,9 @@ function unwrap<T>(r: RpcResult): T {
   if (r.ok) return decode(r.result) as T;
   const code = r.error.code;
   switch (code) {
-    case 'not-leader':
     case 'retry':
+      throw new NodeError('retry', r.error.message, r.error.leader?.id ?? '');
+    case 'not-leader':
     case 'no-leader':
       throw new NodeError('not-leader', r.error.message, r.error.leader?.id ?? '');
     case 'unknown-outcome':
