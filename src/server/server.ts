@@ -263,7 +263,14 @@ export class Server implements ServerApi {
       );
     }
     if (o.consistency === 'consistent') await this.node.readBarrier().catch((e: unknown) => this.mapError(e));
-    else if (o.consistency === 'default') await this.node.leaderCaughtUp().catch((e: unknown) => this.mapError(e));
+    else if (o.consistency === 'default') {
+      const lostLeadership = await this.node.leaderCaughtUp().then(
+        () => false,
+        (e: unknown) => (e instanceof NodeError && e.code === 'not-leader' ? true : this.mapError(e)),
+      );
+      // Deposed while catching up: ask whoever leads now, as a follower would have.
+      if (lostLeadership) return this.read(request, o, local, watch);
+    }
     let r = await local();
     if (o.minIndex !== undefined && o.minIndex > 0 && r.index <= o.minIndex && watch !== undefined) {
       const controller = new AbortController();
