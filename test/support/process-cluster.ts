@@ -2,7 +2,7 @@
 // free ports picked at start, every process stopped by its own PID and every file removed at the end.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,15 +34,40 @@ export interface ClusterOptions {
   readonly compiled?: boolean;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+// Ports for the agents come from below the kernel's ephemeral range (32768-60999 here, see
+// /proc/sys/net/ipv4/ip_local_port_range). A port picked by listen(0) is an ephemeral one: once closed,
+// the next listen(0) may hand it out again (CI once gave one node the same HTTP and server port), and
+// any outgoing connection in the meantime may take it as its local port. Each candidate is bound to
+// prove it is free, and every probe stays open until the whole set is chosen, so no two are equal.
+const PORT_LOW = 10_000;
+const PORT_HIGH = 32_000;
+
+function tryListen(port: number): Promise<Server | undefined> {
+  return new Promise((resolve) => {
     const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
+    s.once('error', () => resolve(undefined));
+    s.listen({ port, host: '127.0.0.1', exclusive: true }, () => resolve(s));
   });
+}
+
+/** `count` distinct ports, each free on 127.0.0.1 at the time of the call. */
+export async function freePorts(count: number, low = PORT_LOW, high = PORT_HIGH): Promise<number[]> {
+  const held: Server[] = [];
+  const ports: number[] = [];
+  try {
+    for (let attempts = 0; ports.length < count; attempts++) {
+      if (attempts > count * 100 + 1000) throw new Error(`could not find ${count} free ports in ${low}-${high - 1}`);
+      const port = low + Math.floor(Math.random() * (high - low));
+      if (ports.includes(port)) continue;
+      const s = await tryListen(port);
+      if (s === undefined) continue;
+      held.push(s);
+      ports.push(port);
+    }
+    return ports;
+  } finally {
+    await Promise.all(held.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  }
 }
 
 export class ProcessCluster {
@@ -62,8 +87,9 @@ export class ProcessCluster {
     const c = new ProcessCluster(dir, o.nodeFlags ?? [], o.compiled ?? false);
     t.teardown(() => c.destroy());
     const total = o.size + (o.extra ?? 0);
+    const picked = await freePorts(2 * total);
     const ports: Array<{ http: number; server: number }> = [];
-    for (let i = 0; i < total; i++) ports.push({ http: await freePort(), server: await freePort() });
+    for (let i = 0; i < total; i++) ports.push({ http: picked[2 * i] as number, server: picked[2 * i + 1] as number });
     for (let i = 0; i < total; i++) {
       const name = `node${i + 1}`;
       const dataDir = join(dir, name);
