@@ -5,7 +5,8 @@
 // so it never waits behind a slow disk round or a snapshot install.
 //
 // Disk layout under dataDir:
-//   raft/log       LevelDB: term and vote, the log's committed base and the entries after it
+//   raft/log       LevelDB: term and vote, the log's committed base, the entries after it and the
+//                  trailing entries kept at or below it
 //   raft/pending   LevelDB, only while a user restore is pending: its base and the entries after it
 //   snapshots/     snapshot store (state.bin + meta.json per snapshot, last N kept)
 //   fsm/           the state machine's LevelDB
@@ -68,7 +69,7 @@ export interface RaftNodeOptions {
   readonly maxInflightMessages: number;
   /** Take a snapshot once this many entries were applied since the last one (raft_snapshot_threshold). */
   readonly snapshotThresholdEntries: number;
-  /** Entries kept in memory below a snapshot for followers a little behind (raft_trailing_logs). */
+  /** Entries kept (in memory and on disk) below a snapshot for followers a little behind (raft_trailing_logs). */
   readonly trailingEntries: number;
   readonly snapshotsRetained: number;
   readonly random?: RandomSource;
@@ -655,7 +656,7 @@ export class RaftNode {
       const info = await sink.close();
       if (this.closed) return;
       const first = this.core.compact(meta.index, this.o.trailingEntries);
-      await this.main.compact(meta);
+      await this.main.compact(meta, { keepFrom: first });
       this.log.info(
         { event: 'snapshot', index: meta.index, term: meta.term, bytes: info.size, logFrom: first, ms: Date.now() - started },
         'snapshot taken and log compacted',

@@ -38,6 +38,11 @@ const entryPrefix = 0x01;
 export const formatKey = Buffer.from([metaPrefix, 0x01]);
 export const hardStateKey = Buffer.from([metaPrefix, 0x02]);
 export const baseKey = Buffer.from([metaPrefix, 0x03]);
+/**
+ * The first stored index, present only while trailing entries are kept at or below the base (format 2);
+ * absent, the log starts right after its base.
+ */
+export const startKey = Buffer.from([metaPrefix, 0x04]);
 export const entryKeyLength = 9;
 /** Lower and upper bounds of all entry keys, for iterators. */
 export const entryKeysFrom = Buffer.from([entryPrefix]);
@@ -203,14 +208,32 @@ function decodeJsonConfiguration(v: unknown): Decoded<Configuration> {
 // Log store values.
 // ---------------------------------------------------------------------------------------------
 
-export const logFormatVersion = 1;
+/**
+ * Format 2 added the start record (trailing entries kept at or below the base). A format-1 store is a
+ * format-2 store without one: it is read as is and its format record is rewritten to 2 at open, so an
+ * older Conclave refuses it with a clear message rather than misreading the new key.
+ */
+export const logFormatVersion = 2;
+export const readableLogFormats: readonly number[] = [1, 2];
 
-export const encodeFormat = (): Buffer => frame([logFormatVersion]);
+export const encodeFormat = (version: number = logFormatVersion): Buffer => frame([version]);
 
 export function decodeFormat(bytes: Uint8Array): Decoded<number> {
   const v = unframe(bytes);
   if (!v.ok) return v;
   if (!Array.isArray(v.value) || v.value.length !== 1 || !isCount(v.value[0])) return invalid('format record is not [version]');
+  return valid(v.value[0]);
+}
+
+/** The start record: [first stored index]. */
+export const encodeStart = (index: number): Buffer => frame([index]);
+
+export function decodeStart(bytes: Uint8Array): Decoded<number> {
+  const v = unframe(bytes);
+  if (!v.ok) return v;
+  if (!Array.isArray(v.value) || v.value.length !== 1 || !isCount(v.value[0]) || v.value[0] < 1) {
+    return invalid('start record is not [index >= 1]');
+  }
   return valid(v.value[0]);
 }
 

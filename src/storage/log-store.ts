@@ -1,8 +1,12 @@
 // The Raft log, hard state and log base of one server, in LevelDB.
 //
 // Model. The log is a base (the SnapshotMeta it starts after; index 0 and no meta on a server that never
-// had one) followed by entries base.index+1 .. lastIndex, contiguous, terms never decreasing.
-// Invariant: the keys on disk are exactly that: no entry at or below the base, no gap.
+// had one) and the entries first .. lastIndex, contiguous, terms never decreasing. Normally first is
+// base.index + 1. After a compaction that keeps trailing entries (hashicorp/raft's TrailingLogs, so a
+// follower a little behind catches up from the log rather than a snapshot, also after a restart),
+// first is at or below the base: the start record holds it, the entries run through the base at least,
+// and the one at base.index has the base's term.
+// Invariant: the keys on disk are exactly that: no entry below first, no gap.
 // Every write keeps the invariant within a single LevelDB batch, and load() checks it.
 //
 // Durability. One call = one LevelDB batch: LevelDB applies a batch atomically (a WAL record either
@@ -34,6 +38,10 @@ import {
   encodeEntry,
   encodeFormat,
   encodeHardState,
+  encodeStart,
+  decodeStart,
+  startKey,
+  readableLogFormats,
   entryKey,
   entryKeysFrom,
   entryKeysTo,
@@ -59,7 +67,10 @@ export interface LogState {
   readonly hardState: HardState;
   /** The log's base; absent when the log starts at index 1. */
   readonly snapshot?: SnapshotMeta;
-  /** The entries after the base, contiguous, in index order. */
+  /**
+   * The stored entries, contiguous, in index order: from just after the base or, when trailing entries
+   * were kept, from at or below it (as the core's InitialState allows).
+   */
   readonly entries: readonly Entry[];
 }
 
@@ -93,6 +104,11 @@ export interface PersistRound {
 export interface CompactOptions {
   /** fsync the batch before resolving. Default false: losing a compaction only keeps entries longer. */
   readonly sync?: boolean;
+  /**
+   * Keep the stored entries from this index on, even at or below the base (trailing entries). Default
+   * base.index + 1: nothing at or below the base is kept. Entries already deleted are not brought back.
+   */
+  readonly keepFrom?: Index;
 }
 
 export interface ReadOptions {
@@ -109,6 +125,8 @@ const emptyHardState: HardState = { term: 0, vote: '' };
 interface Cache {
   readonly hardState: HardState;
   readonly base: SnapshotMeta | undefined;
+  /** Index of the first stored entry: base index + 1, or lower while trailing entries are kept. */
+  readonly first: Index;
   /** Index of the last stored entry; the base index when there is none. */
   readonly lastIndex: Index;
   /** Term of the entry at lastIndex (the base term when there is none); undefined until read. */
@@ -166,9 +184,9 @@ export class LogStore {
     }
   }
 
-  /** The first index that may be stored: base index + 1. */
+  /** The first stored index: base index + 1, or lower while trailing entries are kept. */
   firstIndex(): Index {
-    return (this.cache.base?.index ?? 0) + 1;
+    return this.cache.first;
   }
 
   /** The last stored index, or the base index when no entry is stored. */
@@ -185,7 +203,7 @@ export class LogStore {
     return this.cache.hardState;
   }
 
-  /** Reads and validates everything; the entries after the base, as the core's InitialState wants them. */
+  /** Reads and validates everything; the stored entries, as the core's InitialState wants them. */
   load(): Promise<LogState> {
     return this.serialized(async () => {
       const entries: Entry[] = [];
@@ -213,7 +231,8 @@ export class LogStore {
   }
 
   /**
-   * Makes `base` the log's base and deletes the entries up to base.index, keeping those after it.
+   * Makes `base` the log's base and deletes the entries below `options.keepFrom` (default: up to
+   * base.index), keeping the rest.
    * `base` describes the state machine at base.index, normally the meta of a snapshot just taken (the
    * store needs the configuration in force there, which it cannot know when it came from a bootstrap
    * configuration rather than an entry). Its index must be stored (<= lastIndex()) and its term and
@@ -224,6 +243,8 @@ export class LogStore {
       const current = this.cache;
       const oldIndex = current.base?.index ?? 0;
       if (base.index <= oldIndex) return;
+      const keepFrom = options.keepFrom ?? base.index + 1;
+      assert(Number.isSafeInteger(keepFrom) && keepFrom >= 1, `compact keepFrom ${keepFrom} is a positive integer`);
       assert(snapshotMetaProblem(base) === undefined, `compact base is valid: ${snapshotMetaProblem(base)}`);
       assert(base.index <= current.lastIndex, `compact to ${base.index} <= last stored index ${current.lastIndex}`);
       const at = await this.readEntry(base.index);
@@ -235,14 +256,17 @@ export class LogStore {
       const expectedConfig = configIndex === undefined ? current.base?.configuration : (await this.readEntry(configIndex)).config;
       assert(expectedConfig === undefined || sameConfiguration(expectedConfig, base.configuration),
         `compact base configuration equals the one in force at ${base.index}`);
+      const first = Math.min(Math.max(current.first, keepFrom), base.index + 1);
       const ops: BatchOp[] = [];
-      for (let i = oldIndex + 1; i <= base.index; i++) ops.push({ type: 'del', key: entryKey(i) });
+      for (let i = current.first; i < first; i++) ops.push({ type: 'del', key: entryKey(i) });
       ops.push({ type: 'put', key: baseKey, value: encodeBase(base) });
+      ops.push(startOp(first, base));
       await this.write(ops, options.sync ?? false, {
         ...current,
         base,
+        first,
         lastTerm: base.index === current.lastIndex ? base.term : current.lastTerm,
-        configIndexes: current.configIndexes.filter((i) => i > base.index),
+        configIndexes: current.configIndexes.filter((i) => i >= first),
       });
     });
   }
@@ -339,9 +363,10 @@ export class LogStore {
 
   private replaceBase(c: Cache, base: SnapshotMeta, ops: BatchOp[]): Cache {
     assert(snapshotMetaProblem(base) === undefined, `snapshotBase is valid: ${snapshotMetaProblem(base)}`);
-    for (let i = (c.base?.index ?? 0) + 1; i <= c.lastIndex; i++) ops.push({ type: 'del', key: entryKey(i) });
+    for (let i = c.first; i <= c.lastIndex; i++) ops.push({ type: 'del', key: entryKey(i) });
     ops.push({ type: 'put', key: baseKey, value: encodeBase(base) });
-    return { ...c, base, lastIndex: base.index, lastTerm: base.term, configIndexes: [] };
+    ops.push(startOp(base.index + 1, base));
+    return { ...c, base, first: base.index + 1, lastIndex: base.index, lastTerm: base.term, configIndexes: [] };
   }
 
   private truncate(c: Cache, from: Index, ops: BatchOp[]): Cache {
@@ -437,6 +462,11 @@ export class LogStore {
   }
 }
 
+/** The start record's op for a log whose first stored index is `first`: absent when it follows the base. */
+function startOp(first: Index, base: SnapshotMeta): BatchOp {
+  return first > base.index ? { type: 'del', key: startKey } : { type: 'put', key: startKey, value: encodeStart(first) };
+}
+
 function setHardState(c: Cache, h: HardState, ops: BatchOp[]): Cache {
   assert(hardStateProblem(h) === undefined, `hardState is valid: ${hardStateProblem(h)}`);
   assert(h.term >= c.hardState.term, `hardState term ${h.term} >= stored term ${c.hardState.term}`);
@@ -486,6 +516,7 @@ async function scan(db: Db, dir: string, into: Entry[] | undefined): Promise<Cac
   let format: number | undefined;
   let hardState = emptyHardState;
   let base: SnapshotMeta | undefined;
+  let start: Index | undefined;
   let last: Entry | undefined;
   let count = 0;
   const configIndexes: Index[] = [];
@@ -498,11 +529,14 @@ async function scan(db: Db, dir: string, into: Entry[] | undefined): Promise<Cac
         hardState = checked(dir, 'the hard state (term, vote)', undefined, decodeHardState(value));
       } else if (key.equals(baseKey)) {
         base = checked(dir, 'the log base (snapshot meta)', undefined, decodeBase(value));
+      } else if (key.equals(startKey)) {
+        start = checked(dir, 'the start record (first stored index)', undefined, decodeStart(value));
       } else {
         const index = indexOfEntryKey(key);
         if (index === undefined) throw corrupt(dir, undefined, `unknown key ${describeKey(key)}`);
         const e = checked(dir, `entry ${index}`, index, decodeEntryAt(value, index));
-        checkNext(dir, base, last, e);
+        if (last === undefined) checkStart(dir, base, start);
+        checkNext(dir, base, start, last, e);
         if (e.kind === 'config') configIndexes.push(e.index);
         into?.push(e);
         last = e;
@@ -518,34 +552,56 @@ async function scan(db: Db, dir: string, into: Entry[] | undefined): Promise<Cac
     format = logFormatVersion;
   }
   if (format === undefined) throw corrupt(dir, undefined, 'the format record is missing (is this a Conclave log store?)');
-  if (format !== logFormatVersion) {
+  if (!readableLogFormats.includes(format)) {
     throw new StorageError('LOG_CORRUPT',
-      `Raft log in ${dir} has format ${format}; this version of Conclave reads format ${logFormatVersion}. ` +
+      `Raft log in ${dir} has format ${format}; this version of Conclave reads formats ${readableLogFormats.join(' and ')}. ` +
         'Run the Conclave version that wrote it, or move the directory aside.',
       { path: dir });
   }
+  if (last === undefined) checkStart(dir, base, start);
+  if (start !== undefined && (last?.index ?? 0) < (base?.index ?? 0)) {
+    throw corrupt(dir, last === undefined ? start : last.index + 1,
+      `the trailing entries from ${start} end at ${last?.index ?? 'none'}, below the log base ${base?.index ?? 0}`);
+  }
+  if (format !== logFormatVersion) await db.put(formatKey, encodeFormat(), { sync: true });
   return {
     hardState,
     base,
+    first: start ?? (base?.index ?? 0) + 1,
     lastIndex: last?.index ?? base?.index ?? 0,
     lastTerm: last?.term ?? base?.term ?? 0,
     configIndexes,
   };
 }
 
-/** Checks that `e` may follow `prev` (or the base when it is the first entry). */
-function checkNext(dir: string, base: SnapshotMeta | undefined, prev: Entry | undefined, e: Entry): void {
+/** Checks the start record against the base (the meta keys are all read before the first entry). */
+function checkStart(dir: string, base: SnapshotMeta | undefined, start: Index | undefined): void {
+  if (start === undefined) return;
+  if (base === undefined || start > base.index) {
+    throw corrupt(dir, start, `the start record says the log starts at ${start}, which is not at or below its base ` +
+      `${base?.index ?? 0} (only trailing entries kept at or below a base need one)`);
+  }
+}
+
+/** Checks that `e` may follow `prev` (or start the log when it is the first entry). */
+function checkNext(dir: string, base: SnapshotMeta | undefined, start: Index | undefined, prev: Entry | undefined, e: Entry): void {
   const baseIndex = base?.index ?? 0;
+  if (e.index === baseIndex && base !== undefined && e.term !== base.term) {
+    throw corrupt(dir, e.index, `entry ${e.index} has term ${e.term} but the log base at ${baseIndex} has term ${base.term}`);
+  }
   if (prev === undefined) {
-    if (e.index <= baseIndex) {
-      throw corrupt(dir, e.index, `entry ${e.index} is at or below the log base ${baseIndex}, where no entry may be`);
+    const first = start ?? baseIndex + 1;
+    if (e.index < first) {
+      throw corrupt(dir, e.index, start === undefined
+        ? `entry ${e.index} is at or below the log base ${baseIndex}, where no entry may be`
+        : `entry ${e.index} is below the log's first index ${start}, where no entry may be`);
     }
-    if (e.index !== baseIndex + 1) {
-      throw corrupt(dir, baseIndex + 1, `the first entry is ${e.index} but the log base is ${baseIndex}: ` +
-        missing(baseIndex + 1, e.index - 1));
+    if (e.index !== first) {
+      throw corrupt(dir, first, `the first entry is ${e.index} but the log ${start === undefined ? `base is ${baseIndex}` : `starts at ${start}`}: ` +
+        missing(first, e.index - 1));
     }
     const baseTerm = base?.term ?? 0;
-    if (e.term < baseTerm) {
+    if (start === undefined && e.term < baseTerm) {
       throw corrupt(dir, e.index, `entry ${e.index} has term ${e.term}, below the log base's term ${baseTerm}`);
     }
     return;

@@ -86,6 +86,45 @@ test('a server that missed a compaction catches up through InstallSnapshot', asy
   t.deepEqual(backList.entries.map((e) => e.ModifyIndex), leaderList.entries.map((e) => e.ModifyIndex));
 });
 
+test('after a restart, a server a little behind catches up from trailing entries kept on disk, not a snapshot', async (t) => {
+  const dirs = await Promise.all([tempDir(t), tempDir(t), tempDir(t)]);
+  let servers: TestServer[] = [];
+  const small = { snapshotThresholdEntries: 20, trailingEntries: 40 };
+  for (const [i, id] of ['a', 'b', 'c'].entries()) servers.push(await startServer(id, dirs[i] as string, 0, small));
+  t.teardown(() => Promise.all(servers.map((s) => stopServer(s).catch(() => undefined))));
+  await Promise.all(servers.map((s) => s.node.bootstrap(configurationOf(servers))));
+  let leader = await leaderOf(servers);
+  for (let i = 0; i < 50; i++) await leader.node.propose(set(`key/${i}`, `value ${i}`));
+  const lagging = servers.find((s) => s !== leader) as TestServer;
+  await waitFor('every server applies the first 50 writes', () => servers.every((s) => s.node.status().appliedIndex >= leader.node.status().commitIndex));
+  const laggingApplied = lagging.node.status().appliedIndex;
+  await stopServer(lagging);
+  let rest = servers.filter((s) => s !== lagging);
+  for (let i = 50; i < 80; i++) await leader.node.propose(set(`key/${i}`, `value ${i}`));
+  // Both others snapshot past the lagging server's last entry and compact, keeping 40 trailing entries.
+  const storeOf = (s: TestServer) => s.node['main'] as { base(): { index: number } | undefined; firstIndex(): number };
+  await waitFor('the others compact past the lagging server', () =>
+    rest.every((s) => (storeOf(s).base()?.index ?? 0) > laggingApplied + 1 && storeOf(s).firstIndex() <= laggingApplied + 1));
+
+  // Restart the other two: what they keep below their snapshot now comes from disk.
+  const ports = rest.map((s) => s.port);
+  await Promise.all(rest.map((s) => stopServer(s)));
+  rest = await Promise.all(rest.map((s, i) => startServer(s.id, s.dataDir, ports[i], small)));
+  servers = [...rest];
+  for (const s of rest) t.true(s.node['core'].firstIndex() <= laggingApplied + 1, `${s.id} holds the entries the lagging server lacks`);
+  leader = await leaderOf(rest);
+  await leader.node.propose(set('after', 'restart'));
+
+  const events: string[] = [];
+  const back = await startServer(lagging.id, lagging.dataDir, lagging.port, small, events);
+  servers.push(back);
+  await waitFor('the lagging server catches up', () => back.node.status().appliedIndex >= leader.node.status().commitIndex, 20_000);
+  t.false(events.includes('snapshot-installed'), 'it caught up from the log, without a snapshot');
+  t.is(await valueOn(back, 'key/79'), 'value 79');
+  t.is(await valueOn(back, 'after'), 'restart');
+  t.is((await back.node.fsm.list('key/')).entries.length, 80);
+});
+
 test('a user restore replaces the state on every server, including one that was down, and survives a restart', async (t) => {
   const { Fsm } = await import('../../src/fsm/index.js');
   // The backup: another state machine's point-in-time state.bin.

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 
 import type { Configuration, Entry, SnapshotMeta } from '../../src/raft/types.js';
 import { LogStore, StorageError } from '../../src/storage/index.js';
-import { entryKey, encodeEntry } from '../../src/storage/codec.js';
+import { entryKey, encodeEntry, encodeFormat, encodeStart, formatKey, startKey, decodeFormat } from '../../src/storage/codec.js';
 import { InvariantError } from '../../src/storage/errors.js';
 
 async function tempDir(t: ExecutionContext): Promise<string> {
@@ -139,6 +139,98 @@ test('compact drops the entries up to the new base and keeps the rest, across a 
   t.deepEqual(await store.load(), { hardState: { term: 0, vote: '' }, snapshot: base, entries: range(7, 10, 2) });
   await store.compact({ ...base, index: 4 }); // at or below the base: nothing to do
   t.is(store.firstIndex(), 7);
+});
+
+test('compact keeps trailing entries from keepFrom, on disk and across a restart', async (t) => {
+  let store = await openStore(t, await tempDir(t));
+  await store.persist({ entries: [configEntry(1, 1, config3), ...range(2, 20, 2)], hardState: { term: 2, vote: 'a' }, sync: true });
+  const base: SnapshotMeta = { index: 15, term: 2, configuration: config3, configurationIndex: 1 };
+  await store.compact(base, { keepFrom: 11 });
+  t.is(store.firstIndex(), 11);
+  t.deepEqual(await store.entries(11, 14), range(11, 13, 2));
+  await t.throwsAsync(store.entries(10, 12), { code: 'LOG_RANGE_UNAVAILABLE', message: /starts at 11/ } as never);
+  store = await reopen(t, store);
+  t.is(store.firstIndex(), 11);
+  t.deepEqual(await store.load(), { hardState: { term: 2, vote: 'a' }, snapshot: base, entries: range(11, 20, 2) });
+
+  // A later compaction moves the start forward; a keepFrom below the start brings nothing back.
+  const base2: SnapshotMeta = { ...base, index: 18 };
+  await store.compact(base2, { keepFrom: 5 });
+  t.is(store.firstIndex(), 11);
+  const base3: SnapshotMeta = { ...base, index: 19 };
+  await store.compact(base3, { keepFrom: 17 });
+  t.is(store.firstIndex(), 17);
+  store = await reopen(t, store);
+  t.deepEqual((await store.load()).entries, range(17, 20, 2));
+
+  // Truncating right after the base keeps the trailing entries; appending continues from there.
+  await store.persist({ truncateFrom: 20, entries: [noop(20, 3)], sync: true });
+  store = await reopen(t, store);
+  t.deepEqual((await store.load()).entries, [...range(17, 19, 2), noop(20, 3)]);
+
+  // Compacting with the default keeps nothing at or below the base, and drops the start record.
+  await store.compact({ ...base, index: 20, term: 3 });
+  t.is(store.firstIndex(), 21);
+  store = await reopen(t, store);
+  t.deepEqual((await store.load()).entries, []);
+  t.is(store.lastIndex(), 20);
+});
+
+test('a snapshot base replaces trailing entries too', async (t) => {
+  let store = await openStore(t, await tempDir(t));
+  await store.persist({ entries: range(1, 10, 1), sync: true });
+  await store.compact({ index: 8, term: 1, configuration: config3, configurationIndex: 0 }, { keepFrom: 4 });
+  const installed: SnapshotMeta = { index: 30, term: 4, configuration: config3, configurationIndex: 0 };
+  await store.persist({ snapshotBase: installed, entries: [noop(31, 4)], sync: true });
+  t.is(store.firstIndex(), 31);
+  store = await reopen(t, store);
+  t.deepEqual(await store.load(), { hardState: { term: 0, vote: '' }, snapshot: installed, entries: [noop(31, 4)] });
+});
+
+test('damage to trailing entries or their start record is reported', async (t) => {
+  const base: SnapshotMeta = { index: 10, term: 2, configuration: config3, configurationIndex: 0 };
+  const make = async (): Promise<string> => {
+    const dir = await tempDir(t);
+    const store = await LogStore.open(dir);
+    await store.persist({ entries: [...range(1, 5, 1), ...range(6, 12, 2)], sync: true });
+    await store.compact(base, { keepFrom: 6 });
+    await store.close();
+    return dir;
+  };
+  const expectCorrupt = async (edit: (db: Level<Buffer, Buffer>) => Promise<void>, message: RegExp) => {
+    const dir = await make();
+    await tamper(dir, edit);
+    await t.throwsAsync(LogStore.open(dir), { code: 'LOG_CORRUPT', message } as never);
+  };
+  await expectCorrupt((db) => db.del(entryKey(6)), /the first entry is 7 but the log starts at 6: entry 6 is missing/);
+  await expectCorrupt((db) => db.put(entryKey(5), encodeEntry(normal(5, 1))), /entry 5 is below the log's first index 6/);
+  await expectCorrupt((db) => db.put(startKey, encodeStart(11)), /start record says the log starts at 11, which is not at or below its base 10/);
+  await expectCorrupt((db) => db.put(entryKey(10), encodeEntry(normal(10, 1))), /entry 10 has term 1 but the log base at 10 has term 2/);
+  await expectCorrupt(async (db) => {
+    for (const i of [9, 10, 11, 12]) await db.del(entryKey(i));
+  }, /trailing entries from 6 end at 8, below the log base 10/);
+  // Undamaged, the same store opens.
+  const store = await openStore(t, await make());
+  t.is(store.firstIndex(), 6);
+});
+
+test('a format-1 store is read and upgraded to format 2; an unknown format is refused', async (t) => {
+  const dir = await tempDir(t);
+  let store = await LogStore.open(dir);
+  await store.persist({ entries: range(1, 3, 1), sync: true });
+  await store.close();
+  await tamper(dir, (db) => db.put(formatKey, encodeFormat(1)));
+  store = await LogStore.open(dir);
+  t.deepEqual((await store.load()).entries, range(1, 3, 1));
+  await store.close();
+  let format: number | undefined;
+  await tamper(dir, async (db) => {
+    const d = decodeFormat((await db.get(formatKey)) as Buffer);
+    format = d.ok ? d.value : undefined;
+  });
+  t.is(format, 2);
+  await tamper(dir, (db) => db.put(formatKey, encodeFormat(3)));
+  await t.throwsAsync(LogStore.open(dir), { code: 'LOG_CORRUPT', message: /has format 3; this version of Conclave reads formats 1 and 2/ } as never);
 });
 
 test('compact refuses a base that disagrees with the stored log, and changes nothing', async (t) => {
