@@ -110,7 +110,7 @@ async function main(): Promise<void> {
       current = await c.leader();
     }
     const shown = times.map((ms) => ms.toFixed(0)).join(', ');
-    console.log(`failover: first write acknowledged by the new leader after SIGKILL of the leader: ${shown} ms (max ${Math.max(...times).toFixed(0)})`);
+    if (times.length > 0) console.log(`failover: first write acknowledged by the new leader after SIGKILL of the leader: ${shown} ms (max ${Math.max(...times).toFixed(0)})`);
   } finally {
     for (const f of teardown) await f();
   }

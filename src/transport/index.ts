@@ -12,7 +12,7 @@ export type { ByteSource } from './chunks.js';
 export type { DropReason } from './drops.js';
 export type { LaneState } from './lane.js';
 export { ServerRpcServer } from './rpc-server.js';
-export type { ServerRpcServerOptions } from './rpc-server.js';
+export type { ServerRpcServerOptions, ServerRpcStats } from './rpc-server.js';
 export { ServerRpcClient } from './rpc-client.js';
 export type { ServerRpcClientOptions, CallOptions } from './rpc-client.js';
 export { decodeOutcome } from './rpc-codec.js';

@@ -58,6 +58,9 @@ export const transportDefaults = {
   sweepIntervalMs: 250,
   /** Deadline of a forwarded apply or read. */
   rpcTimeoutMs: 30_000,
+  /** Forwarded calls one follower's Forward stream may have running on the leader at once (blocking
+   *  queries count while they wait). */
+  forwardInflightCount: 100_000,
 } as const;
 
 /** Throws a RangeError naming the option, its value and the rule when a limit is out of range. */

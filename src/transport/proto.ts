@@ -54,6 +54,7 @@ export interface ConclaveServerService {
   readonly definition: ServiceDefinition;
   readonly apply: Method;
   readonly read: Method;
+  readonly forward: Method;
   readonly snapshotSave: Method;
   readonly snapshotRestore: Method;
 }
@@ -98,6 +99,7 @@ export function conclaveServerService(): ConclaveServerService {
       definition,
       apply: method(definition, 'Apply'),
       read: method(definition, 'Read'),
+      forward: method(definition, 'Forward'),
       snapshotSave: method(definition, 'SnapshotSave'),
       snapshotRestore: method(definition, 'SnapshotRestore'),
     };

@@ -1,5 +1,7 @@
-// ServerRpcClient: calls another server's proto/server.proto endpoint. One connection for unary
-// calls and one for streams per address, created on first use. Typed refusals resolve; transport
+// ServerRpcClient: calls another server's proto/server.proto endpoint. One connection for forwarded
+// calls and one for snapshot streams per address, created on first use. Applies and reads travel on
+// one long-lived Forward stream per address (a ForwardLane), many at a time, matched by id; a server
+// that lacks Forward (an older Conclave) gets unary calls instead. Typed refusals resolve; transport
 // failures reject with a TransportError.
 
 import { Readable } from 'node:stream';
@@ -11,7 +13,16 @@ import { TransportError } from './errors.js';
 import { channelOptions, silentLogger } from './grpc-util.js';
 import { checkLimit, transportDefaults, transportLimits } from './limits.js';
 import { conclaveServerService, type Method } from './proto.js';
-import { decodeOutcome, decodeRpcErrorFields, errorText, mapCallError, type RpcResult, type SnapshotSaveResult } from './rpc-codec.js';
+import {
+  decodeForwardAnswer,
+  decodeOutcome,
+  decodeRpcErrorFields,
+  errorText,
+  mapCallError,
+  type ForwardAnswer,
+  type RpcResult,
+  type SnapshotSaveResult,
+} from './rpc-codec.js';
 import { TrailerBuilder, TrailerVerifier } from './trailer.js';
 import { bytes, decodeWith, oneofMember, rec } from './wire.js';
 
@@ -40,6 +51,8 @@ export interface CallOptions {
   readonly timeoutMs?: number;
 }
 
+const forwardKeepaliveMs = 10_000;
+
 interface Clients {
   readonly unary: grpc.Client;
   readonly stream: grpc.Client;
@@ -47,6 +60,9 @@ interface Clients {
 
 export class ServerRpcClient {
   private readonly clients = new Map<string, Clients>();
+  private readonly lanes = new Map<string, ForwardLane>();
+  /** Addresses whose server answered UNIMPLEMENTED to Forward: they get unary calls. */
+  private readonly unaryOnly = new Set<string>();
   private readonly metadata = new grpc.Metadata();
   private readonly creds: grpc.ChannelCredentials;
   private readonly logger: Logger;
@@ -78,12 +94,47 @@ export class ServerRpcClient {
 
   /** Forwards an FSM command to `address` (host:port). Rejects with a TransportError on failure. */
   async apply(address: string, command: Uint8Array, options: CallOptions = {}): Promise<RpcResult> {
-    return this.unary(address, conclaveServerService().apply, { command }, 'forwarded apply', options);
+    return this.forward(address, 'apply', command, options);
   }
 
   /** Forwards a read to `address`. */
   async read(address: string, request: Uint8Array, options: CallOptions = {}): Promise<RpcResult> {
-    return this.unary(address, conclaveServerService().read, { request }, 'forwarded read', options);
+    return this.forward(address, 'read', request, options);
+  }
+
+  private async forward(address: string, kind: 'apply' | 'read', payload: Uint8Array, options: CallOptions): Promise<RpcResult> {
+    const what = `forwarded ${kind}`;
+    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
+    const unary = (): Promise<RpcResult> => {
+      const m = conclaveServerService()[kind];
+      return this.unary(address, m, kind === 'apply' ? { command: payload } : { request: payload }, what, options);
+    };
+    if (this.unaryOnly.has(address)) return unary();
+    try {
+      return await this.laneFor(address).call(kind, payload, timeoutMs);
+    } catch (err) {
+      // The stream itself was refused as unknown (no conclave-code: not a handler's answer), so this
+      // call never ran there: an older server. Use unary calls from now on.
+      if (err instanceof TransportError && err.grpcCode === grpc.status.UNIMPLEMENTED && err.remoteCode === undefined) {
+        this.unaryOnly.add(address);
+        this.logger.info({ address }, 'the server at this address has no Forward stream; forwarding with unary calls');
+        return unary();
+      }
+      throw err;
+    }
+  }
+
+  private laneFor(address: string): ForwardLane {
+    let lane = this.lanes.get(address);
+    if (lane === undefined || lane.ended) {
+      const m = conclaveServerService().forward;
+      const call = this.clientsFor(address).unary.makeBidiStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, this.metadata, {});
+      lane = new ForwardLane(call, address, this.logger, () => {
+        if (this.lanes.get(address) === lane) this.lanes.delete(address);
+      });
+      this.lanes.set(address, lane);
+    }
+    return lane;
   }
 
   /** Asks `address` for a snapshot; resolves at the header (or typed error), with the body to read. */
@@ -190,6 +241,9 @@ export class ServerRpcClient {
 
   /** Closes the connections to one address (e.g. a server that left). */
   forget(address: string): void {
+    this.lanes.get(address)?.close();
+    this.lanes.delete(address);
+    this.unaryOnly.delete(address);
     const c = this.clients.get(address);
     if (c === undefined) return;
     this.clients.delete(address);
@@ -207,7 +261,13 @@ export class ServerRpcClient {
     let c = this.clients.get(address);
     if (c === undefined) {
       c = {
-        unary: new grpc.Client(address, this.creds, channelOptions('rpc', this.backoff)),
+        // Keepalive pings find a silently dead connection (a partition rather than a killed process)
+        // under the long-lived Forward stream, which has no deadline of its own.
+        unary: new grpc.Client(address, this.creds, {
+          ...channelOptions('rpc', this.backoff),
+          'grpc.keepalive_time_ms': forwardKeepaliveMs,
+          'grpc.keepalive_timeout_ms': forwardKeepaliveMs,
+        }),
         stream: new grpc.Client(address, this.creds, channelOptions('rpc-stream', this.backoff)),
       };
       this.clients.set(address, c);
@@ -250,5 +310,104 @@ export class ServerRpcClient {
       return mapCallError(err as grpc.ServiceError, what, address);
     }
     return new TransportError('UNAVAILABLE', `${what} to ${address} failed: ${errorText(err)}`, { peer: address, cause: err });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ForwardLane: one Forward stream to one address.
+// ---------------------------------------------------------------------------------------------
+
+interface PendingCall {
+  readonly what: string;
+  readonly resolve: (r: RpcResult) => void;
+  readonly reject: (e: Error) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+/**
+ * Calls in flight on one Forward stream. Each call has its own deadline: past it the call rejects with
+ * DEADLINE_EXCEEDED and a cancel goes to the server. When the stream ends or breaks, every call still
+ * in flight rejects with the stream's status mapped as a unary call's would be (so "No connection
+ * established" still tells a call that never left from one that may have run), and the next call
+ * opens a new stream.
+ */
+class ForwardLane {
+  ended = false;
+  private nextId = 1;
+  private readonly pending = new Map<number, PendingCall>();
+
+  constructor(
+    private readonly stream: grpc.ClientDuplexStream<object, unknown>,
+    private readonly address: string,
+    private readonly logger: Logger,
+    private readonly onEnd: () => void,
+  ) {
+    stream.on('data', (raw: unknown) => this.answer(raw));
+    stream.on('error', (err: grpc.ServiceError) => this.end(err));
+    stream.on('status', (st: grpc.StatusObject) => {
+      if (st.code === grpc.status.OK) this.end(undefined);
+    });
+    stream.on('end', () => this.end(undefined));
+  }
+
+  call(kind: 'apply' | 'read', payload: Uint8Array, timeoutMs: number): Promise<RpcResult> {
+    const id = this.nextId++;
+    const what = `forwarded ${kind}`;
+    return new Promise<RpcResult>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        if (!this.pending.delete(id)) return;
+        if (!this.ended) this.stream.write({ id, cancel: true });
+        reject(new TransportError('DEADLINE_EXCEEDED',
+          `${what} to ${this.address} failed: no answer within ${timeoutMs} ms (gRPC status ${grpc.status.DEADLINE_EXCEEDED})`,
+          { peer: this.address, grpcCode: grpc.status.DEADLINE_EXCEEDED }));
+      }, timeoutMs);
+      this.pending.set(id, { what, resolve, reject, timer });
+      this.stream.write({ id, [kind]: payload });
+    });
+  }
+
+  close(): void {
+    if (this.ended) return;
+    this.stream.cancel();
+    this.end(undefined, 'the client closed the connection');
+  }
+
+  private answer(raw: unknown): void {
+    const d = decodeForwardAnswer(raw);
+    if (!d.ok) {
+      this.logger.warn({ address: this.address, problem: d.error.message }, 'forward stream: undecodable reply; closing the stream');
+      this.stream.cancel();
+      this.end(undefined, `an undecodable reply (${d.error.message})`, 'BAD_RESPONSE');
+      return;
+    }
+    const a: ForwardAnswer = d.value;
+    const p = this.pending.get(a.id);
+    if (p === undefined) return; // cancelled by its deadline; the server had not seen the cancel yet
+    this.pending.delete(a.id);
+    clearTimeout(p.timer);
+    if (a.kind === 'outcome') return p.resolve(a.outcome);
+    const f = a.failure;
+    const text = `${p.what} to ${this.address} failed: ${f.message || 'no details'} (gRPC status ${f.status})`;
+    p.reject(new TransportError('REMOTE_FAILED', text, {
+      peer: this.address,
+      grpcCode: f.status,
+      ...(f.code !== '' ? { remoteCode: f.code } : {}),
+    }));
+  }
+
+  /** Fails every call in flight; `err` is the stream's status, or undefined when it ended cleanly. */
+  private end(err: grpc.ServiceError | undefined, why = 'the server closed the forward stream', code: 'UNAVAILABLE' | 'BAD_RESPONSE' = 'UNAVAILABLE'): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.onEnd();
+    for (const [id, p] of this.pending) {
+      this.pending.delete(id);
+      clearTimeout(p.timer);
+      if (err !== undefined) {
+        p.reject(mapCallError(err, p.what, this.address));
+      } else {
+        p.reject(new TransportError(code, `${p.what} to ${this.address} failed: ${why} while the call was in flight`, { peer: this.address }));
+      }
+    }
   }
 }

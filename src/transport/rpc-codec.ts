@@ -8,7 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { NodeId } from '../raft/index.js';
 import type { ByteSource } from './chunks.js';
 import { TransportError, codeMetadataKey } from './errors.js';
-import { Invalid, bytes, decodeWith, describe, oneofMember, optRec, rec, str, type Decoded, type Rec } from './wire.js';
+import { Invalid, bytes, decodeWith, describe, oneofMember, optRec, rec, str, u64, type Decoded, type Rec } from './wire.js';
 
 // ---------------------------------------------------------------------------------------------
 // Types.
@@ -110,6 +110,59 @@ export function decodeOutcome(raw: unknown): Decoded<RpcResult> {
     const which = oneofMember(o, 'outcome', path, ['result', 'error']);
     if (which === 'result') return { ok: true, result: bytes(o, 'result', path) };
     return { ok: false, error: decodeRpcErrorFields(rec(o['error'], `${path}.error`), `${path}.error`) };
+  });
+}
+
+/** One message from a follower on a Forward stream. */
+export type ForwardCall =
+  | { readonly id: number; readonly kind: 'apply' | 'read'; readonly payload: Uint8Array }
+  | { readonly id: number; readonly kind: 'cancel' };
+
+/** What ended one call on a Forward stream, when it was not an answer: a unary call's non-OK status. */
+export interface CallFailure {
+  readonly status: number;
+  readonly code: string;
+  readonly message: string;
+}
+
+export type ForwardAnswer =
+  | { readonly id: number; readonly kind: 'outcome'; readonly outcome: RpcResult }
+  | { readonly id: number; readonly kind: 'failure'; readonly failure: CallFailure };
+
+const forwardId = (o: Rec, path: string): number => {
+  const id = u64(o, 'id', path);
+  if (id === 0) throw new Invalid(`${path}.id`, 'must be above 0');
+  return id;
+};
+
+export function decodeForwardCall(raw: unknown): Decoded<ForwardCall> {
+  return decodeWith(raw, 'forward', (v, path): ForwardCall => {
+    const o = rec(v, path);
+    const id = forwardId(o, path);
+    const which = oneofMember(o, 'call', path, ['apply', 'read', 'cancel']);
+    if (which === 'cancel') return { id, kind: 'cancel' };
+    return { id, kind: which as 'apply' | 'read', payload: bytes(o, which, path) };
+  });
+}
+
+export function encodeForwardAnswer(a: ForwardAnswer): object {
+  return a.kind === 'outcome'
+    ? { id: a.id, outcome: encodeOutcome(a.outcome) }
+    : { id: a.id, failure: { status: a.failure.status, code: a.failure.code, message: a.failure.message } };
+}
+
+export function decodeForwardAnswer(raw: unknown): Decoded<ForwardAnswer> {
+  return decodeWith(raw, 'reply', (v, path): ForwardAnswer => {
+    const o = rec(v, path);
+    const id = forwardId(o, path);
+    const which = oneofMember(o, 'reply', path, ['outcome', 'failure']);
+    if (which === 'failure') {
+      const f = rec(o['failure'], `${path}.failure`);
+      return { id, kind: 'failure', failure: { status: u64(f, 'status', `${path}.failure`), code: str(f, 'code', `${path}.failure`, { maxLength: 64 }), message: str(f, 'message', `${path}.failure`) } };
+    }
+    const d = decodeOutcome(o['outcome']);
+    if (!d.ok) throw new Invalid(`${path}.${d.error.path}`, d.error.problem);
+    return { id, kind: 'outcome', outcome: d.value };
   });
 }
 

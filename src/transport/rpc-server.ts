@@ -6,17 +6,20 @@ import { Readable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { WriteGate, forEachChunk, limitReadAhead } from './chunks.js';
-import { StreamError, TransportError } from './errors.js';
+import { StreamError, TransportError, codeMetadataKey } from './errors.js';
 import { bind, callerOf, serverOptions, silentLogger, statusError } from './grpc-util.js';
 import { checkLimit, transportDefaults, transportLimits } from './limits.js';
 import { conclaveServerService } from './proto.js';
 import {
   checkResult,
   checkRpcError,
+  decodeForwardCall,
+  encodeForwardAnswer,
   encodeOutcome,
   encodeRpcError,
   errorText,
   requestBytes,
+  type ForwardAnswer,
   type RpcContext,
   type RpcResult,
   type ServerRpcHandlers,
@@ -36,7 +39,23 @@ export interface ServerRpcServerOptions {
   /** Size of the data chunks of a snapshot save stream; default 512 KiB, at most 1 MiB. */
   readonly chunkBytes?: number;
   readonly chunksInFlightCount?: number;
+  /** Calls one Forward stream may have in flight; past it a call fails with FORWARD_BUSY. */
+  readonly forwardInflightCount?: number;
 }
+
+/** What ends a call that is not an answer: the status a unary call would end with. */
+type Failure = Partial<grpc.StatusObject> & { code: grpc.status; details: string };
+/** Counters since start, for tests and metrics. */
+export interface ServerRpcStats {
+  /** Forward streams opened by callers (normally one per follower and leader change). */
+  readonly forwardStreams: number;
+  /** Applies and reads run from Forward streams. */
+  readonly forwardedCalls: number;
+  /** Applies and reads run as unary calls. */
+  readonly unaryCalls: number;
+}
+
+type CallEnd = { readonly ok: true; readonly outcome: RpcResult } | { readonly ok: false; readonly failure: Failure };
 
 function contextOf(call: { metadata: grpc.Metadata; getPeer(): string; on(event: 'cancelled', listener: () => void): unknown }): RpcContext {
   const abort = new AbortController();
@@ -50,8 +69,10 @@ export class ServerRpcServer {
   private readonly creds: grpc.ServerCredentials;
   private readonly chunkBytes: number;
   private readonly chunksInFlight: number;
+  private readonly forwardInflight: number;
   private server: grpc.Server | undefined;
   private closed = false;
+  private counts = { forwardStreams: 0, forwardedCalls: 0, unaryCalls: 0 };
 
   constructor(options: ServerRpcServerOptions = {}) {
     // Kept as given (not copied): handlers may be a class instance with methods on its prototype.
@@ -62,6 +83,12 @@ export class ServerRpcServer {
     this.chunksInFlight = options.chunksInFlightCount ?? transportDefaults.snapshotChunksInFlightCount;
     checkLimit('chunkBytes', this.chunkBytes, 1, transportLimits.maxChunkBytes);
     checkLimit('chunksInFlightCount', this.chunksInFlight, 1, 1024);
+    this.forwardInflight = options.forwardInflightCount ?? transportDefaults.forwardInflightCount;
+    checkLimit('forwardInflightCount', this.forwardInflight, 1, 1_000_000);
+  }
+
+  stats(): ServerRpcStats {
+    return { ...this.counts };
   }
 
   /** Replaces the handlers (all of them; missing ones answer UNIMPLEMENTED). */
@@ -91,6 +118,7 @@ export class ServerRpcServer {
         this.guard(this.serveUnary('apply', 'command', call, cb)),
       Read: (call: grpc.ServerUnaryCall<unknown, object>, cb: grpc.sendUnaryData<object>) =>
         this.guard(this.serveUnary('read', 'request', call, cb)),
+      Forward: (call: grpc.ServerDuplexStream<unknown, object>) => this.serveForward(call),
       SnapshotSave: (call: grpc.ServerWritableStream<unknown, object>) => this.guard(this.serveSave(call)),
       SnapshotRestore: (call: grpc.ServerReadableStream<unknown, object>, cb: grpc.sendUnaryData<object>) =>
         this.guard(this.serveRestore(call, cb)),
@@ -111,18 +139,33 @@ export class ServerRpcServer {
     p.catch((err: unknown) => this.logger.error({ err }, 'a server RPC handler failed unexpectedly'));
   }
 
-  private missing(kind: string): Partial<grpc.StatusObject> {
-    return statusError(grpc.status.UNIMPLEMENTED, 'NO_HANDLER', `this server has no ${kind} handler yet; retry later`);
+  private missing(kind: string): Failure {
+    return statusError(grpc.status.UNIMPLEMENTED, 'NO_HANDLER', `this server has no ${kind} handler yet; retry later`) as Failure;
   }
 
-  private failed(kind: string, caller: string, err: unknown): Partial<grpc.StatusObject> {
+  private failed(kind: string, caller: string, err: unknown): Failure {
     this.logger.error({ err, caller }, `the ${kind} handler failed`);
-    return statusError(grpc.status.INTERNAL, 'HANDLER_FAILED', `${kind} failed on this server: ${errorText(err)}`);
+    return statusError(grpc.status.INTERNAL, 'HANDLER_FAILED', `${kind} failed on this server: ${errorText(err)}`) as Failure;
   }
 
-  private badAnswer(kind: string, problem: string): Partial<grpc.StatusObject> {
+  private badAnswer(kind: string, problem: string): Failure {
     this.logger.error({ problem }, `the ${kind} handler returned an invalid answer`);
-    return statusError(grpc.status.INTERNAL, 'HANDLER_BAD_ANSWER', `the ${kind} handler returned an invalid answer: ${problem}`);
+    return statusError(grpc.status.INTERNAL, 'HANDLER_BAD_ANSWER', `the ${kind} handler returned an invalid answer: ${problem}`) as Failure;
+  }
+
+  /** Runs one apply or read, unary or on a Forward stream alike. */
+  private async runCall(kind: 'apply' | 'read', payload: Uint8Array, ctx: RpcContext): Promise<CallEnd> {
+    const handler = this.handlers[kind];
+    if (handler === undefined) return { ok: false, failure: this.missing(kind) };
+    let r: RpcResult;
+    try {
+      r = await handler.call(this.handlers, payload, ctx);
+    } catch (err) {
+      return { ok: false, failure: this.failed(kind, ctx.caller, err) };
+    }
+    const problem = checkResult(r);
+    if (problem !== undefined) return { ok: false, failure: this.badAnswer(kind, problem) };
+    return { ok: true, outcome: r };
   }
 
   private async serveUnary(
@@ -131,20 +174,70 @@ export class ServerRpcServer {
     call: grpc.ServerUnaryCall<unknown, object>,
     cb: grpc.sendUnaryData<object>,
   ): Promise<void> {
-    const handler = this.handlers[kind];
-    if (handler === undefined) return cb(this.missing(kind), null);
     const req = requestBytes(call.request, field);
     if (!req.ok) return cb(statusError(grpc.status.INVALID_ARGUMENT, req.error.code, req.error.message), null);
-    const ctx = contextOf(call);
-    let r: RpcResult;
-    try {
-      r = await handler.call(this.handlers, req.value, ctx);
-    } catch (err) {
-      return cb(this.failed(kind, ctx.caller, err), null);
-    }
-    const problem = checkResult(r);
-    if (problem !== undefined) return cb(this.badAnswer(kind, problem), null);
-    cb(null, encodeOutcome(r));
+    this.counts.unaryCalls++;
+    const end = await this.runCall(kind, req.value, contextOf(call));
+    if (end.ok) cb(null, encodeOutcome(end.outcome));
+    else cb(end.failure, null);
+  }
+
+  /**
+   * A Forward stream: each request runs as its own call, answered by id as soon as it ends. A call's
+   * failure is a reply; only a malformed or duplicate request ends the stream (INVALID_ARGUMENT), and
+   * the caller's end, cancellation or a broken connection aborts every call still running.
+   */
+  private serveForward(call: grpc.ServerDuplexStream<unknown, object>): void {
+    const caller = callerOf(call);
+    this.counts.forwardStreams++;
+    const running = new Map<number, AbortController>();
+    let open = true;
+    const finish = (why: string, status?: Failure): void => {
+      if (!open) return;
+      open = false;
+      for (const a of running.values()) a.abort(new Error(why));
+      running.clear();
+      if (status !== undefined) call.emit('error', status);
+      else call.end();
+    };
+    const reply = (a: ForwardAnswer): void => {
+      if (open && running.delete(a.id)) call.write(encodeForwardAnswer(a));
+    };
+    call.on('data', (raw: unknown) => {
+      if (!open) return;
+      const d = decodeForwardCall(raw);
+      if (!d.ok) {
+        this.logger.warn({ caller, problem: d.error.message }, 'a forward stream sent a malformed request; closing it');
+        return finish('malformed request', statusError(grpc.status.INVALID_ARGUMENT, 'FORWARD_BAD_REQUEST', `forward stream from ${caller}: ${d.error.message}`) as Failure);
+      }
+      const req = d.value;
+      if (req.kind === 'cancel') {
+        running.get(req.id)?.abort(new Error('the caller cancelled the call'));
+        running.delete(req.id);
+        return;
+      }
+      if (running.has(req.id)) {
+        return finish('duplicate id', statusError(grpc.status.INVALID_ARGUMENT, 'FORWARD_BAD_REQUEST',
+          `forward stream from ${caller}: call ${req.id} is already in flight`) as Failure);
+      }
+      const abort = new AbortController();
+      running.set(req.id, abort);
+      if (running.size > this.forwardInflight) {
+        const busy = statusError(grpc.status.RESOURCE_EXHAUSTED, 'FORWARD_BUSY',
+          `this server already runs ${this.forwardInflight} forwarded calls from ${caller}; retry later`) as Failure;
+        return reply({ id: req.id, kind: 'failure', failure: { status: busy.code, code: 'FORWARD_BUSY', message: busy.details } });
+      }
+      this.counts.forwardedCalls++;
+      const ctx: RpcContext = { caller, signal: abort.signal };
+      this.guard(this.runCall(req.kind, req.payload, ctx).then((end) => {
+        if (end.ok) return reply({ id: req.id, kind: 'outcome', outcome: end.outcome });
+        const code = end.failure.metadata?.get(codeMetadataKey)[0];
+        reply({ id: req.id, kind: 'failure', failure: { status: end.failure.code, code: typeof code === 'string' ? code : '', message: end.failure.details } });
+      }));
+    });
+    call.on('end', () => finish('the caller closed the stream'));
+    call.on('cancelled', () => finish('the caller cancelled the stream'));
+    call.on('error', () => finish('the stream broke'));
   }
 
   private async serveSave(call: grpc.ServerWritableStream<unknown, object>): Promise<void> {

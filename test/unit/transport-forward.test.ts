@@ -1,0 +1,204 @@
+// The Forward stream between a real gRPC server and client on 127.0.0.1: forwarded applies and reads
+// share one long-lived stream per address, finish in any order, keep their own deadlines, and fail
+// the way unary calls did when the stream breaks; an older server without Forward gets unary calls.
+
+import test from 'ava';
+import * as grpc from '@grpc/grpc-js';
+import {
+  ServerRpcClient,
+  ServerRpcServer,
+  TransportError,
+  conclaveServerService,
+  type RpcContext,
+  type RpcResult,
+  type ServerRpcHandlers,
+} from '../../src/transport/index.js';
+
+const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
+const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
+
+async function start(
+  handlers: Partial<ServerRpcHandlers>,
+  options: { forwardInflightCount?: number; port?: number } = {},
+): Promise<{ server: ServerRpcServer; address: string; port: number }> {
+  const server = new ServerRpcServer({ handlers, ...(options.forwardInflightCount ? { forwardInflightCount: options.forwardInflightCount } : {}) });
+  const port = await server.listen('127.0.0.1', options.port ?? 0);
+  return { server, address: `127.0.0.1:${port}`, port };
+}
+
+function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void } {
+  let resolve!: (v: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+test('forwarded calls share one stream, run at once and finish in any order', async (t) => {
+  const gates = new Map<string, (r: RpcResult) => void>();
+  const running = deferred<void>();
+  const { server, address } = await start({
+    read: (request: Uint8Array) =>
+      new Promise<RpcResult>((resolve) => {
+        gates.set(dec(request), resolve);
+        if (gates.size === 40) running.resolve();
+      }),
+    apply: async (command: Uint8Array) => ({ ok: true, result: enc(`applied ${dec(command)}`) }),
+  });
+  const client = new ServerRpcClient({ id: 'f1' });
+  t.teardown(async () => {
+    client.close();
+    await server.close();
+  });
+  const reads = Array.from({ length: 40 }, (_, i) => client.read(address, enc(`r${i}`)));
+  await running.promise; // all 40 are running on the server together
+  // An apply passes the 40 waiting reads.
+  t.deepEqual(await client.apply(address, enc('x')), { ok: true, result: enc('applied x') });
+  for (let i = 39; i >= 0; i--) gates.get(`r${i}`)!({ ok: true, result: enc(`value ${i}`) });
+  const answers = await Promise.all(reads);
+  t.deepEqual(answers.map((a) => (a.ok ? dec(a.result) : a.error.code)), Array.from({ length: 40 }, (_, i) => `value ${i}`));
+  t.deepEqual(server.stats(), { forwardStreams: 1, forwardedCalls: 41, unaryCalls: 0 });
+});
+
+test('a call past its deadline rejects, its handler sees the cancel, and the stream goes on', async (t) => {
+  const cancelled = deferred<string>();
+  const { server, address } = await start({
+    read: (request: Uint8Array, ctx: RpcContext) =>
+      new Promise<RpcResult>((resolve) => {
+        if (dec(request) !== 'slow') return resolve({ ok: true, result: request });
+        ctx.signal.addEventListener('abort', () => cancelled.resolve(String((ctx.signal.reason as Error).message)));
+      }),
+  });
+  const client = new ServerRpcClient();
+  t.teardown(async () => {
+    client.close();
+    await server.close();
+  });
+  const err = await t.throwsAsync(client.read(address, enc('slow'), { timeoutMs: 200 }));
+  t.true(err instanceof TransportError);
+  t.is((err as TransportError).code, 'DEADLINE_EXCEEDED');
+  t.regex(err!.message, /forwarded read to 127\.0\.0\.1:\d+ failed: no answer within 200 ms/);
+  t.is(await cancelled.promise, 'the caller cancelled the call');
+  t.deepEqual(await client.read(address, enc('fast')), { ok: true, result: enc('fast') });
+  t.is(server.stats().forwardStreams, 1);
+});
+
+test('a server that goes away fails the calls in flight as possibly sent; the next call opens a new stream', async (t) => {
+  const started = deferred<void>();
+  const first = await start({
+    apply: () => {
+      started.resolve();
+      return new Promise<RpcResult>(() => {}); // never answers: the server dies first
+    },
+  });
+  const client = new ServerRpcClient({ reconnectBackoffMinMs: 50, reconnectBackoffMaxMs: 100 });
+  t.teardown(() => client.close());
+  const inFlight = client.apply(first.address, enc('lost?'));
+  await started.promise;
+  await first.server.close();
+  const err = await t.throwsAsync(inFlight);
+  t.true(err instanceof TransportError);
+  t.is((err as TransportError).code, 'UNAVAILABLE');
+  // Not "No connection established": the call reached the server, so its outcome is unknown.
+  t.notRegex(err!.message, /No connection established|ECONNREFUSED/);
+
+  const second = await start({ apply: async (c: Uint8Array) => ({ ok: true, result: c }) }, { port: first.port });
+  t.teardown(() => second.server.close());
+  let answer: RpcResult | undefined;
+  // The channel reconnects with backoff; a call made while it is still down fails as never sent.
+  for (let i = 0; i < 100 && answer === undefined; i++) {
+    try {
+      answer = await client.apply(second.address, enc('again'));
+    } catch (e) {
+      t.regex((e as Error).message, /No connection established|ECONNREFUSED/);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  t.deepEqual(answer, { ok: true, result: enc('again') });
+  t.is(second.server.stats().forwardStreams, 1);
+});
+
+test('a server without the Forward method (an older Conclave) gets unary calls', async (t) => {
+  const svc = conclaveServerService();
+  const { Forward: _forward, ...older } = svc.definition;
+  const grpcServer = new grpc.Server();
+  const seen: string[] = [];
+  grpcServer.addService(older, {
+    Apply: (call: grpc.ServerUnaryCall<{ command: Buffer }, object>, cb: grpc.sendUnaryData<object>) => {
+      seen.push(`apply ${dec(call.request.command)}`);
+      cb(null, { result: call.request.command });
+    },
+    Read: (call: grpc.ServerUnaryCall<{ request: Buffer }, object>, cb: grpc.sendUnaryData<object>) => {
+      seen.push(`read ${dec(call.request.request)}`);
+      cb(null, { result: call.request.request });
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) =>
+    grpcServer.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+  );
+  const client = new ServerRpcClient();
+  t.teardown(() => {
+    client.close();
+    grpcServer.forceShutdown();
+  });
+  const address = `127.0.0.1:${port}`;
+  const first = await Promise.all([client.apply(address, enc('a')), client.read(address, enc('b'))]);
+  t.deepEqual(first, [{ ok: true, result: enc('a') }, { ok: true, result: enc('b') }]);
+  t.deepEqual(await client.apply(address, enc('c')), { ok: true, result: enc('c') });
+  t.deepEqual(seen.sort(), ['apply a', 'apply c', 'read b']);
+});
+
+test('a handler failure ends only its own call; too many calls in flight are refused one by one', async (t) => {
+  const hold = deferred<void>();
+  const { server, address } = await start(
+    {
+      apply: async (command: Uint8Array) => {
+        if (dec(command) === 'boom') throw new Error('disk full');
+        await hold.promise;
+        return { ok: true, result: command };
+      },
+    },
+    { forwardInflightCount: 2 },
+  );
+  const client = new ServerRpcClient();
+  t.teardown(async () => {
+    client.close();
+    await server.close();
+  });
+  const failed = await t.throwsAsync(client.apply(address, enc('boom')));
+  t.is((failed as TransportError).code, 'REMOTE_FAILED');
+  t.is((failed as TransportError).remoteCode, 'HANDLER_FAILED');
+  t.regex(failed!.message, /forwarded apply to 127\.0\.0\.1:\d+ failed: apply failed on this server: disk full \(gRPC status 13\)/);
+  const held = [client.apply(address, enc('1')), client.apply(address, enc('2'))];
+  const busy = await t.throwsAsync(client.apply(address, enc('3')));
+  t.is((busy as TransportError).remoteCode, 'FORWARD_BUSY');
+  t.regex(busy!.message, /already runs 2 forwarded calls/);
+  hold.resolve();
+  t.deepEqual(await Promise.all(held), [{ ok: true, result: enc('1') }, { ok: true, result: enc('2') }]);
+  t.is(server.stats().forwardStreams, 1);
+});
+
+test('a malformed or duplicate request ends the Forward stream with INVALID_ARGUMENT', async (t) => {
+  const never = new Promise<RpcResult>(() => {});
+  const { server, address } = await start({ read: () => never });
+  const m = conclaveServerService().forward;
+  const raw = new grpc.Client(address, grpc.credentials.createInsecure());
+  t.teardown(async () => {
+    raw.close();
+    await server.close();
+  });
+  const statusOf = (messages: object[]): Promise<grpc.StatusObject> =>
+    new Promise((resolve) => {
+      const call = raw.makeBidiStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, new grpc.Metadata(), {});
+      call.on('error', () => {});
+      call.on('data', () => {});
+      call.on('status', resolve);
+      for (const msg of messages) call.write(msg);
+    });
+  const noMember = await statusOf([{ id: 1 }]);
+  t.is(noMember.code, grpc.status.INVALID_ARGUMENT);
+  t.regex(noMember.details, /forward\.call: missing/);
+  const zeroId = await statusOf([{ id: 0, read: Buffer.from('x') }]);
+  t.regex(zeroId.details, /forward\.id: must be above 0/);
+  const dup = await statusOf([{ id: 7, read: Buffer.from('x') }, { id: 7, read: Buffer.from('y') }]);
+  t.is(dup.code, grpc.status.INVALID_ARGUMENT);
+  t.regex(dup.details, /call 7 is already in flight/);
+});
