@@ -44,6 +44,54 @@ test.serial('3 nodes: SIGKILL the leader, a new one is elected and no acknowledg
   t.is(await c.getRaw(leader, 'acked/29', '&stale'), 'v29');
 });
 
+test.serial('writes through followers under load while the leader is killed: every acknowledged one survives', async (t) => {
+  const c = await ProcessCluster.create(t, { size: 3 });
+  c.startAll();
+  const leader = await c.leader();
+  const followers = [0, 1, 2].filter((i) => i !== leader);
+  const acked = new Map<string, string>();
+  const refusals = new Map<string, number>();
+  let killed = false;
+  let ackedAfterKill = 0;
+  const deadline = Date.now() + 45_000;
+  // Eight writers through the two followers, until 40 writes were acknowledged after the kill.
+  const writers = Array.from({ length: 8 }, async (_, w) => {
+    for (let n = 0; Date.now() < deadline && ackedAfterKill < 40; n++) {
+      const key = `load/w${w}/${n}`;
+      const value = `value ${w}.${n}`;
+      const via = followers[n % 2] as number;
+      let r: Response;
+      try {
+        r = await c.http(via, `/v1/kv/${key}`, { method: 'PUT', body: value });
+      } catch (e) {
+        refusals.set(`fetch: ${(e as Error).message}`, (refusals.get(`fetch: ${(e as Error).message}`) ?? 0) + 1);
+        continue;
+      }
+      const text = await r.text();
+      if (r.status === 200 && text === 'true') {
+        acked.set(key, value);
+        if (killed) ackedAfterKill++;
+      } else {
+        // A write in flight when the leader died may be answered "unknown outcome" (500); never 200 false.
+        const why = `${r.status} ${text.replace(/\d+/g, 'N').slice(0, 120)}`;
+        refusals.set(why, (refusals.get(why) ?? 0) + 1);
+      }
+    }
+  });
+  await waitFor('60 acknowledged writes before the kill', async () => (acked.size >= 60 ? true : undefined));
+  await c.kill(leader);
+  killed = true;
+  await Promise.all(writers);
+  t.log(`acknowledged ${acked.size} (${ackedAfterKill} after the kill); refused: ${JSON.stringify([...refusals])}`);
+  t.true(ackedAfterKill >= 40, `writes were acknowledged after the kill (${ackedAfterKill})`);
+  for (const why of refusals.keys()) t.regex(why, /^500 (No cluster leader|forwarding the write to the leader failed after it was sent)/, why);
+  const next = await c.leader();
+  t.not(next, leader);
+  const missing: string[] = [];
+  for (const [key, value] of acked) if ((await c.getRaw(next, key, '&consistent')) !== value) missing.push(key);
+  t.deepEqual(missing, [], `of ${acked.size} acknowledged writes`);
+});
+
 test.serial('a restarted cluster comes back with its data; SIGTERM stops a node cleanly', async (t) => {
   const c = await ProcessCluster.create(t, { size: 3 });
   c.startAll();
