@@ -255,7 +255,8 @@ export class Server implements ServerApi {
         () => this.read(request, o, local, watch),
         async (address) => {
           const waitMs = o.minIndex ? o.waitMs ?? 0 : 0;
-          const r = await this.o.rpc.read(address, encode(request), { timeoutMs: waitMs + 15_000 });
+          // The signal fires when the HTTP client goes away: the leader stops the blocking query too.
+          const r = await this.o.rpc.read(address, encode(request), { timeoutMs: waitMs + 15_000, ...(o.signal ? { signal: o.signal } : {}) });
           const reply = unwrap<{ meta: ReadMeta } & Record<string, unknown>>(r);
           const { meta, ...rest } = reply;
           return { meta: { ...meta, consistency: o.consistency }, value: rest as unknown as T };
@@ -314,6 +315,8 @@ export class Server implements ServerApi {
         if (s.role === 'leader') return await here();
         if (s.leaderAddress !== '') return await remote(s.leaderAddress);
       } catch (e) {
+        // Our caller gave up (client gone, server shutting down): nothing to retry.
+        if (e instanceof TransportError && e.code === 'CANCELLED') throw e;
         if (e instanceof TransportError) {
           // The leader we believed in is unreachable (often: it just died). A call that never left
           // may be retried, as may any read; a write that may have reached it has an unknown outcome.

@@ -25,6 +25,8 @@ export type TransportErrorCode =
   | 'UNAVAILABLE'
   /** The call's deadline passed. */
   | 'DEADLINE_EXCEEDED'
+  /** The caller gave up on the call (its AbortSignal fired); the remote side was told to stop. */
+  | 'CANCELLED'
   /** The remote answered something that does not decode. */
   | 'BAD_RESPONSE'
   /** A forwarded call failed on the remote side for a reason that is not a typed answer. */

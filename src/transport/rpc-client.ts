@@ -49,6 +49,12 @@ export interface ServerRpcClientOptions {
 export interface CallOptions {
   /** Overrides the client's default deadline for this call. */
   readonly timeoutMs?: number;
+  /**
+   * Gives up on the call when aborted (e.g. the HTTP client of a blocking query went away): it rejects
+   * with CANCELLED and the server's handler sees its own signal abort. For reads: a write that was
+   * already sent may apply all the same.
+   */
+  readonly signal?: AbortSignal;
 }
 
 const forwardKeepaliveMs = 10_000;
@@ -111,7 +117,7 @@ export class ServerRpcClient {
     };
     if (this.unaryOnly.has(address)) return unary();
     try {
-      return await this.laneFor(address).call(kind, payload, timeoutMs);
+      return await this.laneFor(address).call(kind, payload, timeoutMs, options.signal);
     } catch (err) {
       // The stream itself was refused as unknown (no conclave-code: not a handler's answer), so this
       // call never ran there: an older server. Use unary calls from now on.
@@ -277,8 +283,11 @@ export class ServerRpcClient {
 
   private unary(address: string, m: Method, request: object, what: string, options: CallOptions): Promise<RpcResult> {
     const client = this.clientsFor(address).unary;
+    const signal = options.signal;
+    if (signal?.aborted === true) return Promise.reject(cancelledError(what, address));
     return new Promise<RpcResult>((resolve, reject) => {
-      client.makeUnaryRequest(
+      const onAbort = (): void => call.cancel();
+      const call = client.makeUnaryRequest(
         m.path,
         m.requestSerialize,
         m.responseDeserialize,
@@ -286,7 +295,8 @@ export class ServerRpcClient {
         this.metadata,
         { deadline: Date.now() + (options.timeoutMs ?? this.timeoutMs) },
         (err: grpc.ServiceError | null, res?: unknown) => {
-          if (err) return reject(mapCallError(err, what, address));
+          signal?.removeEventListener('abort', onAbort);
+          if (err) return reject(signal?.aborted === true ? cancelledError(what, address) : mapCallError(err, what, address));
           try {
             resolve(this.outcome(res, what, address));
           } catch (e) {
@@ -294,6 +304,7 @@ export class ServerRpcClient {
           }
         },
       );
+      signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 
@@ -321,7 +332,12 @@ interface PendingCall {
   readonly what: string;
   readonly resolve: (r: RpcResult) => void;
   readonly reject: (e: Error) => void;
-  readonly timer: NodeJS.Timeout;
+  /** Clears the deadline timer and the abort listener. */
+  readonly done: () => void;
+}
+
+function cancelledError(what: string, address: string): TransportError {
+  return new TransportError('CANCELLED', `${what} to ${address} was cancelled by its caller`, { peer: address });
 }
 
 /**
@@ -350,18 +366,29 @@ class ForwardLane {
     stream.on('end', () => this.end(undefined));
   }
 
-  call(kind: 'apply' | 'read', payload: Uint8Array, timeoutMs: number): Promise<RpcResult> {
+  call(kind: 'apply' | 'read', payload: Uint8Array, timeoutMs: number, signal?: AbortSignal): Promise<RpcResult> {
     const id = this.nextId++;
     const what = `forwarded ${kind}`;
+    if (signal?.aborted === true) return Promise.reject(cancelledError(what, this.address));
     return new Promise<RpcResult>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        if (!this.pending.delete(id)) return;
+      const giveUp = (e: TransportError): void => {
+        const p = this.pending.get(id);
+        if (p === undefined) return;
+        this.pending.delete(id);
+        p.done();
         if (!this.ended) this.stream.write({ id, cancel: true });
-        reject(new TransportError('DEADLINE_EXCEEDED',
-          `${what} to ${this.address} failed: no answer within ${timeoutMs} ms (gRPC status ${grpc.status.DEADLINE_EXCEEDED})`,
-          { peer: this.address, grpcCode: grpc.status.DEADLINE_EXCEEDED }));
-      }, timeoutMs);
-      this.pending.set(id, { what, resolve, reject, timer });
+        reject(e);
+      };
+      const timer = setTimeout(() => giveUp(new TransportError('DEADLINE_EXCEEDED',
+        `${what} to ${this.address} failed: no answer within ${timeoutMs} ms (gRPC status ${grpc.status.DEADLINE_EXCEEDED})`,
+        { peer: this.address, grpcCode: grpc.status.DEADLINE_EXCEEDED })), timeoutMs);
+      const onAbort = (): void => giveUp(cancelledError(what, this.address));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const done = (): void => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      this.pending.set(id, { what, resolve, reject, done });
       this.stream.write({ id, [kind]: payload });
     });
   }
@@ -384,7 +411,7 @@ class ForwardLane {
     const p = this.pending.get(a.id);
     if (p === undefined) return; // cancelled by its deadline; the server had not seen the cancel yet
     this.pending.delete(a.id);
-    clearTimeout(p.timer);
+    p.done();
     if (a.kind === 'outcome') return p.resolve(a.outcome);
     const f = a.failure;
     const text = `${p.what} to ${this.address} failed: ${f.message || 'no details'} (gRPC status ${f.status})`;
@@ -402,7 +429,7 @@ class ForwardLane {
     this.onEnd();
     for (const [id, p] of this.pending) {
       this.pending.delete(id);
-      clearTimeout(p.timer);
+      p.done();
       if (err !== undefined) {
         p.reject(mapCallError(err, p.what, this.address));
       } else {

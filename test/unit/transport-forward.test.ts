@@ -202,3 +202,34 @@ test('a malformed or duplicate request ends the Forward stream with INVALID_ARGU
   t.is(dup.code, grpc.status.INVALID_ARGUMENT);
   t.regex(dup.details, /call 7 is already in flight/);
 });
+
+test('an aborted signal cancels a call: it rejects with CANCELLED and the handler sees the abort', async (t) => {
+  const aborted = deferred<void>();
+  const started = deferred<void>();
+  const { server, address } = await start({
+    read: (request: Uint8Array, ctx: RpcContext) =>
+      new Promise<RpcResult>((resolve) => {
+        if (dec(request) !== 'watch') return resolve({ ok: true, result: request });
+        ctx.signal.addEventListener('abort', () => aborted.resolve());
+        started.resolve();
+      }),
+  });
+  const client = new ServerRpcClient();
+  t.teardown(async () => {
+    client.close();
+    await server.close();
+  });
+  const controller = new AbortController();
+  const watching = client.read(address, enc('watch'), { timeoutMs: 60_000, signal: controller.signal });
+  await started.promise;
+  controller.abort();
+  const err = await t.throwsAsync(watching);
+  t.is((err as TransportError).code, 'CANCELLED');
+  t.regex(err!.message, /forwarded read to 127\.0\.0\.1:\d+ was cancelled by its caller/);
+  await aborted.promise; // the leader stopped waiting too
+  // A signal that already fired sends nothing; the stream serves the next call.
+  const before = server.stats().forwardedCalls;
+  await t.throwsAsync(client.read(address, enc('x'), { signal: AbortSignal.abort() }), { message: /cancelled by its caller/ });
+  t.deepEqual(await client.read(address, enc('next')), { ok: true, result: enc('next') });
+  t.is(server.stats().forwardedCalls, before + 1);
+});

@@ -1,0 +1,79 @@
+// Three in-process servers wired as an agent wires them (RaftNode, PeerTransport and ServerRpc on one
+// gRPC server, the Server on top), to see inside the leader while a follower forwards to it.
+import test, { type ExecutionContext } from 'ava';
+import * as grpc from '@grpc/grpc-js';
+import pino from 'pino';
+import { RaftNode } from '../../src/node/index.js';
+import { Server } from '../../src/server/index.js';
+import { PeerTransport, ServerRpcClient, ServerRpcServer, TransportError } from '../../src/transport/index.js';
+import { fastTiming, tempDir, waitFor } from '../support/node-cluster.js';
+
+interface InProcessServer {
+  readonly id: string;
+  readonly address: string;
+  readonly node: RaftNode;
+  readonly server: Server;
+  readonly rpcServer: ServerRpcServer;
+}
+
+async function startServers(t: ExecutionContext, ids: readonly string[]): Promise<InProcessServer[]> {
+  const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+  const out: InProcessServer[] = [];
+  for (const id of ids) {
+    const dataDir = await tempDir(t);
+    const grpcServer = new grpc.Server();
+    const transport = new PeerTransport({ id, logger });
+    transport.addTo(grpcServer);
+    const rpcServer = new ServerRpcServer({ logger });
+    rpcServer.addTo(grpcServer);
+    const port = await new Promise<number>((resolve, reject) =>
+      grpcServer.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+    );
+    const address = `127.0.0.1:${port}`;
+    const rpc = new ServerRpcClient({ id, logger });
+    const node = await RaftNode.open({
+      id, address, dataDir, logger, transport, ...fastTiming,
+      maxMessageBytes: 1 << 20, maxInflightMessages: 32, snapshotThresholdEntries: 1000, trailingEntries: 10, snapshotsRetained: 2,
+    });
+    const server = new Server({ node, rpc, nodeName: id, datacenter: 'dc1', version: 'test', address, logger, leaderWaitMs: 5000 });
+    rpcServer.setHandlers(server.rpcHandlers());
+    t.teardown(async () => {
+      await node.close().catch(() => undefined);
+      await rpcServer.close();
+      await transport.close();
+      rpc.close();
+      grpcServer.forceShutdown();
+    });
+    out.push({ id, address, node, server, rpcServer });
+  }
+  return out;
+}
+
+test('a forwarded blocking query whose client goes away stops waiting on the leader too', async (t) => {
+  const servers = await startServers(t, ['a', 'b', 'c']);
+  const configuration = { servers: servers.map((s) => ({ id: s.id, suffrage: 'voter' as const, address: s.address })) };
+  await Promise.all(servers.map((s) => s.node.bootstrap(configuration)));
+  const leader = await waitFor('a leader', () => servers.find((s) => s.node.status().role === 'leader'));
+  const follower = servers.find((s) => s !== leader) as InProcessServer;
+  await waitFor('the follower knows the leader', () => follower.node.status().leaderAddress !== '');
+  await follower.server.apply({ type: 'kvs', op: { verb: 'set', key: 'watched', value: new TextEncoder().encode('v1'), flags: 0 } });
+  const first = await follower.server.kvGet('watched', { consistency: 'default' });
+  const leaderWatchers = (): number => (leader.node.fsm['watchers'] as { size: number }).size;
+  t.is(leaderWatchers(), 0);
+
+  const client = new AbortController();
+  const blocked = follower.server.kvGet('watched', { consistency: 'default', minIndex: first.meta.index, waitMs: 60_000, signal: client.signal });
+  await waitFor('the leader holds the blocking query', () => leaderWatchers() === 1);
+  client.abort();
+  const err = await t.throwsAsync(blocked);
+  t.true(err instanceof TransportError && err.code === 'CANCELLED', String(err));
+  await waitFor('the leader drops it', () => leaderWatchers() === 0, 5_000);
+
+  // A blocking query that is not abandoned still wakes on the change, through the same stream.
+  const again = follower.server.kvGet('watched', { consistency: 'default', minIndex: first.meta.index, waitMs: 60_000 });
+  await waitFor('the leader holds the second query', () => leaderWatchers() === 1);
+  await follower.server.apply({ type: 'kvs', op: { verb: 'set', key: 'watched', value: new TextEncoder().encode('v2'), flags: 0 } });
+  const changed = await again;
+  t.is(new TextDecoder().decode(changed.entry?.Value), 'v2');
+  t.is(leader.rpcServer.stats().forwardStreams, 1);
+});
