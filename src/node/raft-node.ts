@@ -127,6 +127,8 @@ export class RaftNode {
   private lastLeaderContact = -1;
   private soft: SoftState;
   private snapshotting = false;
+  /** Snapshot work running beside the loop (taking one, receiving one): close() lets it stop first. */
+  private readonly snapshotTasks = new Set<Promise<unknown>>();
   private configurationIndexSeen = -1;
   private readonly listeners = new Set<(s: NodeStatus) => void>();
   private readonly closedPromise: Promise<void>;
@@ -376,6 +378,9 @@ export class RaftNode {
     this.failAll(new NodeError('unavailable', 'the server is shutting down'));
     // Let a round in progress finish its writes before the stores close.
     for (let i = 0; i < 200 && this.looping; i++) await sleep(10);
+    // Snapshot work stops at its next chunk once closed; a receive whose sender went quiet is not
+    // waited for past the bound (its temp file is removed by the next open).
+    if (this.snapshotTasks.size > 0) await Promise.race([Promise.allSettled([...this.snapshotTasks]), sleep(5_000)]);
     await this.main.close().catch(() => undefined);
     await this.pending?.close().catch(() => undefined);
     await this.fsm.close().catch(() => undefined);
@@ -531,16 +536,30 @@ export class RaftNode {
   }
 
   /** Stores an incoming snapshot's bytes durably; the core gets the message once this resolves. */
-  private async receiveSnapshot(m: SnapshotMessage, data: AsyncIterable<Uint8Array>): Promise<void> {
-    if (this.closed) throw new NodeError('unavailable', 'shutting down');
+  private receiveSnapshot(m: SnapshotMessage, data: AsyncIterable<Uint8Array>): Promise<void> {
+    return this.track(this.storeSnapshot(m, data));
+  }
+
+  private async storeSnapshot(m: SnapshotMessage, data: AsyncIterable<Uint8Array>): Promise<void> {
+    this.checkOpen();
     const sink = await this.snapshots.create(m.snapshot);
     try {
-      for await (const chunk of data) await sink.write(chunk);
+      for await (const chunk of data) {
+        this.checkOpen();
+        await sink.write(chunk);
+      }
       await sink.close();
     } catch (e) {
       await sink.cancel().catch(() => undefined);
       throw e;
     }
+  }
+
+  private track<T>(task: Promise<T>): Promise<T> {
+    this.snapshotTasks.add(task);
+    const untrack = (): void => void this.snapshotTasks.delete(task);
+    task.then(untrack, untrack);
+    return task;
   }
 
   private async findSnapshot(meta: SnapshotMeta): Promise<SnapshotInfo> {
@@ -634,8 +653,11 @@ export class RaftNode {
     const applied = this.core.appliedIndex();
     if (applied - this.core.snapshotMeta().index < this.o.snapshotThresholdEntries) return;
     this.snapshotting = true;
-    this.takeSnapshot()
-      .catch((e: unknown) => this.log.error({ event: 'snapshot-failed', err: (e as Error).message }, 'snapshot failed'))
+    this.track(this.takeSnapshot())
+      .catch((e: unknown) => {
+        if (this.closed) this.log.info({ event: 'snapshot-abandoned' }, 'snapshot abandoned: the server is shutting down');
+        else this.log.error({ event: 'snapshot-failed', err: (e as Error).message }, 'snapshot failed');
+      })
       .finally(() => (this.snapshotting = false));
   }
 
@@ -644,17 +666,21 @@ export class RaftNode {
     const started = Date.now();
     const stateBin = await this.fsm.snapshot();
     try {
-      if (this.closed || this.core.termAt(stateBin.index) === undefined || stateBin.index <= this.core.snapshotMeta().index) return;
+      this.checkOpen();
+      if (this.core.termAt(stateBin.index) === undefined || stateBin.index <= this.core.snapshotMeta().index) return;
       const meta = this.core.snapshotMetaAt(stateBin.index);
       const sink = await this.snapshots.create(meta);
       try {
-        for await (const chunk of stateBin) await sink.write(chunk);
+        for await (const chunk of stateBin) {
+          this.checkOpen();
+          await sink.write(chunk);
+        }
       } catch (e) {
         await sink.cancel().catch(() => undefined);
         throw e;
       }
       const info = await sink.close();
-      if (this.closed) return;
+      this.checkOpen(); // the snapshot is stored; compaction waits for the next start
       const first = this.core.compact(meta.index, this.o.trailingEntries);
       await this.main.compact(meta, { keepFrom: first });
       this.log.info(

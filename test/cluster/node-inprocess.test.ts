@@ -125,6 +125,53 @@ test('after a restart, a server a little behind catches up from trailing entries
   t.is((await back.node.fsm.list('key/')).entries.length, 80);
 });
 
+test('close() waits for a snapshot in progress to stop before it resolves', async (t) => {
+  const dir = await tempDir(t);
+  const events: string[] = [];
+  const s = await startServer('a', dir, 0, { snapshotThresholdEntries: 30 }, events);
+  await s.node.bootstrap(configurationOf([s]));
+  await leaderOf([s]);
+  // Hold the snapshot's state.bin stream after its first chunk, as a slow disk would.
+  let paused!: () => void;
+  const pausedP = new Promise<void>((r) => (paused = r));
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const fsm = s.node.fsm;
+  const real = fsm.snapshot.bind(fsm);
+  fsm.snapshot = async () => {
+    const snap = await real();
+    const inner = snap[Symbol.asyncIterator].bind(snap);
+    Object.defineProperty(snap, Symbol.asyncIterator, {
+      value: async function* () {
+        let first = true;
+        for await (const chunk of { [Symbol.asyncIterator]: inner }) {
+          yield chunk;
+          if (first) {
+            first = false;
+            paused();
+            await gate;
+          }
+        }
+      },
+    });
+    return snap;
+  };
+  for (let i = 0; i < 40; i++) await s.node.propose(set(`k/${i}`, `v${i}`));
+  await pausedP;
+  const closing = stopServer(s);
+  // close() must not resolve while the snapshot task is held; let it go on a little later.
+  setTimeout(release, 300);
+  await closing;
+  t.true(events.includes('snapshot-abandoned'), `close() resolved before the snapshot stopped: ${events.filter((e) => e.startsWith('snapshot')).join(',')}`);
+  t.false(events.includes('snapshot-failed'));
+  t.is((s.node['snapshotTasks'] as Set<unknown>).size, 0);
+  // The data directory is whole: the server opens again with every key.
+  const again = await startServer('a', dir);
+  t.teardown(() => stopServer(again));
+  await leaderOf([again]);
+  t.is((await again.node.fsm.list('k/')).entries.length, 40);
+});
+
 test('a user restore replaces the state on every server, including one that was down, and survives a restart', async (t) => {
   const { Fsm } = await import('../../src/fsm/index.js');
   // The backup: another state machine's point-in-time state.bin.
