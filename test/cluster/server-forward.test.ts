@@ -32,7 +32,7 @@ async function startServers(t: ExecutionContext, ids: readonly string[]): Promis
     const address = `127.0.0.1:${port}`;
     const rpc = new ServerRpcClient({ id, logger });
     const node = await RaftNode.open({
-      id, address, dataDir, logger, transport, ...fastTiming,
+      id, address, dataDir, logger, transport, ...fastTiming, electionTimeoutTicks: 50, // 1-2 s: no election while the test looks at the leader
       maxMessageBytes: 1 << 20, maxInflightMessages: 32, snapshotThresholdEntries: 1000, trailingEntries: 10, snapshotsRetained: 2,
     });
     const server = new Server({ node, rpc, nodeName: id, datacenter: 'dc1', version: 'test', address, logger, leaderWaitMs: 5000 });
