@@ -3,7 +3,14 @@
 // them), reads follow Consul's consistency modes, blocking queries wait here (on the leader for
 // forwarded reads), and the operator calls (join, remove, transfer) run on the leader.
 
-import { decode, encode } from '@msgpack/msgpack';
+import { decode, encode as msgpackEncode } from '@msgpack/msgpack';
+
+/**
+ * Payloads between servers. Absent fields stay absent: msgpack has no `undefined`, and by default an
+ * undefined property travels as nil and comes back as null, which reads as present (a forwarded GET of
+ * a missing key once answered 500 instead of 404 that way).
+ */
+const encode = (value: unknown): Uint8Array => msgpackEncode(value, { ignoreUndefined: true });
 import type { Logger } from 'pino';
 import { decodeCommand, encodeCommand, type ApplyResult, type Command, type DirEntry, type KvReadOp, type WatchTarget } from '../fsm/index.js';
 import { NodeError, type RaftNode } from '../node/index.js';
@@ -232,7 +239,8 @@ export class Server implements ServerApi {
           case 'txn':
             return this.readTxn(req.ops, local);
           case 'config':
-            return this.raftConfiguration(local);
+            // Shaped as the forwarding side unpacks every read: { meta, ...value }.
+            return { meta: this.meta(this.node.status().configurationIndex, req.o.c), reply: await this.raftConfiguration(local) };
         }
       }
     }

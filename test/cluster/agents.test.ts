@@ -21,6 +21,37 @@ test.serial('3 nodes: a leader is elected, and a write through a follower is rea
   t.truthy(r.headers.get('x-consul-lastcontact'));
   const peers = (await (await c.http(0, '/v1/status/peers')).json()) as string[];
   t.deepEqual([...peers].sort(), c.nodes.map((n) => `127.0.0.1:${n.serverPort}`).sort());
+
+  // A forwarded read answers exactly what the leader answers: same status, same body, an index.
+  t.true(await c.put(follower, 'dir/locked?flags=7', 'x'));
+  const reads: Array<[string, RequestInit?]> = [
+    ['/v1/kv/missing'],
+    ['/v1/kv/missing?recurse'],
+    ['/v1/kv/missing?keys'],
+    ['/v1/kv/missing?raw'],
+    ['/v1/kv/greeting?raw'],
+    ['/v1/kv/greeting?consistent'],
+    ['/v1/operator/raft/configuration'],
+    ['/v1/kv/greeting'],
+    ['/v1/kv/dir/locked'],
+    ['/v1/kv/?recurse'],
+    ['/v1/kv/?keys&separator=/'],
+    ['/v1/txn', { method: 'PUT', body: JSON.stringify([{ KV: { Verb: 'get', Key: 'greeting' } }, { KV: { Verb: 'get-tree', Key: 'dir/' } }]) }],
+    ['/v1/txn', { method: 'PUT', body: JSON.stringify([{ KV: { Verb: 'get', Key: 'missing' } }]) }],
+    // Writes that fail change nothing, so every server must give the same answer.
+    ['/v1/kv/greeting?cas=1', { method: 'PUT', body: 'lost' }],
+    ['/v1/kv/greeting?cas=1', { method: 'DELETE' }],
+    ['/v1/txn', { method: 'PUT', body: JSON.stringify([{ KV: { Verb: 'set', Key: 'new', Value: 'eA==' } }, { KV: { Verb: 'check-index', Key: 'greeting', Index: 1 } }]) }],
+  ];
+  for (const [path, init] of reads) {
+    const answers = [];
+    for (const i of [leader, ...[0, 1, 2].filter((j) => j !== leader)]) {
+      const res = await c.http(i, path, init);
+      answers.push({ status: res.status, body: await res.text(), index: res.headers.get('x-consul-index') !== null });
+    }
+    t.true([200, 404, 409].includes(answers[0]!.status), `${path}: ${answers[0]!.status} ${answers[0]!.body}`);
+    for (const a of answers.slice(1)) t.deepEqual(a, answers[0], `${path} through a follower`);
+  }
 });
 
 test.serial('3 nodes: SIGKILL the leader, a new one is elected and no acknowledged write is lost', async (t) => {
