@@ -47,7 +47,14 @@ test.serial('3 nodes: a leader is elected, and a write through a follower is rea
     const answers = [];
     for (const i of [leader, ...[0, 1, 2].filter((j) => j !== leader)]) {
       const res = await c.http(i, path, init);
-      answers.push({ status: res.status, body: await res.text(), index: res.headers.get('x-consul-index') !== null });
+      answers.push({
+        status: res.status,
+        body: await res.text(),
+        index: res.headers.get('x-consul-index') !== null,
+        contentType: res.headers.get('content-type'),
+        consistency: res.headers.get('x-consul-effective-consistency'),
+        knownLeader: res.headers.get('x-consul-knownleader'),
+      });
     }
     t.true([200, 404, 409].includes(answers[0]!.status), `${path}: ${answers[0]!.status} ${answers[0]!.body}`);
     for (const a of answers.slice(1)) t.deepEqual(a, answers[0], `${path} through a follower`);
