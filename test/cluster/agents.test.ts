@@ -59,6 +59,23 @@ test.serial('3 nodes: a leader is elected, and a write through a follower is rea
     t.true([200, 404, 409].includes(answers[0]!.status), `${path}: ${answers[0]!.status} ${answers[0]!.body}`);
     for (const a of answers.slice(1)) t.deepEqual(a, answers[0], `${path} through a follower`);
   }
+
+  // Blocking queries through both followers (default and stale) wake on a write through the leader.
+  const followers = [0, 1, 2].filter((i) => i !== leader);
+  const before = await c.http(followers[0] as number, '/v1/kv/greeting');
+  const index = Number(before.headers.get('x-consul-index'));
+  const watches = [
+    c.http(followers[0] as number, `/v1/kv/greeting?index=${index}&wait=30s`),
+    c.http(followers[1] as number, `/v1/kv/greeting?stale&index=${index}&wait=30s`),
+  ];
+  t.true(await c.put(leader, 'greeting', 'changed'));
+  for (const w of watches) {
+    const res = await w;
+    t.is(res.status, 200);
+    t.true(Number(res.headers.get('x-consul-index')) > index);
+    const [entry] = (await res.json()) as Array<{ Value: string }>;
+    t.is(Buffer.from(entry!.Value, 'base64').toString(), 'changed');
+  }
 });
 
 test.serial('3 nodes: SIGKILL the leader, a new one is elected and no acknowledged write is lost', async (t) => {
