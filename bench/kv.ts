@@ -15,6 +15,8 @@ const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const concurrencies = (process.env.BENCH_CONCURRENCY ?? '1,16,64').split(',').map(Number);
 const targets = (process.env.BENCH_TARGETS ?? 'leader,follower').split(',');
 const failovers = Number(process.env.BENCH_FAILOVERS ?? 5);
+/** BENCH_EXPLAIN=1: for a failover over 1 s, print the write attempts and the nodes' election log lines. */
+const explain = process.env.BENCH_EXPLAIN === '1';
 
 function put(agent: Agent, port: number, key: string, value: Buffer): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -100,12 +102,22 @@ async function main(): Promise<void> {
       const killedAt = performance.now();
       await c.kill(current);
       let acknowledgedAt = 0;
+      const attempts: string[] = [];
       while (acknowledgedAt === 0 && performance.now() - killedAt < 30_000) {
+        const sent = performance.now() - killedAt;
         const status = await put(agent, c.node(survivor).httpPort, 'failover', randomBytes(256)).catch(() => 0);
+        attempts.push(`${sent.toFixed(0)}-${(performance.now() - killedAt).toFixed(0)} ms: ${status}`);
         if (status === 200) acknowledgedAt = performance.now();
       }
       agent.destroy();
       times.push(acknowledgedAt === 0 ? NaN : acknowledgedAt - killedAt);
+      if (explain && !(acknowledgedAt - killedAt < 1000)) {
+        console.log(`failover ${round + 1} took over 1 s; writes to ${c.node(survivor).name}: ${attempts.join(', ')}`);
+        for (const n of c.nodes) {
+          const lines = n.output.join('').split('\n').filter((l) => /campaign|leader|vote|term/.test(l)).slice(-8);
+          console.log(`--- ${n.name}\n${lines.join('\n')}`);
+        }
+      }
       c.start(current);
       current = await c.leader();
     }
