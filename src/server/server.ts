@@ -325,6 +325,10 @@ export class Server implements ServerApi {
       } catch (e) {
         // Our caller gave up (client gone, server shutting down): nothing to retry.
         if (e instanceof TransportError && e.code === 'CANCELLED') throw e;
+        // The leader refused the call before running it: say so rather than "unknown outcome".
+        if (e instanceof TransportError && e.remoteCode === 'FORWARD_BUSY') {
+          throw new ServerError('unavailable', `the leader refused the request: ${e.message}; nothing was done, retry later`, { cause: e });
+        }
         if (e instanceof TransportError) {
           // The leader we believed in is unreachable (often: it just died). A call that never left
           // may be retried, as may any read; a write that may have reached it has an unknown outcome.

@@ -4,7 +4,7 @@ import test, { type ExecutionContext } from 'ava';
 import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
 import { RaftNode } from '../../src/node/index.js';
-import { Server } from '../../src/server/index.js';
+import { Server, ServerError } from '../../src/server/index.js';
 import { PeerTransport, ServerRpcClient, ServerRpcServer, TransportError } from '../../src/transport/index.js';
 import { fastTiming, tempDir, waitFor } from '../support/node-cluster.js';
 
@@ -16,7 +16,7 @@ interface InProcessServer {
   readonly rpcServer: ServerRpcServer;
 }
 
-async function startServers(t: ExecutionContext, ids: readonly string[]): Promise<InProcessServer[]> {
+async function startServers(t: ExecutionContext, ids: readonly string[], forwardInflightCount?: number): Promise<InProcessServer[]> {
   const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const out: InProcessServer[] = [];
   for (const id of ids) {
@@ -24,7 +24,7 @@ async function startServers(t: ExecutionContext, ids: readonly string[]): Promis
     const grpcServer = new grpc.Server();
     const transport = new PeerTransport({ id, logger });
     transport.addTo(grpcServer);
-    const rpcServer = new ServerRpcServer({ logger });
+    const rpcServer = new ServerRpcServer({ logger, ...(forwardInflightCount ? { forwardInflightCount } : {}) });
     rpcServer.addTo(grpcServer);
     const port = await new Promise<number>((resolve, reject) =>
       grpcServer.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
@@ -76,4 +76,24 @@ test('a forwarded blocking query whose client goes away stops waiting on the lea
   const changed = await again;
   t.is(new TextDecoder().decode(changed.entry?.Value), 'v2');
   t.is(leader.rpcServer.stats().forwardStreams, 1);
+});
+
+test('a leader with no room for another forwarded call refuses a write clearly, and nothing is written', async (t) => {
+  const servers = await startServers(t, ['a', 'b', 'c'], 1);
+  const configuration = { servers: servers.map((s) => ({ id: s.id, suffrage: 'voter' as const, address: s.address })) };
+  await Promise.all(servers.map((s) => s.node.bootstrap(configuration)));
+  const leader = await waitFor('a leader', () => servers.find((s) => s.node.status().role === 'leader'));
+  const follower = servers.find((s) => s !== leader) as InProcessServer;
+  await waitFor('the follower knows the leader', () => follower.node.status().leaderAddress !== '');
+  const first = await follower.server.kvGet('watched', { consistency: 'default' });
+  // One blocking query fills the leader's only slot for this follower.
+  const client = new AbortController();
+  const blocked = follower.server.kvGet('watched', { consistency: 'default', minIndex: first.meta.index, waitMs: 60_000, signal: client.signal });
+  blocked.catch(() => undefined);
+  await waitFor('the leader holds the blocking query', () => (leader.node.fsm['watchers'] as { size: number }).size === 1);
+  const err = await t.throwsAsync(follower.server.apply({ type: 'kvs', op: { verb: 'set', key: 'refused', value: new TextEncoder().encode('x'), flags: 0 } }));
+  t.true(err instanceof ServerError && err.code === 'unavailable', String(err));
+  t.regex(err!.message, /the leader refused the request: .*already runs 1 forwarded calls.*; nothing was done, retry later/);
+  t.is((await leader.server.kvGet('refused', { consistency: 'default' })).entry, undefined);
+  client.abort();
 });
