@@ -332,7 +332,9 @@ export class Server implements ServerApi {
         if (e instanceof TransportError) {
           // The leader we believed in is unreachable (often: it just died). A call that never left
           // may be retried, as may any read; a write that may have reached it has an unknown outcome.
-          const neverSent = e.code === 'PEER_UNKNOWN' || (e.code === 'UNAVAILABLE' && /No connection established|ECONNREFUSED/.test(e.message));
+          // NO_HANDLER: the server answered before it was ready to run anything (just started).
+          const neverSent = e.code === 'PEER_UNKNOWN' || e.remoteCode === 'NO_HANDLER' ||
+            (e.code === 'UNAVAILABLE' && /No connection established|ECONNREFUSED/.test(e.message));
           if (!idempotent && !neverSent) {
             throw new ServerError('unknown-outcome',
               `forwarding the write to the leader failed after it was sent (${e.message}); it may or may not have been applied`, { cause: e });
