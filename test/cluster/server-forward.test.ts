@@ -97,3 +97,20 @@ test('a leader with no room for another forwarded call refuses a write clearly, 
   t.is((await leader.server.kvGet('refused', { consistency: 'default' })).entry, undefined);
   client.abort();
 });
+
+test('a forwarded write refused because the leader is not wired yet (NO_HANDLER) is retried', async (t) => {
+  const servers = await startServers(t, ['a', 'b', 'c']);
+  const configuration = { servers: servers.map((s) => ({ id: s.id, suffrage: 'voter' as const, address: s.address })) };
+  await Promise.all(servers.map((s) => s.node.bootstrap(configuration)));
+  const leader = await waitFor('a leader', () => servers.find((s) => s.node.status().role === 'leader'));
+  const follower = servers.find((s) => s !== leader) as InProcessServer;
+  await waitFor('the follower knows the leader', () => follower.node.status().leaderAddress !== '');
+  // As between binding the gRPC port and wiring the Server at start: the leader has no handlers.
+  leader.rpcServer.setHandlers({});
+  const before = leader.rpcServer.stats().forwardedCalls;
+  const write = follower.server.apply({ type: 'kvs', op: { verb: 'set', key: 'k', value: new TextEncoder().encode('v'), flags: 0 } });
+  await waitFor('the leader refuses the first attempt', () => leader.rpcServer.stats().forwardedCalls > before);
+  leader.rpcServer.setHandlers(leader.server.rpcHandlers());
+  t.deepEqual(await write, { kind: 'kvs', ok: true });
+  t.is(new TextDecoder().decode((await leader.server.kvGet('k', { consistency: 'default' })).entry?.Value), 'v');
+});
