@@ -49,13 +49,19 @@ async function startServers(t: ExecutionContext, ids: readonly string[], forward
   return out;
 }
 
-test('a forwarded blocking query whose client goes away stops waiting on the leader too', async (t) => {
-  const servers = await startServers(t, ['a', 'b', 'c']);
+/** Three bootstrapped servers, once one leads and a follower knows it. */
+async function threeServers(t: ExecutionContext, forwardInflightCount?: number): Promise<{ leader: InProcessServer; follower: InProcessServer }> {
+  const servers = await startServers(t, ['a', 'b', 'c'], forwardInflightCount);
   const configuration = { servers: servers.map((s) => ({ id: s.id, suffrage: 'voter' as const, address: s.address })) };
   await Promise.all(servers.map((s) => s.node.bootstrap(configuration)));
   const leader = await waitFor('a leader', () => servers.find((s) => s.node.status().role === 'leader'));
   const follower = servers.find((s) => s !== leader) as InProcessServer;
   await waitFor('the follower knows the leader', () => follower.node.status().leaderAddress !== '');
+  return { leader, follower };
+}
+
+test('a forwarded blocking query whose client goes away stops waiting on the leader too', async (t) => {
+  const { leader, follower } = await threeServers(t);
   await follower.server.apply({ type: 'kvs', op: { verb: 'set', key: 'watched', value: new TextEncoder().encode('v1'), flags: 0 } });
   const first = await follower.server.kvGet('watched', { consistency: 'default' });
   const leaderWatchers = (): number => (leader.node.fsm['watchers'] as { size: number }).size;
@@ -79,12 +85,7 @@ test('a forwarded blocking query whose client goes away stops waiting on the lea
 });
 
 test('a leader with no room for another forwarded call refuses a write clearly, and nothing is written', async (t) => {
-  const servers = await startServers(t, ['a', 'b', 'c'], 1);
-  const configuration = { servers: servers.map((s) => ({ id: s.id, suffrage: 'voter' as const, address: s.address })) };
-  await Promise.all(servers.map((s) => s.node.bootstrap(configuration)));
-  const leader = await waitFor('a leader', () => servers.find((s) => s.node.status().role === 'leader'));
-  const follower = servers.find((s) => s !== leader) as InProcessServer;
-  await waitFor('the follower knows the leader', () => follower.node.status().leaderAddress !== '');
+  const { leader, follower } = await threeServers(t, 1);
   const first = await follower.server.kvGet('watched', { consistency: 'default' });
   // One blocking query fills the leader's only slot for this follower.
   const client = new AbortController();
@@ -99,12 +100,7 @@ test('a leader with no room for another forwarded call refuses a write clearly, 
 });
 
 test('a forwarded write refused because the leader is not wired yet (NO_HANDLER) is retried', async (t) => {
-  const servers = await startServers(t, ['a', 'b', 'c']);
-  const configuration = { servers: servers.map((s) => ({ id: s.id, suffrage: 'voter' as const, address: s.address })) };
-  await Promise.all(servers.map((s) => s.node.bootstrap(configuration)));
-  const leader = await waitFor('a leader', () => servers.find((s) => s.node.status().role === 'leader'));
-  const follower = servers.find((s) => s !== leader) as InProcessServer;
-  await waitFor('the follower knows the leader', () => follower.node.status().leaderAddress !== '');
+  const { leader, follower } = await threeServers(t);
   // As between binding the gRPC port and wiring the Server at start: the leader has no handlers.
   leader.rpcServer.setHandlers({});
   const before = leader.rpcServer.stats().forwardedCalls;
