@@ -71,6 +71,14 @@ export interface RaftNodeOptions {
   readonly snapshotThresholdEntries: number;
   /** Entries kept (in memory and on disk) below a snapshot for followers a little behind (raft_trailing_logs). */
   readonly trailingEntries: number;
+  /**
+   * Also take a snapshot once this many bytes of entry data were applied since the last one. The core
+   * holds the log above its snapshot in memory; counting entries alone would let large values grow it
+   * to gigabytes (8,192 entries of 512 KiB are 4 GiB). Default 256 MiB.
+   */
+  readonly snapshotThresholdBytes?: number;
+  /** Trailing entries are also limited to this many bytes of entry data. Default 64 MiB. */
+  readonly trailingBytes?: number;
   readonly snapshotsRetained: number;
   readonly random?: RandomSource;
 }
@@ -102,6 +110,10 @@ interface ReadWaiter {
   readonly reject: (e: Error) => void;
 }
 
+const MiB = 1024 * 1024;
+const defaultSnapshotThresholdBytes = 256 * MiB;
+const defaultTrailingBytes = 64 * MiB;
+
 const leadershipLost = (): NodeError =>
   new NodeError('unknown-outcome', 'leadership lost while committing log; the write may or may not have been applied');
 
@@ -127,6 +139,8 @@ export class RaftNode {
   private lastLeaderContact = -1;
   private soft: SoftState;
   private snapshotting = false;
+  /** Entry data bytes applied since the last snapshot was started (or installed, or since open). */
+  private appliedBytesSinceSnapshot = 0;
   /** Snapshot work running beside the loop (taking one, receiving one): close() lets it stop first. */
   private readonly snapshotTasks = new Set<Promise<unknown>>();
   private configurationIndexSeen = -1;
@@ -144,6 +158,8 @@ export class RaftNode {
     this.fsm = fsm;
     this.core = this.newCore(init);
     this.soft = this.core.softState();
+    const base = init.snapshot?.index ?? 0;
+    for (const e of init.entries) if (e.index > base && e.index <= init.applied) this.appliedBytesSinceSnapshot += e.data.byteLength;
     this.closedPromise = new Promise((r) => (this.resolveClosed = r));
     o.transport.onMessage((m) => this.step(m));
     o.transport.onSnapshot((header, data) => this.receiveSnapshot(header.message, data));
@@ -555,6 +571,20 @@ export class RaftNode {
     }
   }
 
+  /** How many entries up to `index` to keep: at most trailingEntries, and at most trailingBytes of data. */
+  private trailingCount(index: Index): number {
+    const maxBytes = this.o.trailingBytes ?? defaultTrailingBytes;
+    let bytes = 0;
+    let count = 0;
+    while (count < this.o.trailingEntries) {
+      const e = this.core.entryAt(index - count);
+      if (e === undefined || bytes + e.data.byteLength > maxBytes) break;
+      bytes += e.data.byteLength;
+      count++;
+    }
+    return count;
+  }
+
   private track<T>(task: Promise<T>): Promise<T> {
     this.snapshotTasks.add(task);
     const untrack = (): void => void this.snapshotTasks.delete(task);
@@ -578,6 +608,7 @@ export class RaftNode {
       await restoreInto(target, opened.stream, { appliedIndex: meta.index, appliedTerm: meta.term, expectedBytes: info.size });
       await this.fsm.swapIn(target);
       this.log.info({ event: 'snapshot-installed', index: meta.index, term: meta.term, bytes: info.size }, 'state machine restored from snapshot');
+      this.appliedBytesSinceSnapshot = 0;
       for (const [index, w] of this.proposals) {
         if (index <= meta.index) {
           this.proposals.delete(index);
@@ -588,6 +619,7 @@ export class RaftNode {
     // Entries the FSM kept from before a crash are skipped; the rest go in as one LevelDB batch.
     const fresh = rd.committedEntries.filter((e) => e.index > this.fsm.appliedIndex());
     if (fresh.length === 0) return;
+    for (const e of fresh) this.appliedBytesSinceSnapshot += e.data.byteLength;
     const results = await this.fsm.applyBatch(
       fresh.map((e) => (e.kind === 'normal' ? { index: e.index, term: e.term, data: e.data } : { index: e.index, term: e.term })),
     );
@@ -651,8 +683,11 @@ export class RaftNode {
   private maybeSnapshot(): void {
     if (this.snapshotting || this.closed) return;
     const applied = this.core.appliedIndex();
-    if (applied - this.core.snapshotMeta().index < this.o.snapshotThresholdEntries) return;
+    const entries = applied - this.core.snapshotMeta().index;
+    const bytesDue = entries > 0 && this.appliedBytesSinceSnapshot >= (this.o.snapshotThresholdBytes ?? defaultSnapshotThresholdBytes);
+    if (entries < this.o.snapshotThresholdEntries && !bytesDue) return;
     this.snapshotting = true;
+    this.appliedBytesSinceSnapshot = 0;
     this.track(this.takeSnapshot())
       .catch((e: unknown) => {
         if (this.closed) this.log.info({ event: 'snapshot-abandoned' }, 'snapshot abandoned: the server is shutting down');
@@ -681,7 +716,7 @@ export class RaftNode {
       }
       const info = await sink.close();
       this.checkOpen(); // the snapshot is stored; compaction waits for the next start
-      const first = this.core.compact(meta.index, this.o.trailingEntries);
+      const first = this.core.compact(meta.index, this.trailingCount(meta.index));
       await this.main.compact(meta, { keepFrom: first });
       this.log.info(
         { event: 'snapshot', index: meta.index, term: meta.term, bytes: info.size, logFrom: first, ms: Date.now() - started },

@@ -172,6 +172,26 @@ test('close() waits for a snapshot in progress to stop before it resolves', asyn
   t.is((await again.node.fsm.list('k/')).entries.length, 40);
 });
 
+test('large values trigger snapshots by bytes and limit trailing entries by bytes', async (t) => {
+  const dir = await tempDir(t);
+  const events: string[] = [];
+  const s = await startServer('a', dir, 0, { snapshotThresholdEntries: 1000, trailingEntries: 1000, snapshotThresholdBytes: 200_000, trailingBytes: 50_000 }, events);
+  t.teardown(() => stopServer(s));
+  await s.node.bootstrap(configurationOf([s]));
+  await leaderOf([s]);
+  const value = 'v'.repeat(10_000);
+  for (let i = 0; i < 30; i++) await s.node.propose(set(`big/${i}`, value));
+  // About 200 KB of data in 20-odd entries: far below 1000 entries, a snapshot all the same.
+  const core = s.node['core'] as { snapshotMeta(): { index: number }; firstIndex(): number };
+  await waitFor('a snapshot by bytes', () => core.snapshotMeta().index > 0);
+  const snapshotIndex = core.snapshotMeta().index;
+  t.true(snapshotIndex < 40, `snapshot at ${snapshotIndex}`);
+  // Trailing entries: at most 50 KB of ~10 KB entries, so 4, not 1000.
+  const trailing = snapshotIndex - core.firstIndex() + 1;
+  t.true(trailing >= 3 && trailing <= 5, `${trailing} trailing entries`);
+  await waitFor('the snapshot to be logged (after the log store compacted)', () => events.includes('snapshot'));
+});
+
 test('a user restore replaces the state on every server, including one that was down, and survives a restart', async (t) => {
   const { Fsm } = await import('../../src/fsm/index.js');
   // The backup: another state machine's point-in-time state.bin.
