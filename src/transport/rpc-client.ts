@@ -395,16 +395,17 @@ class ForwardLane {
 
   close(): void {
     if (this.ended) return;
-    this.stream.cancel();
+    // Fail the calls with our reason first: cancel() may report its own CANCELLED status at once.
     this.end(undefined, 'the client closed the connection');
+    this.stream.cancel();
   }
 
   private answer(raw: unknown): void {
     const d = decodeForwardAnswer(raw);
     if (!d.ok) {
       this.logger.warn({ address: this.address, problem: d.error.message }, 'forward stream: undecodable reply; closing the stream');
-      this.stream.cancel();
       this.end(undefined, `an undecodable reply (${d.error.message})`, 'BAD_RESPONSE');
+      this.stream.cancel();
       return;
     }
     const a: ForwardAnswer = d.value;

@@ -233,3 +233,35 @@ test('an aborted signal cancels a call: it rejects with CANCELLED and the handle
   t.deepEqual(await client.read(address, enc('next')), { ok: true, result: enc('next') });
   t.is(server.stats().forwardedCalls, before + 1);
 });
+
+test('an undecodable reply fails the calls in flight as BAD_RESPONSE; closing the client fails them with its reason', async (t) => {
+  const svc = conclaveServerService();
+  const grpcServer = new grpc.Server();
+  grpcServer.addService(svc.definition, {
+    Forward: (call: grpc.ServerDuplexStream<{ id: number }, object>) => {
+      call.on('data', (req: { id: number; read?: Buffer }) => {
+        // 'bad' gets a reply with id 0, which no caller can have chosen; 'hang' gets nothing.
+        if (req.read !== undefined && req.read.toString() === 'bad') call.write({ id: 0, outcome: { result: Buffer.from('x') } });
+      });
+      call.on('error', () => {});
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) =>
+    grpcServer.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+  );
+  t.teardown(() => grpcServer.forceShutdown());
+  const address = `127.0.0.1:${port}`;
+  const client = new ServerRpcClient();
+  const waiting = client.read(address, enc('hang'));
+  const bad = await t.throwsAsync(client.read(address, enc('bad')));
+  t.is((bad as TransportError).code, 'BAD_RESPONSE');
+  t.regex(bad!.message, /forwarded read to 127\.0\.0\.1:\d+ failed: an undecodable reply \(reply\.id: must be above 0\) while the call was in flight/);
+  const alsoFailed = await t.throwsAsync(waiting);
+  t.is((alsoFailed as TransportError).code, 'BAD_RESPONSE');
+
+  const hanging = client.read(address, enc('hang'));
+  client.close();
+  const closed = await t.throwsAsync(hanging);
+  t.is((closed as TransportError).code, 'UNAVAILABLE');
+  t.regex(closed!.message, /the client closed the connection while the call was in flight/);
+});
