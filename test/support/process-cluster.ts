@@ -1,6 +1,7 @@
 // Real `conclave agent` processes on loopback for the cluster tests: one temp directory per cluster,
 // free ports picked at start, every process stopped by its own PID and every file removed at the end.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -40,7 +41,23 @@ export interface ClusterOptions {
 // any outgoing connection in the meantime may take it as its local port. Each candidate is bound to
 // prove it is free, and every probe stays open until the whole set is chosen, so no two are equal.
 const PORT_LOW = 10_000;
-const PORT_HIGH = 32_000;
+
+/** The first ephemeral port (32768 when /proc does not say). */
+export function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 0 ? low : 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+
+/** Where agent ports come from: 10000 up to the ephemeral range (at most 32000); on a machine whose
+ *  ephemeral range leaves less than 1000 ports there, 10000-31999 all the same. */
+export function agentPortRange(): { low: number; high: number } {
+  const high = Math.min(32_000, ephemeralLow());
+  return high - PORT_LOW >= 1000 ? { low: PORT_LOW, high } : { low: PORT_LOW, high: 32_000 };
+}
 
 function tryListen(port: number): Promise<Server | undefined> {
   return new Promise((resolve) => {
@@ -51,7 +68,7 @@ function tryListen(port: number): Promise<Server | undefined> {
 }
 
 /** `count` distinct ports, each free on 127.0.0.1 at the time of the call. */
-export async function freePorts(count: number, low = PORT_LOW, high = PORT_HIGH): Promise<number[]> {
+export async function freePorts(count: number, low = agentPortRange().low, high = agentPortRange().high): Promise<number[]> {
   const held: Server[] = [];
   const ports: number[] = [];
   try {
