@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { WriteGate, forEachChunk, limitReadAhead } from './chunks.js';
-import { StreamError, TransportError, codeMetadataKey } from './errors.js';
+import { StreamError, TransportError } from './errors.js';
 import { bind, callerOf, serverOptions, silentLogger, statusError } from './grpc-util.js';
 import { checkLimit, transportDefaults, transportLimits } from './limits.js';
 import { conclaveServerService } from './proto.js';
@@ -19,6 +19,7 @@ import {
   encodeRpcError,
   errorText,
   requestBytes,
+  type CallFailure,
   type ForwardAnswer,
   type RpcContext,
   type RpcResult,
@@ -43,8 +44,8 @@ export interface ServerRpcServerOptions {
   readonly forwardInflightCount?: number;
 }
 
-/** What ends a call that is not an answer: the status a unary call would end with. */
-type Failure = Partial<grpc.StatusObject> & { code: grpc.status; details: string };
+/** What ends a call that is not an answer: a unary call's status, a Forward call's CallFailure reply. */
+const toStatus = (f: CallFailure): Partial<grpc.StatusObject> => statusError(f.status, f.code, f.message);
 /** Counters since start, for tests and metrics. */
 export interface ServerRpcStats {
   /** Forward streams opened by callers (normally one per follower and leader change). */
@@ -55,7 +56,7 @@ export interface ServerRpcStats {
   readonly unaryCalls: number;
 }
 
-type CallEnd = { readonly ok: true; readonly outcome: RpcResult } | { readonly ok: false; readonly failure: Failure };
+type CallEnd = { readonly ok: true; readonly outcome: RpcResult } | { readonly ok: false; readonly failure: CallFailure };
 
 function contextOf(call: { metadata: grpc.Metadata; getPeer(): string; on(event: 'cancelled', listener: () => void): unknown }): RpcContext {
   const abort = new AbortController();
@@ -139,18 +140,18 @@ export class ServerRpcServer {
     p.catch((err: unknown) => this.logger.error({ err }, 'a server RPC handler failed unexpectedly'));
   }
 
-  private missing(kind: string): Failure {
-    return statusError(grpc.status.UNIMPLEMENTED, 'NO_HANDLER', `this server has no ${kind} handler yet; retry later`) as Failure;
+  private missing(kind: string): CallFailure {
+    return { status: grpc.status.UNIMPLEMENTED, code: 'NO_HANDLER', message: `this server has no ${kind} handler yet; retry later` };
   }
 
-  private failed(kind: string, caller: string, err: unknown): Failure {
+  private failed(kind: string, caller: string, err: unknown): CallFailure {
     this.logger.error({ err, caller }, `the ${kind} handler failed`);
-    return statusError(grpc.status.INTERNAL, 'HANDLER_FAILED', `${kind} failed on this server: ${errorText(err)}`) as Failure;
+    return { status: grpc.status.INTERNAL, code: 'HANDLER_FAILED', message: `${kind} failed on this server: ${errorText(err)}` };
   }
 
-  private badAnswer(kind: string, problem: string): Failure {
+  private badAnswer(kind: string, problem: string): CallFailure {
     this.logger.error({ problem }, `the ${kind} handler returned an invalid answer`);
-    return statusError(grpc.status.INTERNAL, 'HANDLER_BAD_ANSWER', `the ${kind} handler returned an invalid answer: ${problem}`) as Failure;
+    return { status: grpc.status.INTERNAL, code: 'HANDLER_BAD_ANSWER', message: `the ${kind} handler returned an invalid answer: ${problem}` };
   }
 
   /** Runs one apply or read, unary or on a Forward stream alike. */
@@ -179,7 +180,7 @@ export class ServerRpcServer {
     this.counts.unaryCalls++;
     const end = await this.runCall(kind, req.value, contextOf(call));
     if (end.ok) cb(null, encodeOutcome(end.outcome));
-    else cb(end.failure, null);
+    else cb(toStatus(end.failure), null);
   }
 
   /**
@@ -192,7 +193,7 @@ export class ServerRpcServer {
     this.counts.forwardStreams++;
     const running = new Map<number, AbortController>();
     let open = true;
-    const finish = (why: string, status?: Failure): void => {
+    const finish = (why: string, status?: Partial<grpc.StatusObject>): void => {
       if (!open) return;
       open = false;
       for (const a of running.values()) a.abort(new Error(why));
@@ -208,7 +209,7 @@ export class ServerRpcServer {
       const d = decodeForwardCall(raw);
       if (!d.ok) {
         this.logger.warn({ caller, problem: d.error.message }, 'a forward stream sent a malformed request; closing it');
-        return finish('malformed request', statusError(grpc.status.INVALID_ARGUMENT, 'FORWARD_BAD_REQUEST', `forward stream from ${caller}: ${d.error.message}`) as Failure);
+        return finish('malformed request', statusError(grpc.status.INVALID_ARGUMENT, 'FORWARD_BAD_REQUEST', `forward stream from ${caller}: ${d.error.message}`));
       }
       const req = d.value;
       if (req.kind === 'cancel') {
@@ -218,21 +219,18 @@ export class ServerRpcServer {
       }
       if (running.has(req.id)) {
         return finish('duplicate id', statusError(grpc.status.INVALID_ARGUMENT, 'FORWARD_BAD_REQUEST',
-          `forward stream from ${caller}: call ${req.id} is already in flight`) as Failure);
+          `forward stream from ${caller}: call ${req.id} is already in flight`));
       }
       const abort = new AbortController();
       running.set(req.id, abort);
       if (running.size > this.forwardInflight) {
-        const busy = statusError(grpc.status.RESOURCE_EXHAUSTED, 'FORWARD_BUSY',
-          `this server already runs ${this.forwardInflight} forwarded calls from ${caller}; retry later`) as Failure;
-        return reply({ id: req.id, kind: 'failure', failure: { status: busy.code, code: 'FORWARD_BUSY', message: busy.details } });
+        const message = `this server already runs ${this.forwardInflight} forwarded calls from ${caller}; retry later`;
+        return reply({ id: req.id, kind: 'failure', failure: { status: grpc.status.RESOURCE_EXHAUSTED, code: 'FORWARD_BUSY', message } });
       }
       this.counts.forwardedCalls++;
       const ctx: RpcContext = { caller, signal: abort.signal };
       this.guard(this.runCall(req.kind, req.payload, ctx).then((end) => {
-        if (end.ok) return reply({ id: req.id, kind: 'outcome', outcome: end.outcome });
-        const code = end.failure.metadata?.get(codeMetadataKey)[0];
-        reply({ id: req.id, kind: 'failure', failure: { status: end.failure.code, code: typeof code === 'string' ? code : '', message: end.failure.details } });
+        reply(end.ok ? { id: req.id, kind: 'outcome', outcome: end.outcome } : { id: req.id, kind: 'failure', failure: end.failure });
       }));
     });
     call.on('end', () => finish('the caller closed the stream'));
@@ -243,7 +241,7 @@ export class ServerRpcServer {
   private async serveSave(call: grpc.ServerWritableStream<unknown, object>): Promise<void> {
     const fail = (s: Partial<grpc.StatusObject>): void => void call.emit('error', s);
     const handler = this.handlers.snapshotSave;
-    if (handler === undefined) return fail(this.missing('snapshot save'));
+    if (handler === undefined) return fail(toStatus(this.missing('snapshot save')));
     const req = requestBytes(call.request, 'request');
     if (!req.ok) return fail(statusError(grpc.status.INVALID_ARGUMENT, req.error.code, req.error.message));
     const ctx = contextOf(call);
@@ -251,14 +249,14 @@ export class ServerRpcServer {
     try {
       answer = await handler.call(this.handlers, req.value, ctx);
     } catch (err) {
-      return fail(this.failed('snapshot save', ctx.caller, err));
+      return fail(toStatus(this.failed('snapshot save', ctx.caller, err)));
     }
     if (typeof answer !== 'object' || answer === null || (answer.ok === true && !(answer.header instanceof Uint8Array))) {
-      return fail(this.badAnswer('snapshot save', 'expected {ok: true, header, body} or {ok: false, error}'));
+      return fail(toStatus(this.badAnswer('snapshot save', 'expected {ok: true, header, body} or {ok: false, error}')));
     }
     if (!answer.ok) {
       const problem = checkRpcError(answer.error);
-      if (problem !== undefined) return fail(this.badAnswer('snapshot save', problem));
+      if (problem !== undefined) return fail(toStatus(this.badAnswer('snapshot save', problem)));
       call.write({ error: encodeRpcError(answer.error) });
       call.end();
       return;
@@ -290,7 +288,7 @@ export class ServerRpcServer {
 
   private async serveRestore(call: grpc.ServerReadableStream<unknown, object>, cb: grpc.sendUnaryData<object>): Promise<void> {
     const handler = this.handlers.snapshotRestore;
-    if (handler === undefined) return cb(this.missing('snapshot restore'), null);
+    if (handler === undefined) return cb(toStatus(this.missing('snapshot restore')), null);
     const ctx = contextOf(call);
     limitReadAhead(call, 1);
     const it = call[Symbol.asyncIterator]();
@@ -339,10 +337,10 @@ export class ServerRpcServer {
     if (settled.kind === 'broken') return cb(streamFailure(settled.err), null);
     if (settled.kind === 'threw') {
       // A handler usually throws because its body stream failed; report the root cause then.
-      return cb(broken !== undefined ? streamFailure(broken) : this.failed('snapshot restore', ctx.caller, settled.err), null);
+      return cb(broken !== undefined ? streamFailure(broken) : toStatus(this.failed('snapshot restore', ctx.caller, settled.err)), null);
     }
     const problem = checkResult(settled.result);
-    if (problem !== undefined) return cb(this.badAnswer('snapshot restore', problem), null);
+    if (problem !== undefined) return cb(toStatus(this.badAnswer('snapshot restore', problem)), null);
     // A refusal may come before the body is read (not the leader, restore already running...).
     if (!settled.result.ok) return cb(null, encodeOutcome(settled.result));
     if (broken !== undefined) return cb(streamFailure(broken), null);
