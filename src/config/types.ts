@@ -1,5 +1,6 @@
 // The agent configuration after loading: every default applied, every value checked, relative paths
-// made absolute. Past `loadAgentConfig` nothing needs to be validated again (style guide habit 6).
+// made absolute. The configuration is checked once, where it enters, and trusted inside: past
+// `loadAgentConfig` nothing needs to be validated again.
 // Field names are camelCase with the unit last; the comments name the JSON key each one comes from.
 
 /** Pino's level names; Consul's ERR maps to 'error'. */

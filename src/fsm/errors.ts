@@ -1,4 +1,4 @@
-// Errors of the state machine, sorted into the three kinds of the style guide:
+// Errors of the state machine, sorted into three kinds, each with its own treatment:
 //
 // - bugs: `InvariantError` through `assert()`. Never caught; the process stops.
 // - bad input at a boundary: `CommandError` (proposed command bytes) and `StateBinError` (a state.bin

@@ -1,7 +1,8 @@
 // Finds where one msgpack value ends without decoding it.
 //
-// Why: a state.bin stream is "type byte, one msgpack value, type byte, ..." with no lengths, and Consul's
-// reader must not read ahead (reference/consul-snapshot.md §1.5). Measuring first lets the stream reader
+// Why: a state.bin stream is "type byte, one msgpack value, type byte, ..." with no lengths. Consul reads
+// it by taking one type byte, then decoding exactly one msgpack value from the same stream, so a reader
+// must never consume bytes past the value it decodes. Measuring first lets the stream reader
 // buffer exactly one record, refuse a record above the size limit before buffering it, and hand the
 // decoder one complete value (so "insufficient data" and "trailing bytes" never get confused).
 // The walk is iterative (a count of values still owed), so hostile nesting cannot overflow the stack.

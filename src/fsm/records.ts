@@ -4,7 +4,8 @@
 // stored values straight into the stream, and every value is checked by the same parser whether it comes
 // from our own database or from a restore.
 //
-// Shapes (Consul's Go field names, in Go's field order; see reference/consul-snapshot.md §1.5):
+// Shapes (Consul's Go field names, in Go's field order, embedded structs such as RaftIndex flattened
+// into the map, as Consul's msgpack handle encodes structs.DirEntry and structs.IndexEntry):
 //   KVS (2):        {LockIndex, Key, Flags, Value, Session, CreateIndex, ModifyIndex}
 //   Tombstone (5):  the same DirEntry shape holding only Key and ModifyIndex (Consul keeps pre-0.6 format)
 //   Index (16):     {Key: <table name>, Value: <max index>}

@@ -3,10 +3,10 @@
 //   msgpack {LastIndex}                       header, no type byte
 //   <1 type byte> <one msgpack map>           repeated until the end of the stream
 //
-// (reference/consul-snapshot.md §1.5.) The reader buffers at most one record (plus one incoming chunk),
-// checks each record's type before reading its body, measures the body before decoding it (msgpack-
-// frame.ts), and validates every field. Every error names the record (0 = header, records count from 1),
-// its byte offset and, when there is one, the field.
+// (Consul's layout: agent/consul/fsm/snapshot.go writes it, fsm.go's Restore reads it.) The reader
+// buffers at most one record (plus one incoming chunk), checks each record's type before reading its
+// body, measures the body before decoding it (msgpack-frame.ts), and validates every field. Every error
+// names the record (0 = header, records count from 1), its byte offset and, when there is one, the field.
 //
 // Only the KV tables are restorable today (KVS 2, Tombstone 5, Index 16). Other Consul record types are
 // refused by name, so a Consul snapshot holding a catalog or sessions fails loudly instead of losing them.

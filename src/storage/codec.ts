@@ -1,6 +1,6 @@
-// Encoders and decoders for everything the storage layer puts on disk. One decoder per boundary
-// (style habit 6): LevelDB values and meta.json pass through here on the way in and come out as typed
-// values or as a sentence saying what is wrong; past this file the types are trusted.
+// Encoders and decoders for everything the storage layer puts on disk. Data is validated once, where it
+// enters, by one decoder per boundary: LevelDB values and meta.json pass through here on the way in and
+// come out as typed values or as a sentence saying what is wrong; past this file the types are trusted.
 //
 // LevelDB values are framed as [CRC-32 of the rest, u32 big-endian][msgpack]. LevelDB checksums its own
 // blocks, but classic-level does not expose `paranoid_checks` / `verify_checksums`, so a flipped bit in a

@@ -1,4 +1,6 @@
-// Errors of the storage layer, sorted into the kinds of style habit 7:
+// Errors of the storage layer. Every failure is one of three kinds, each with one treatment: a bug
+// (assert and crash), the environment (a typed error naming what to do), or an expected condition
+// (a typed result the caller handles). Storage has only the first two:
 //
 //  - InvariantError: a bug in the caller or in this module (a round that would leave a gap in the log, a
 //    write on a sink that was closed). Never caught; the process should crash.
