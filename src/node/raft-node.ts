@@ -1,8 +1,8 @@
-// The runtime that drives one RaftCore: a timer for ticks, the peer transport for messages, the
-// LevelDB log store and the snapshot store for durability, the FSM for application. Each Ready round
-// is handled in the order its contract gives: persist (one batch, fsynced when the round says so),
-// then send, then apply, then advance. Heartbeat traffic that claims nothing durable leaves at once,
-// so it never waits behind a slow disk round or a snapshot install.
+// The server's Raft node: one RaftCore driven by the shared Ready loop (ready-loop.ts) over the
+// server's real ports: the durable log (raft-log.ts: LevelDB, with a pending-restore store beside it),
+// the snapshot store and the state machine (fsm/), the peer transport (gRPC). A timer ticks the core;
+// messages step it. This file holds what only a server has: proposals and reads waiting for their
+// outcome, the public operations, status for the server layer, and the order of startup and close.
 //
 // Disk layout under dataDir:
 //   raft/log       LevelDB: term and vote, the log's committed base, the entries after it and the
@@ -10,25 +10,11 @@
 //   raft/pending   LevelDB, only while a user restore is pending: its base and the entries after it
 //   snapshots/     snapshot store (state.bin + meta.json per snapshot, last N kept)
 //   fsm/           the state machine's LevelDB
-//
-// A pending restore sits above a hole in the log, which LogStore (gapless by design) cannot hold, so
-// it lives in its own store whose base is the restore. Crash safety of the two-store steps:
-//   set:     main batch first (truncating at the restore), then the pending store: a crash between
-//            leaves no pending restore and an intact prefix.
-//   drop:    pending store deleted (and the directory fsynced) before the main batch.
-//   promote: one main batch makes the restore the base and moves the entries after it in; the
-//            pending store is deleted after. A pending store whose base is not above the main base is
-//            a leftover of that last step and is deleted at startup.
 
-import { mkdir, rm, stat } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import {
-  type ApplyResult,
-  Fsm,
-  newDirFor,
-  restoreInto,
-} from '../fsm/index.js';
+import { type ApplyResult, Fsm, newDirFor, restoreInto } from '../fsm/index.js';
 import {
   RaftCore,
   SeededRandom,
@@ -44,14 +30,16 @@ import {
   type RandomSource,
   type Ready,
   type Refusal,
-  type SnapshotMessage,
   type SnapshotMeta,
   type SoftState,
   type Term,
 } from '../raft/index.js';
-import { LogStore, SnapshotStore, fsyncDir, type PersistRound, type SnapshotInfo } from '../storage/index.js';
+import { SnapshotStore } from '../storage/index.js';
 import type { PeerTransport } from '../transport/index.js';
 import { NodeError } from './errors.js';
+import { RaftLog } from './raft-log.js';
+import { ReadyLoop } from './ready-loop.js';
+import { SnapshotWork } from './snapshot-work.js';
 
 export interface RaftNodeOptions {
   readonly id: NodeId;
@@ -114,6 +102,10 @@ const MiB = 1024 * 1024;
 const defaultSnapshotThresholdBytes = 256 * MiB;
 const defaultTrailingBytes = 64 * MiB;
 
+/** How long close() waits for a round in progress, and for snapshot work to stop. */
+const closeRoundBoundMs = 2_000;
+const closeSnapshotBoundMs = 5_000;
+
 const leadershipLost = (): NodeError =>
   new NodeError('unknown-outcome', 'leadership lost while committing log; the write may or may not have been applied');
 
@@ -122,14 +114,11 @@ export class RaftNode {
   readonly fsm: Fsm;
   private readonly o: RaftNodeOptions;
   private readonly log: Logger;
-  private readonly main: LogStore;
+  private readonly raftLog: RaftLog;
   private readonly snapshots: SnapshotStore;
-  private pending: LogStore | undefined;
-  private core: RaftCore;
+  private readonly snapshotWork: SnapshotWork;
+  private readonly loop: ReadyLoop<Promise<void>>;
   private readonly ticker: NodeJS.Timeout;
-  private looping = false;
-  /** While set, no Ready round starts (a restore's bytes are being stored). Ticks go on. */
-  private held = false;
   private closed = false;
   private fatalError: Error | undefined;
   private readonly proposals = new Map<Index, Waiter<ApplyResult>>();
@@ -138,75 +127,88 @@ export class RaftNode {
   private nextReadContext = 1;
   private lastLeaderContact = -1;
   private soft: SoftState;
-  private snapshotting = false;
-  /** Entry data bytes applied since the last snapshot was started (or installed, or since open). */
-  private appliedBytesSinceSnapshot = 0;
-  /** Snapshot work running beside the loop (taking one, receiving one): close() lets it stop first. */
-  private readonly snapshotTasks = new Set<Promise<unknown>>();
   private configurationIndexSeen = -1;
   private readonly listeners = new Set<(s: NodeStatus) => void>();
   private readonly closedPromise: Promise<void>;
   private resolveClosed!: () => void;
 
-  private constructor(o: RaftNodeOptions, main: LogStore, pending: LogStore | undefined, snapshots: SnapshotStore, fsm: Fsm, init: InitialState) {
+  private constructor(o: RaftNodeOptions, raftLog: RaftLog, snapshots: SnapshotStore, fsm: Fsm, init: InitialState) {
     this.o = o;
     this.id = o.id;
     this.log = o.logger;
-    this.main = main;
-    this.pending = pending;
+    this.raftLog = raftLog;
     this.snapshots = snapshots;
     this.fsm = fsm;
-    this.core = this.newCore(init);
-    this.soft = this.core.softState();
-    const base = init.snapshot?.index ?? 0;
-    for (const e of init.entries) if (e.index > base && e.index <= init.applied) this.appliedBytesSinceSnapshot += e.data.byteLength;
+    const core = this.newCore(init);
+    this.soft = core.softState();
     this.closedPromise = new Promise((r) => (this.resolveClosed = r));
+    this.loop = new ReadyLoop<Promise<void>>(core, {
+      log: raftLog,
+      stateMachine: {
+        installSnapshot: (meta) => this.installSnapshot(meta),
+        apply: (entries) => this.applyEntries(entries),
+      },
+      transport: {
+        send: (m) => {
+          if (m.type === 'snapshot') void this.snapshotWork.send(m);
+          else o.transport.send(m);
+        },
+      },
+      schedule: (f) => void setImmediate(f),
+      wait: (w, resume, fail) => void w.then(resume, fail),
+      afterRound: (rd) => this.afterRound(rd),
+      onFatal: (e) => this.stopOnFatal(e),
+    });
+    this.snapshotWork = new SnapshotWork({
+      core: () => this.loop.core,
+      fsm,
+      snapshots,
+      log: raftLog,
+      transport: o.transport,
+      logger: this.log,
+      policy: {
+        thresholdEntries: o.snapshotThresholdEntries,
+        thresholdBytes: o.snapshotThresholdBytes ?? defaultSnapshotThresholdBytes,
+        trailingEntries: o.trailingEntries,
+        trailingBytes: o.trailingBytes ?? defaultTrailingBytes,
+      },
+      checkOpen: () => this.checkOpen(),
+      isClosed: () => this.closed,
+      kick: () => this.loop.kick(),
+    });
+    const base = init.snapshot?.index ?? 0;
+    for (const e of init.entries) if (e.index > base && e.index <= init.applied) this.snapshotWork.noteApplied(e.data.byteLength);
     o.transport.onMessage((m) => this.step(m));
-    o.transport.onSnapshot((header, data) => this.receiveSnapshot(header.message, data));
+    o.transport.onSnapshot((header, data) => this.snapshotWork.receive(header.message, data));
     this.updatePeers();
     this.ticker = setInterval(() => this.tick(), o.tickMs);
     this.ticker.unref?.();
-    this.kick();
+    this.loop.kick();
+  }
+
+  private get core(): RaftCore {
+    return this.loop.core;
   }
 
   /** Opens (or creates) the server's state under dataDir and starts the Raft loop. */
   static async open(o: RaftNodeOptions): Promise<RaftNode> {
     const raftDir = join(o.dataDir, 'raft');
     await mkdir(raftDir, { recursive: true });
-    const main = await LogStore.open(join(raftDir, 'log'));
+    const { log: raftLog, loaded } = await RaftLog.open(raftDir, o.logger);
     const snapshots = await SnapshotStore.open(join(o.dataDir, 'snapshots'), { retain: o.snapshotsRetained });
     const fsm = await Fsm.open(join(o.dataDir, 'fsm'));
-    const state = await main.load();
-    let pending: LogStore | undefined;
-    let pendingMeta: SnapshotMeta | undefined;
-    let pendingEntries: readonly Entry[] = [];
-    const pendingDir = join(raftDir, 'pending');
-    if (await exists(pendingDir)) {
-      const p = await LogStore.open(pendingDir);
-      const ps = await p.load();
-      if (ps.snapshot !== undefined && ps.snapshot.index > (state.snapshot?.index ?? 0)) {
-        pending = p;
-        pendingMeta = ps.snapshot;
-        pendingEntries = ps.entries;
-      } else {
-        await p.close();
-        await removeDir(pendingDir);
-        o.logger.info({ event: 'pending-restore-cleared' }, 'a leftover pending-restore store was removed');
-      }
-    }
-    const mainEntries = pendingMeta === undefined ? state.entries : state.entries.filter((e) => e.index < pendingMeta!.index);
     const init: InitialState = {
-      hardState: state.hardState,
-      ...(state.snapshot !== undefined ? { snapshot: state.snapshot } : {}),
-      ...(pendingMeta !== undefined ? { pendingRestore: pendingMeta } : {}),
-      entries: [...mainEntries, ...pendingEntries],
-      applied: Math.min(fsm.appliedIndex(), lastOf(mainEntries) ?? state.snapshot?.index ?? 0),
+      hardState: loaded.hardState,
+      ...(loaded.snapshot !== undefined ? { snapshot: loaded.snapshot } : {}),
+      ...(loaded.pendingRestore !== undefined ? { pendingRestore: loaded.pendingRestore } : {}),
+      entries: loaded.entries,
+      applied: Math.min(fsm.appliedIndex(), loaded.lastMainIndex),
     };
     o.logger.info(
       { event: 'raft-open', term: init.hardState.term, applied: init.applied, lastIndex: lastOf(init.entries) ?? init.snapshot?.index ?? 0 },
       'raft state loaded',
     );
-    return new RaftNode(o, main, pending, snapshots, fsm, init);
+    return new RaftNode(o, raftLog, snapshots, fsm, init);
   }
 
   // ------------------------------------------------------------------------------------------
@@ -224,16 +226,21 @@ export class RaftNode {
   /** Makes a fresh server the founding member of a cluster with `configuration` (all founders must agree). */
   async bootstrap(configuration: Configuration): Promise<void> {
     if (!this.isFresh()) throw new NodeError('bad-request', `${this.id} already has Raft state; it cannot bootstrap`);
-    const base = bootstrapState(configuration);
-    // Keep a term (and vote) this server may already have reached by answering a founder's vote.
-    const current = this.core.hardState();
-    const init = current.term >= base.hardState.term ? { ...base, hardState: current } : base;
-    await this.main.persist({ entries: init.entries, ...(init.hardState === current ? {} : { hardState: init.hardState }), sync: true });
-    this.core = this.newCore(init);
-    this.soft = this.core.softState();
-    this.updatePeers();
-    this.log.info({ event: 'bootstrap', servers: configuration.servers.map((s) => s.id) }, 'bootstrapped a new cluster');
-    this.kick();
+    await this.loop.hold();
+    try {
+      if (!this.isFresh()) throw new NodeError('bad-request', `${this.id} already has Raft state; it cannot bootstrap`);
+      const base = bootstrapState(configuration);
+      // Keep a term (and vote) this server may already have reached by answering a founder's vote.
+      const current = this.core.hardState();
+      const init = current.term >= base.hardState.term ? { ...base, hardState: current } : base;
+      await this.raftLog.initialize(init.entries, init.hardState === current ? undefined : init.hardState);
+      this.loop.replaceCore(this.newCore(init));
+      this.soft = this.core.softState();
+      this.updatePeers();
+      this.log.info({ event: 'bootstrap', servers: configuration.servers.map((s) => s.id) }, 'bootstrapped a new cluster');
+    } finally {
+      this.loop.release();
+    }
   }
 
   /** Proposes a write and resolves with what applying it produced (on this server, the leader). */
@@ -241,7 +248,7 @@ export class RaftNode {
     this.checkOpen();
     const r = this.core.propose(data);
     if (!r.ok) return Promise.reject(refusalError(r));
-    this.kick();
+    this.loop.kick();
     return this.waitApplied(r.index, r.term);
   }
 
@@ -251,7 +258,7 @@ export class RaftNode {
     const context = this.nextReadContext++;
     const r = this.core.readIndex(context);
     if (!r.ok) return Promise.reject(refusalError(r));
-    this.kick();
+    this.loop.kick();
     return new Promise((resolve, reject) => this.reads.set(context, { index: undefined, resolve, reject }));
   }
 
@@ -295,7 +302,7 @@ export class RaftNode {
     this.checkOpen();
     const r = this.core.proposeMembership(change);
     if (!r.ok) throw refusalError(r);
-    this.kick();
+    this.loop.kick();
     await this.waitApplied(r.index, this.core.currentTerm());
     return r.index;
   }
@@ -310,33 +317,27 @@ export class RaftNode {
   async userRestore(stateBin: AsyncIterable<Uint8Array>, externalIndex: Index): Promise<SnapshotMeta> {
     this.checkOpen();
     // No round may persist the pending restore before its bytes are durable in the snapshot store.
-    this.held = true;
+    await this.loop.hold();
     try {
-      while (this.looping) await sleep(1);
       const r = this.core.userRestore(externalIndex);
       if (!r.ok) throw refusalError(r);
       const meta = r.snapshot;
       const noop = { index: meta.index + 1, term: meta.term };
       const applied = this.waitApplied(noop.index, noop.term);
-      const sink = await this.snapshots.create(meta);
       try {
-        for await (const chunk of stateBin) await sink.write(chunk);
-        await sink.close();
+        await this.snapshotWork.store(meta, stateBin);
       } catch (e) {
-        await sink.cancel().catch(() => undefined);
         // The core already holds the pending restore; without its bytes it cannot go on. The
         // leader steps down so that the cluster can carry on without it.
         this.stopOnFatal(new NodeError('internal', `storing the restore's bytes failed: ${(e as Error).message}`));
         throw e;
       }
       this.log.info({ event: 'restore', index: meta.index, term: meta.term }, 'user restore staged; waiting for it to commit');
-      this.held = false;
-      this.kick();
+      this.loop.release();
       await applied;
       return meta;
     } finally {
-      this.held = false;
-      this.kick();
+      this.loop.release();
     }
   }
 
@@ -344,7 +345,7 @@ export class RaftNode {
     this.checkOpen();
     const r = this.core.transferLeadership(to);
     if (!r.ok) throw refusalError(r);
-    this.kick();
+    this.loop.kick();
   }
 
   status(): NodeStatus {
@@ -391,15 +392,26 @@ export class RaftNode {
     if (this.closed) return this.closedPromise;
     this.closed = true;
     clearInterval(this.ticker);
+    this.loop.stop();
     this.failAll(new NodeError('unavailable', 'the server is shutting down'));
-    // Let a round in progress finish its writes before the stores close.
-    for (let i = 0; i < 200 && this.looping; i++) await sleep(10);
+    // Let a round in progress finish its writes before the stores close (bounded: a disk that
+    // hangs for good must not hang shutdown with it).
+    await within(this.loop.idle(), closeRoundBoundMs);
     // Snapshot work stops at its next chunk once closed; a receive whose sender went quiet is not
     // waited for past the bound (its temp file is removed by the next open).
-    if (this.snapshotTasks.size > 0) await Promise.race([Promise.allSettled([...this.snapshotTasks]), sleep(5_000)]);
-    await this.main.close().catch(() => undefined);
-    await this.pending?.close().catch(() => undefined);
-    await this.fsm.close().catch(() => undefined);
+    await this.snapshotWork.settle(closeSnapshotBoundMs);
+    // Each store is closed even when another fails to; a failure is logged, as there is no one
+    // left to report it to and the next open recovers from whatever state the disk holds.
+    for (const [what, close] of [
+      ['raft log', () => this.raftLog.close()],
+      ['state machine', () => this.fsm.close()],
+    ] as const) {
+      try {
+        await close();
+      } catch (e) {
+        this.log.warn({ event: 'close-failed', store: what, err: (e as Error).message }, `closing the ${what} failed`);
+      }
+    }
     this.resolveClosed();
   }
 
@@ -409,9 +421,7 @@ export class RaftNode {
 
   private tick(): void {
     if (this.closed) return;
-    this.core.tick();
-    this.sendUrgent();
-    this.kick();
+    this.loop.tick();
   }
 
   private step(m: Message): void {
@@ -419,207 +429,39 @@ export class RaftNode {
     if ((m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot') && m.term >= this.core.currentTerm()) {
       this.lastLeaderContact = Date.now();
     }
-    this.core.step(m);
-    this.sendUrgent();
-    this.kick();
-  }
-
-  private sendUrgent(): void {
-    for (const m of this.core.takeUrgentMessages()) this.o.transport.send(m);
+    this.loop.step(m);
   }
 
   // ------------------------------------------------------------------------------------------
-  // The Ready loop
+  // The state machine port
   // ------------------------------------------------------------------------------------------
 
-  private kick(): void {
-    if (this.looping || this.closed || this.held) return;
-    this.looping = true;
-    setImmediate(() => {
-      this.loop().catch((e: unknown) => this.stopOnFatal(e as Error));
-    });
-  }
-
-  private async loop(): Promise<void> {
-    try {
-      while (!this.closed && !this.held && this.core.hasReady()) {
-        this.sendUrgent();
-        const rd = this.core.ready();
-        // A leader's appends claim nothing about its own disk (it counts itself toward commit only
-        // once its write is durable, and its term was made durable before it campaigned), so they
-        // leave before its fsync and the two overlap (thesis §10.2.1; etcd-raft does the same).
-        const early = rd.softState.role === 'leader' && rd.hardState === undefined;
-        if (early) for (const m of rd.messages) if (m.type === 'append') this.send(m);
-        await this.persist(rd);
-        for (const m of rd.messages) if (!(early && m.type === 'append')) this.send(m);
-        await this.apply(rd);
-        this.core.advance(rd);
-        this.afterRound(rd);
-      }
-    } finally {
-      this.looping = false;
-    }
-    if (!this.closed && this.core.hasReady()) this.kick();
-  }
-
-  private async persist(rd: Ready): Promise<void> {
-    const main: { -readonly [K in keyof PersistRound]: PersistRound[K] } = { entries: [], sync: rd.mustSync };
-    let pendingEntries: Entry[] = [];
-    let pendingTruncate: Index | undefined;
-    const pendingBase = this.pendingBaseIndex();
-    let promoted = false;
-    if (rd.snapshot !== undefined) {
-      main.snapshotBase = rd.snapshot;
-      if (this.pending !== undefined && pendingBase === rd.snapshot.index) {
-        // The pending restore committed: its entries move into the main log in the same batch.
-        const p = this.pending;
-        const moved = p.lastIndex() > rd.snapshot.index ? await p.entries(rd.snapshot.index + 1, p.lastIndex() + 1) : [];
-        main.entries = moved;
-        promoted = true;
-      } else if (this.pending !== undefined) {
-        await this.dropPendingStore();
+  private async installSnapshot(meta: SnapshotMeta): Promise<void> {
+    const info = await this.snapshotWork.find(meta);
+    const opened = await this.snapshots.open(info.id);
+    const target = newDirFor(join(this.o.dataDir, 'fsm'));
+    await rm(target, { recursive: true, force: true });
+    await restoreInto(target, opened.stream, { appliedIndex: meta.index, appliedTerm: meta.term, expectedBytes: info.size });
+    await this.fsm.swapIn(target);
+    this.log.info({ event: 'snapshot-installed', index: meta.index, term: meta.term, bytes: info.size }, 'state machine restored from snapshot');
+    this.snapshotWork.noteInstalled();
+    for (const [index, w] of this.proposals) {
+      if (index <= meta.index) {
+        this.proposals.delete(index);
+        w.reject(new NodeError('aborted-by-restore', `overtaken by a snapshot at index ${meta.index}; the write was not applied`));
       }
     }
-    if (rd.pendingRestore === null) await this.dropPendingStore();
-    const newPending = rd.pendingRestore ?? undefined;
-    const split = newPending?.index ?? (promoted ? undefined : this.pendingBaseIndex());
-    if (rd.truncateFrom !== undefined) {
-      if (split !== undefined && rd.truncateFrom > split) pendingTruncate = rd.truncateFrom;
-      else main.truncateFrom = rd.truncateFrom;
-    }
-    const mainEntries = [...main.entries];
-    for (const e of rd.entries) {
-      if (split !== undefined && e.index > split) pendingEntries.push(e);
-      else mainEntries.push(e);
-    }
-    main.entries = mainEntries;
-    if (rd.hardState !== undefined) main.hardState = rd.hardState;
-    if (main.snapshotBase !== undefined || main.truncateFrom !== undefined || main.entries.length > 0 || main.hardState !== undefined || rd.mustSync) {
-      await this.main.persist(main);
-    }
-    if (promoted) await this.dropPendingStore();
-    if (newPending !== undefined) {
-      await this.dropPendingStore();
-      const dir = join(this.o.dataDir, 'raft', 'pending');
-      this.pending = await LogStore.open(dir);
-      await this.pending.persist({ snapshotBase: newPending, entries: [], sync: true });
-    }
-    if (this.pending !== undefined && (pendingTruncate !== undefined || pendingEntries.length > 0)) {
-      await this.pending.persist({
-        ...(pendingTruncate !== undefined ? { truncateFrom: pendingTruncate } : {}),
-        entries: pendingEntries,
-        sync: rd.mustSync,
-      });
-      pendingEntries = [];
-    }
   }
 
-  private pendingBaseIndex(): Index | undefined {
-    return this.pending?.base()?.index;
-  }
-
-  private async dropPendingStore(): Promise<void> {
-    if (this.pending === undefined) return;
-    const dir = this.pending.dir;
-    await this.pending.close();
-    this.pending = undefined;
-    await removeDir(dir);
-  }
-
-  private send(m: Message): void {
-    if (m.type === 'snapshot') {
-      void this.sendSnapshot(m);
-      return;
-    }
-    this.o.transport.send(m);
-  }
-
-  private async sendSnapshot(m: SnapshotMessage): Promise<void> {
-    let ok = false;
-    try {
-      const info = await this.findSnapshot(m.snapshot);
-      const opened = await this.snapshots.open(info.id);
-      await this.o.transport.sendSnapshot({ message: m, sizeBytes: info.size, sha256: info.sha256 }, opened.stream);
-      ok = true;
-      this.log.info({ event: 'snapshot-sent', to: m.to, index: m.snapshot.index, bytes: info.size }, 'snapshot sent');
-    } catch (e) {
-      this.log.warn({ event: 'snapshot-send-failed', to: m.to, index: m.snapshot.index, err: (e as Error).message }, 'snapshot send failed');
-    }
-    if (!this.closed) {
-      this.core.reportSnapshot(m.to, ok);
-      this.kick();
-    }
-  }
-
-  /** Stores an incoming snapshot's bytes durably; the core gets the message once this resolves. */
-  private receiveSnapshot(m: SnapshotMessage, data: AsyncIterable<Uint8Array>): Promise<void> {
-    return this.track(this.storeSnapshot(m, data));
-  }
-
-  private async storeSnapshot(m: SnapshotMessage, data: AsyncIterable<Uint8Array>): Promise<void> {
-    this.checkOpen();
-    const sink = await this.snapshots.create(m.snapshot);
-    try {
-      for await (const chunk of data) {
-        this.checkOpen();
-        await sink.write(chunk);
-      }
-      await sink.close();
-    } catch (e) {
-      await sink.cancel().catch(() => undefined);
-      throw e;
-    }
-  }
-
-  /** How many entries up to `index` to keep: at most trailingEntries, and at most trailingBytes of data. */
-  private trailingCount(index: Index): number {
-    const maxBytes = this.o.trailingBytes ?? defaultTrailingBytes;
-    let bytes = 0;
-    let count = 0;
-    while (count < this.o.trailingEntries) {
-      const e = this.core.entryAt(index - count);
-      if (e === undefined || bytes + e.data.byteLength > maxBytes) break;
-      bytes += e.data.byteLength;
-      count++;
-    }
-    return count;
-  }
-
-  private track<T>(task: Promise<T>): Promise<T> {
-    this.snapshotTasks.add(task);
-    const untrack = (): void => void this.snapshotTasks.delete(task);
-    task.then(untrack, untrack);
-    return task;
-  }
-
-  private async findSnapshot(meta: SnapshotMeta): Promise<SnapshotInfo> {
-    const found = (await this.snapshots.list()).find((s) => s.meta.index === meta.index && s.meta.term === meta.term);
-    if (found === undefined) throw new NodeError('internal', `snapshot ${meta.term}/${meta.index} is not in the snapshot store`);
-    return found;
-  }
-
-  private async apply(rd: Ready): Promise<void> {
-    if (rd.applySnapshot !== undefined) {
-      const meta = rd.applySnapshot;
-      const info = await this.findSnapshot(meta);
-      const opened = await this.snapshots.open(info.id);
-      const target = newDirFor(join(this.o.dataDir, 'fsm'));
-      await removeDir(target);
-      await restoreInto(target, opened.stream, { appliedIndex: meta.index, appliedTerm: meta.term, expectedBytes: info.size });
-      await this.fsm.swapIn(target);
-      this.log.info({ event: 'snapshot-installed', index: meta.index, term: meta.term, bytes: info.size }, 'state machine restored from snapshot');
-      this.appliedBytesSinceSnapshot = 0;
-      for (const [index, w] of this.proposals) {
-        if (index <= meta.index) {
-          this.proposals.delete(index);
-          w.reject(new NodeError('aborted-by-restore', `overtaken by a snapshot at index ${meta.index}; the write was not applied`));
-        }
-      }
-    }
+  private applyEntries(entries: readonly Entry[]): Promise<void> | undefined {
     // Entries the FSM kept from before a crash are skipped; the rest go in as one LevelDB batch.
-    const fresh = rd.committedEntries.filter((e) => e.index > this.fsm.appliedIndex());
-    if (fresh.length === 0) return;
-    for (const e of fresh) this.appliedBytesSinceSnapshot += e.data.byteLength;
+    const fresh = entries.filter((e) => e.index > this.fsm.appliedIndex());
+    if (fresh.length === 0) return undefined;
+    return this.applyBatch(fresh);
+  }
+
+  private async applyBatch(fresh: readonly Entry[]): Promise<void> {
+    for (const e of fresh) this.snapshotWork.noteApplied(e.data.byteLength);
     const results = await this.fsm.applyBatch(
       fresh.map((e) => (e.kind === 'normal' ? { index: e.index, term: e.term, data: e.data } : { index: e.index, term: e.term })),
     );
@@ -631,6 +473,10 @@ export class RaftNode {
       else w.reject(new NodeError('unknown-outcome', 'leadership lost while committing log; the write was not applied'));
     });
   }
+
+  // ------------------------------------------------------------------------------------------
+  // After each round
+  // ------------------------------------------------------------------------------------------
 
   private afterRound(rd: Ready): void {
     for (const rs of rd.readStates) {
@@ -667,7 +513,7 @@ export class RaftNode {
       );
     }
     if (changed || this.configurationIndexSeen !== -1) for (const l of this.listeners) l(this.status());
-    this.maybeSnapshot();
+    this.snapshotWork.maybeTake();
   }
 
   private releaseReads(): void {
@@ -677,53 +523,6 @@ export class RaftNode {
         this.reads.delete(ctx);
         w.resolve(w.index);
       }
-    }
-  }
-
-  private maybeSnapshot(): void {
-    if (this.snapshotting || this.closed) return;
-    const applied = this.core.appliedIndex();
-    const entries = applied - this.core.snapshotMeta().index;
-    const bytesDue = entries > 0 && this.appliedBytesSinceSnapshot >= (this.o.snapshotThresholdBytes ?? defaultSnapshotThresholdBytes);
-    if (entries < this.o.snapshotThresholdEntries && !bytesDue) return;
-    this.snapshotting = true;
-    this.appliedBytesSinceSnapshot = 0;
-    this.track(this.takeSnapshot())
-      .catch((e: unknown) => {
-        if (this.closed) this.log.info({ event: 'snapshot-abandoned' }, 'snapshot abandoned: the server is shutting down');
-        else this.log.error({ event: 'snapshot-failed', err: (e as Error).message }, 'snapshot failed');
-      })
-      .finally(() => (this.snapshotting = false));
-  }
-
-  /** Streams a point-in-time FSM snapshot into the store, then compacts the log behind it. */
-  private async takeSnapshot(): Promise<void> {
-    const started = Date.now();
-    const stateBin = await this.fsm.snapshot();
-    try {
-      this.checkOpen();
-      if (this.core.termAt(stateBin.index) === undefined || stateBin.index <= this.core.snapshotMeta().index) return;
-      const meta = this.core.snapshotMetaAt(stateBin.index);
-      const sink = await this.snapshots.create(meta);
-      try {
-        for await (const chunk of stateBin) {
-          this.checkOpen();
-          await sink.write(chunk);
-        }
-      } catch (e) {
-        await sink.cancel().catch(() => undefined);
-        throw e;
-      }
-      const info = await sink.close();
-      this.checkOpen(); // the snapshot is stored; compaction waits for the next start
-      const first = this.core.compact(meta.index, this.trailingCount(meta.index));
-      await this.main.compact(meta, { keepFrom: first });
-      this.log.info(
-        { event: 'snapshot', index: meta.index, term: meta.term, bytes: info.size, logFrom: first, ms: Date.now() - started },
-        'snapshot taken and log compacted',
-      );
-    } finally {
-      stateBin.close?.();
     }
   }
 
@@ -801,18 +600,9 @@ function lastOf(entries: readonly Entry[]): Index | undefined {
   return entries.length === 0 ? undefined : (entries[entries.length - 1] as Entry).index;
 }
 
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(
-    () => true,
-    () => false,
-  );
-}
-
-async function removeDir(dir: string): Promise<void> {
-  await rm(dir, { recursive: true, force: true });
-  await fsyncDir(join(dir, '..')).catch(() => undefined);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
+/** Resolves when `p` settles or after `ms`, whichever comes first. */
+async function within(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p, new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
 }

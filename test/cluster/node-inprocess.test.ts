@@ -102,7 +102,7 @@ test('after a restart, a server a little behind catches up from trailing entries
   let rest = servers.filter((s) => s !== lagging);
   for (let i = 50; i < 80; i++) await leader.node.propose(set(`key/${i}`, `value ${i}`));
   // Both others snapshot past the lagging server's last entry and compact, keeping 40 trailing entries.
-  const storeOf = (s: TestServer) => s.node['main'] as { base(): { index: number } | undefined; firstIndex(): number };
+  const storeOf = (s: TestServer) => s.node['raftLog']['main'] as { base(): { index: number } | undefined; firstIndex(): number };
   await waitFor('the others compact past the lagging server', () =>
     rest.every((s) => (storeOf(s).base()?.index ?? 0) > laggingApplied + 1 && storeOf(s).firstIndex() <= laggingApplied + 1));
 
@@ -164,7 +164,7 @@ test('close() waits for a snapshot in progress to stop before it resolves', asyn
   await closing;
   t.true(events.includes('snapshot-abandoned'), `close() resolved before the snapshot stopped: ${events.filter((e) => e.startsWith('snapshot')).join(',')}`);
   t.false(events.includes('snapshot-failed'));
-  t.is((s.node['snapshotTasks'] as Set<unknown>).size, 0);
+  t.is((s.node['snapshotWork']['tasks'] as Set<unknown>).size, 0);
   // The data directory is whole: the server opens again with every key.
   const again = await startServer('a', dir);
   t.teardown(() => stopServer(again));

@@ -1,7 +1,7 @@
-// The checker has teeth: each planted defect in the core must be caught within 2,000 seeds. A
+// The checker has teeth: each planted defect, in the core or in the Ready loop, must be caught within 2,000 seeds. A
 // simulator that passes a broken core proves nothing about a correct one.
 import test from 'ava';
-import { plantedBugs } from '../../src/raft/index.js';
+import { simBugs as plantedBugs } from './world.js';
 import { runSeeds } from './runner.js';
 
 for (const bug of plantedBugs) {

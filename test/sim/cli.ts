@@ -1,7 +1,7 @@
 // npm run sim -- --seeds N [--from S] [--bug NAME] [--workers K] [--seconds T]
 // npm run sim -- --seed S [--bug NAME] [--trace-lines N]      replay one seed with its event trace
 import { parseArgs } from 'node:util';
-import { plantedBugs, type PlantedBug } from '../../src/raft/index.js';
+import { simBugs as plantedBugs, type SimBug as PlantedBug } from './world.js';
 import { reproduceCommand, runSeeds } from './runner.js';
 import { describe, runSeed } from './swarm.js';
 

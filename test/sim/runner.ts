@@ -3,7 +3,7 @@
 import { fork } from 'node:child_process';
 import { availableParallelism, setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import type { PlantedBug } from '../../src/raft/index.js';
+import type { SimBug as PlantedBug } from './world.js';
 
 export interface RunOptions {
   /** First seed. */

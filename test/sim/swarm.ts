@@ -2,12 +2,12 @@
 // every seed is a different combination), then a safety phase under faults and a liveness phase in
 // which the healed cluster must elect a leader, commit and converge within a bounded number of ticks.
 
-import { InvariantError, SeededRandom, type NodeId, type PlantedBug, type RaftCore } from '../../src/raft/index.js';
+import { InvariantError, SeededRandom, type NodeId, type RaftCore } from '../../src/raft/index.js';
 import { SimFailure } from './checker.js';
-import { World, type SimNode, type WorldOptions } from './world.js';
+import { World, type SimBug, type SimNode, type WorldOptions } from './world.js';
 
 export interface SwarmOptions {
-  readonly bug?: PlantedBug;
+  readonly bug?: SimBug;
   readonly trace?: boolean;
 }
 

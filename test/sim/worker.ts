@@ -1,6 +1,6 @@
 // A child process that runs the seeds it is told to and reports each verdict to its parent.
 import { runSeed } from './swarm.js';
-import type { PlantedBug } from '../../src/raft/index.js';
+import type { SimBug as PlantedBug } from './world.js';
 
 interface Job {
   readonly seeds: readonly string[];

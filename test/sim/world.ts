@@ -1,9 +1,16 @@
-// The simulated world: servers running real RaftCores over a simulated network and disk, under one
-// virtual clock, driven by one seeded PRNG. Nothing here reads the real clock or Math.random().
+// The simulated world: servers running real RaftCores, each driven by the server's own Ready loop
+// (src/node/ready-loop.ts) over a simulated network and disk, under one virtual clock, driven by one
+// seeded PRNG. Nothing here reads the real clock or Math.random().
+//
+// The disk is where the loop's timing shows: an fsync takes 0 to 2 ticks, during which the round
+// waits while messages and ticks keep reaching the core, exactly as in the server. A crash in that
+// window keeps a random prefix of what was written and not yet synced; a leader's appends, sent
+// before its own fsync, may by then be on followers.
 
 import {
   RaftCore,
   SeededRandom,
+  plantedBugs,
   bootstrapState,
   joinState,
   type Configuration,
@@ -15,7 +22,9 @@ import {
   type Ready,
   type SnapshotMeta,
 } from '../../src/raft/index.js';
-import { Checker, applyToState, entryHash } from './checker.js';
+// The loop's own module, not the folder's index: the simulator needs the loop, not LevelDB and gRPC.
+import { ReadyLoop, loopBugs, type LoopBug, type RoundWrite } from '../../src/node/ready-loop.js';
+import { Checker, SimFailure, applyToState, entryHash } from './checker.js';
 import { SimDisk, type StoredSnapshot } from './disk.js';
 
 export interface NetworkOptions {
@@ -46,10 +55,31 @@ export interface WorldOptions {
   readonly snapshotEveryEntries: number;
   readonly trailingEntries: number;
   readonly network: NetworkOptions;
-  readonly plantedBugs: ReadonlySet<PlantedBug>;
+  readonly plantedBugs: ReadonlySet<SimBug>;
   /** Record a line per event, for a failure report. */
   readonly trace: boolean;
 }
+
+/** A defect planted in the core or in the loop that drives it. */
+export type SimBug = PlantedBug | LoopBug;
+export const simBugs: readonly SimBug[] = [...plantedBugs, ...loopBugs];
+
+/** A round waiting on the simulated disk: `done` makes the write durable when the wait ends. */
+interface SimWait {
+  readonly ticks: number;
+  readonly done: () => void;
+}
+
+/**
+ * Bounds that make every seed end, whatever defect is planted. Past either, the seed fails with its
+ * replay command instead of running on: a run-away seed (a message storm grows the messages in
+ * flight by a sixth each tick, and a tick's cost with them) would otherwise take hours and gigabytes.
+ * Seeds 1..400 of a correct core peak at about 1,200 messages in flight and 9,300 ticks.
+ */
+export const maxInflightMessages = 20_000;
+export const maxTicks = 300_000;
+/** Ready rounds one server may run in one tick. */
+const maxRoundsPerTick = 1000;
 
 interface InFlight {
   readonly message: Message;
@@ -70,6 +100,9 @@ export class SimNode {
   readonly id: NodeId;
   readonly disk = new SimDisk();
   core: RaftCore | undefined;
+  loop: ReadyLoop<SimWait> | undefined;
+  /** Ready rounds run in the current tick (bounded: a loop that never goes quiet is a failure). */
+  roundsThisTick = 0;
   incarnation = 0;
   downUntil = 0;
   pausedUntil = 0;
@@ -99,6 +132,13 @@ export class World {
   private readonly pendingProposals = new Map<string, PendingProposal>();
   private readonly pendingReads = new Map<number, { node: NodeId; incarnation: number; minIndex: number }>();
   private readonly timers = new Map<number, Array<() => void>>();
+  /** Loop runs scheduled for the end of this tick, in the order they were asked for (setImmediate's order). */
+  private runQueue: Array<() => void> = [];
+  /** The first error a loop stopped on: World.step rethrows it. */
+  private fatal: Error | undefined;
+  private inflightCount = 0;
+  private readonly coreBugs: ReadonlySet<PlantedBug>;
+  private readonly loopBugs: ReadonlySet<LoopBug>;
   private nextValue = 1;
   private nextReadContext = 1;
   stats = { delivered: 0, dropped: 0, proposals: 0, reads: 0, restores: 0, snapshotsSent: 0, crashes: 0 };
@@ -106,6 +146,9 @@ export class World {
   constructor(opts: WorldOptions) {
     this.opts = opts;
     this.random = new SeededRandom(opts.seed);
+    const isLoopBug = (b: SimBug): b is LoopBug => (loopBugs as readonly string[]).includes(b);
+    this.coreBugs = new Set([...opts.plantedBugs].filter((b): b is PlantedBug => !isLoopBug(b)));
+    this.loopBugs = new Set([...opts.plantedBugs].filter(isLoopBug));
     const ids: NodeId[] = [];
     for (let i = 1; i <= opts.voterCount + opts.spareCount; i++) ids.push(`n${i}`);
     const config: Configuration = {
@@ -152,15 +195,18 @@ export class World {
       maxMessageBytes: this.opts.maxMessageBytes,
       maxInflightMessages: this.opts.maxInflightMessages,
       initial: init,
-      plantedBugs: this.opts.plantedBugs,
+      plantedBugs: this.coreBugs,
       ...(this.opts.trace ? { logger: (e) => this.trace(`${node.id} ${JSON.stringify(e)}`) } : {}),
     });
+    node.loop = this.newLoop(node, node.core);
     this.trace(`${node.id} start #${node.incarnation} term=${init.hardState.term} applied=${init.applied}`);
   }
 
   crash(node: SimNode, downTicks: number): void {
     if (node.core === undefined) return;
     node.disk.crash(this.random);
+    node.loop?.stop();
+    node.loop = undefined;
     node.core = undefined;
     node.downUntil = this.now + downTicks;
     node.contents.clear();
@@ -183,10 +229,14 @@ export class World {
   /** One tick of virtual time: deliver what is due, tick every running server, do the work. */
   step(): void {
     this.now++;
+    if (this.now > maxTicks) throw new SimFailure(`bound: the seed ran past ${maxTicks} ticks`);
     const timers = this.timers.get(this.now);
     if (timers !== undefined) {
       this.timers.delete(this.now);
-      for (const f of timers) f();
+      for (const f of timers) {
+        f();
+        this.throwIfFatal();
+      }
     }
     const due = this.inflight.get(this.now);
     if (due !== undefined) {
@@ -199,9 +249,35 @@ export class World {
       for (const f of due) this.deliver(f);
     }
     for (const node of this.nodes.values()) {
-      if (this.isUp(node)) (node.core as RaftCore).tick();
+      if (this.isUp(node)) node.loop?.tick();
     }
-    for (const node of this.nodes.values()) this.processReady(node);
+    // Inputs given to cores between ticks (proposals, reads, membership changes, transfers,
+    // restores) wait for the loop as they do in the server, whose operations kick it.
+    for (const node of this.nodes.values()) if (this.isUp(node)) node.loop?.kick();
+    this.runScheduled();
+    for (const node of this.nodes.values()) {
+      node.roundsThisTick = 0;
+      node.core?.checkInvariants();
+    }
+    if (this.inflightCount > maxInflightMessages) {
+      throw new SimFailure(`bound: ${this.inflightCount} messages in flight at tick ${this.now} (at most ${maxInflightMessages}): a message storm`);
+    }
+  }
+
+  /** Runs the loop work scheduled this tick, and whatever it schedules in turn. */
+  private runScheduled(): void {
+    while (this.runQueue.length > 0) {
+      const queue = this.runQueue;
+      this.runQueue = [];
+      for (const f of queue) {
+        f();
+        this.throwIfFatal();
+      }
+    }
+  }
+
+  private throwIfFatal(): void {
+    if (this.fatal !== undefined) throw this.fatal;
   }
 
   after(ticks: number, f: () => void): void {
@@ -229,7 +305,10 @@ export class World {
         if (this.random.chance(net.dropProbability)) lost = true;
       }
       const report = (ok: boolean): void => {
-        if (from.incarnation === incarnation && from.core !== undefined) from.core.reportSnapshot(m.to, ok);
+        if (from.incarnation === incarnation && from.core !== undefined) {
+          from.core.reportSnapshot(m.to, ok);
+          from.loop?.kick();
+        }
       };
       if (lost || this.blocked.has(`${m.from}>${m.to}`)) {
         this.after(delay, () => report(false));
@@ -262,9 +341,11 @@ export class World {
     const list = this.inflight.get(at);
     if (list === undefined) this.inflight.set(at, [f]);
     else list.push(f);
+    this.inflightCount++;
   }
 
   private deliver(f: InFlight): void {
+    this.inflightCount--;
     const m = f.message;
     const to = this.nodes.get(m.to);
     if (to === undefined || to.core === undefined || this.blocked.has(`${m.from}>${m.to}`)) {
@@ -279,60 +360,77 @@ export class World {
     }
     if (m.type === 'snapshot' && f.content !== undefined) to.contents.set(key(m.snapshot), f.content);
     this.stats.delivered++;
-    to.core.step(m);
+    to.loop?.step(m);
     f.report?.(true);
   }
 
   // ------------------------------------------------------------------------------------------
-  // The runtime loop, as a real server does it: persist, send, apply, advance.
+  // The server's Ready loop, over simulated ports
   // ------------------------------------------------------------------------------------------
 
-  processReady(node: SimNode): void {
-    try {
-      this.processReadyRounds(node);
-    } catch (e) {
-      if (e instanceof Error) e.message = `${node.id} at tick ${this.now}: ${e.message}`;
-      throw e;
-    }
+  private newLoop(node: SimNode, core: RaftCore): ReadyLoop<SimWait> {
+    const incarnation = node.incarnation;
+    const current = (): boolean => node.incarnation === incarnation && node.loop === loop;
+    const loop: ReadyLoop<SimWait> = new ReadyLoop<SimWait>(core, {
+      log: { persist: (w) => this.persist(node, core, w) },
+      stateMachine: {
+        installSnapshot: (meta) => this.installSnapshot(node, meta),
+        apply: (entries) => this.apply(node, core, entries),
+      },
+      transport: { send: (m) => this.send(node, m) },
+      schedule: (f) => this.runQueue.push(() => {
+        if (current()) f();
+      }),
+      wait: (w, resume) => {
+        const finish = (): void => {
+          if (!current()) return; // crashed meanwhile: the write never completed
+          if (this.now < node.pausedUntil) {
+            // A paused process finishes its fsync once it runs again.
+            this.after(node.pausedUntil - this.now, finish);
+            return;
+          }
+          w.done();
+          resume();
+        };
+        this.after(w.ticks, finish);
+      },
+      afterRound: (rd) => this.afterRound(node, core, rd),
+      onFatal: (e) => {
+        if (!(e instanceof SimFailure) && !(e.name === 'InvariantError')) e.message = `${node.id} at tick ${this.now}: ${e.message}`;
+        this.fatal ??= e;
+      },
+      bugs: this.loopBugs,
+    });
+    return loop;
   }
 
-  private processReadyRounds(node: SimNode): void {
-    for (let rounds = 0; node.core !== undefined && node.core.hasReady(); rounds++) {
-      if (rounds > 1000) throw new Error(`${node.id} produced Ready rounds without end`);
-      const core = node.core;
-      // Like the real runtime, sometimes let heartbeat traffic go ahead of the round.
-      if (this.random.chance(0.5)) for (const m of core.takeUrgentMessages()) this.send(node, m);
-      const rd = core.ready();
-      this.persist(node, rd);
-      for (const m of rd.messages) this.send(node, m);
-      this.apply(node, rd);
-      core.advance(rd);
-      this.checker.observeCommit(node.id, node.incarnation, core);
-      this.checker.observeRole(node.id, core);
-      this.maybeSnapshot(node);
+  private persist(node: SimNode, core: RaftCore, w: RoundWrite): SimWait | undefined {
+    const snap = w.snapshotBase !== undefined ? this.stored(node, w.snapshotBase) : undefined;
+    const pending = w.pendingRestore === undefined ? undefined : w.pendingRestore === null ? null : this.stored(node, w.pendingRestore);
+    const { truncateFrom, entries, hardState } = w;
+    if (snap !== undefined || pending !== undefined || truncateFrom !== undefined || entries.length > 0 || hardState !== undefined) {
+      this.checker.observePersisted(node.id, core, entries);
+      // One atomic write (a LevelDB batch), in the order the Ready contract gives.
+      node.disk.write((s) => {
+        if (snap !== undefined) {
+          s.snapshot = snap;
+          s.pending = undefined;
+          for (const i of [...s.entries.keys()]) if (i <= snap.meta.index) s.entries.delete(i);
+        }
+        if (pending !== undefined) s.pending = pending ?? undefined;
+        if (truncateFrom !== undefined) for (const i of [...s.entries.keys()]) if (i >= truncateFrom) s.entries.delete(i);
+        for (const e of entries) s.entries.set(e.index, e);
+        if (hardState !== undefined) s.hardState = hardState;
+      }, false);
     }
-  }
-
-  private persist(node: SimNode, rd: Ready): void {
-    const core = node.core as RaftCore;
-    const snap = rd.snapshot !== undefined ? this.stored(node, rd.snapshot) : undefined;
-    const pending = rd.pendingRestore === undefined ? undefined : rd.pendingRestore === null ? null : this.stored(node, rd.pendingRestore);
-    const { truncateFrom, entries, hardState } = rd;
-    if (snap === undefined && pending === undefined && truncateFrom === undefined && entries.length === 0 && hardState === undefined) {
-      return;
+    if (!w.sync) return undefined;
+    // An fsync makes everything written so far durable; it takes a while, or no time at all.
+    const ticks = this.random.nextInt(3);
+    if (ticks === 0) {
+      node.disk.flush();
+      return undefined;
     }
-    this.checker.observePersisted(node.id, core, entries);
-    node.disk.write((s) => {
-      if (snap !== undefined) {
-        s.snapshot = snap;
-        s.pending = undefined;
-        for (const i of [...s.entries.keys()]) if (i <= snap.meta.index) s.entries.delete(i);
-      }
-      if (pending !== undefined) s.pending = pending ?? undefined;
-      if (truncateFrom !== undefined) for (const i of [...s.entries.keys()]) if (i >= truncateFrom) s.entries.delete(i);
-      for (const e of entries) s.entries.set(e.index, e);
-      if (hardState !== undefined) s.hardState = hardState;
-    }, rd.mustSync);
+    return { ticks, done: () => node.disk.flush() };
   }
 
   private stored(node: SimNode, meta: SnapshotMeta): StoredSnapshot {
@@ -341,30 +439,38 @@ export class World {
     return { meta, content };
   }
 
-  private apply(node: SimNode, rd: Ready): void {
-    if (rd.applySnapshot !== undefined) {
-      const content = this.stored(node, rd.applySnapshot).content;
-      this.checker.observeSnapshotApplied(node.id, rd.applySnapshot, content);
-      node.fsmState = content;
-      node.fsmApplied = rd.applySnapshot.index;
-      this.trace(`${node.id} applied snapshot ${key(rd.applySnapshot)}`);
-    }
-    for (const e of rd.committedEntries) {
+  private installSnapshot(node: SimNode, meta: SnapshotMeta): undefined {
+    const content = this.stored(node, meta).content;
+    this.checker.observeSnapshotApplied(node.id, meta, content);
+    node.fsmState = content;
+    node.fsmApplied = meta.index;
+    this.trace(`${node.id} applied snapshot ${key(meta)}`);
+    return undefined;
+  }
+
+  private apply(node: SimNode, core: RaftCore, entries: readonly Entry[]): undefined {
+    for (const e of entries) {
       if (e.index !== node.fsmApplied + 1) throw new Error(`${node.id} applies ${e.index} after ${node.fsmApplied}`);
       const before = node.fsmState;
       node.fsmState = applyToState(before, e);
       node.fsmApplied = e.index;
-      this.checker.observeApply(node.id, (node.core as RaftCore).currentTerm(), e, before, node.fsmState);
+      this.checker.observeApply(node.id, core.currentTerm(), e, before, node.fsmState);
       this.ackIfProposed(node, e);
     }
-    const core = node.core as RaftCore;
+    return undefined;
+  }
+
+  private afterRound(node: SimNode, core: RaftCore, rd: Ready): void {
+    if (++node.roundsThisTick > maxRoundsPerTick) throw new SimFailure(`bound: ${node.id} ran over ${maxRoundsPerTick} Ready rounds in tick ${this.now}`);
     for (const rs of rd.readStates) {
       const read = this.pendingReads.get(rs.context);
       if (read === undefined || read.node !== node.id || read.incarnation !== node.incarnation) continue;
       this.pendingReads.delete(rs.context);
       this.checker.observeReadState(node.id, rs, read.minIndex);
     }
-    void core;
+    this.checker.observeCommit(node.id, node.incarnation, core);
+    this.checker.observeRole(node.id, core);
+    this.maybeSnapshot(node);
   }
 
   private ackIfProposed(node: SimNode, e: Entry): void {

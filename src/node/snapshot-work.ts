@@ -1,0 +1,201 @@
+// Snapshot work beside the Ready loop: taking a snapshot of the state machine and compacting the log
+// behind it, streaming one to a follower, storing one a leader streams to us. None of it holds the
+// loop; each piece is tracked so that close() can let it stop at its next chunk.
+
+import type { Logger } from 'pino';
+import type { Fsm } from '../fsm/index.js';
+import type { Index, RaftCore, SnapshotMessage, SnapshotMeta } from '../raft/index.js';
+import type { SnapshotInfo, SnapshotStore } from '../storage/index.js';
+import type { PeerTransport } from '../transport/index.js';
+import { NodeError } from './errors.js';
+import type { RaftLog } from './raft-log.js';
+
+export interface SnapshotPolicy {
+  /** Take a snapshot once this many entries were applied since the last one (raft_snapshot_threshold). */
+  readonly thresholdEntries: number;
+  /** ... or once this many bytes of entry data were. */
+  readonly thresholdBytes: number;
+  /** Entries kept below a snapshot for followers a little behind (raft_trailing_logs)... */
+  readonly trailingEntries: number;
+  /** ... and at most this many bytes of them. */
+  readonly trailingBytes: number;
+}
+
+export interface SnapshotWorkDeps {
+  readonly core: () => RaftCore;
+  readonly fsm: Fsm;
+  readonly snapshots: SnapshotStore;
+  readonly log: RaftLog;
+  readonly transport: PeerTransport;
+  readonly logger: Logger;
+  readonly policy: SnapshotPolicy;
+  /** Throws once the node is closed (snapshot work then stops at its next chunk). */
+  readonly checkOpen: () => void;
+  readonly isClosed: () => boolean;
+  /** The core learned something (a snapshot report): let the loop run. */
+  readonly kick: () => void;
+}
+
+export class SnapshotWork {
+  private readonly d: SnapshotWorkDeps;
+  private readonly tasks = new Set<Promise<unknown>>();
+  private taking = false;
+  /** Entry data bytes applied since the last snapshot was started (or installed, or since open). */
+  private appliedBytes = 0;
+
+  constructor(d: SnapshotWorkDeps) {
+    this.d = d;
+  }
+
+  /** Counts applied entry data toward the byte threshold. */
+  noteApplied(bytes: number): void {
+    this.appliedBytes += bytes;
+  }
+
+  /** A snapshot was installed into the state machine: the count starts again. */
+  noteInstalled(): void {
+    this.appliedBytes = 0;
+  }
+
+  /** Resolves when the work in progress has stopped, or after `boundMs` (a sender gone quiet is not waited for). */
+  async settle(boundMs: number): Promise<void> {
+    if (this.tasks.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((r) => (timer = setTimeout(r, boundMs)));
+    await Promise.race([Promise.allSettled([...this.tasks]), bound]);
+    clearTimeout(timer);
+  }
+
+  /** Starts a snapshot when one is due and none is being taken. */
+  maybeTake(): void {
+    if (this.taking || this.d.isClosed()) return;
+    const core = this.d.core();
+    const p = this.d.policy;
+    const entries = core.appliedIndex() - core.snapshotMeta().index;
+    const bytesDue = entries > 0 && this.appliedBytes >= p.thresholdBytes;
+    if (entries < p.thresholdEntries && !bytesDue) return;
+    this.taking = true;
+    this.appliedBytes = 0;
+    this.track(this.take())
+      .catch((e: unknown) => {
+        if (this.d.isClosed()) this.d.logger.info({ event: 'snapshot-abandoned' }, 'snapshot abandoned: the server is shutting down');
+        else this.d.logger.error({ event: 'snapshot-failed', err: (e as Error).message }, 'snapshot failed');
+      })
+      .finally(() => (this.taking = false));
+  }
+
+  /** Streams a point-in-time state machine snapshot into the store, then compacts the log behind it. */
+  private async take(): Promise<void> {
+    const started = Date.now();
+    const stateBin = await this.d.fsm.snapshot();
+    try {
+      this.d.checkOpen();
+      const core = this.d.core();
+      if (core.termAt(stateBin.index) === undefined || stateBin.index <= core.snapshotMeta().index) return;
+      const meta = core.snapshotMetaAt(stateBin.index);
+      const sink = await this.d.snapshots.create(meta);
+      try {
+        for await (const chunk of stateBin) {
+          this.d.checkOpen();
+          await sink.write(chunk);
+        }
+      } catch (e) {
+        await cancelQuietly(sink, this.d.logger);
+        throw e;
+      }
+      const info = await sink.close();
+      this.d.checkOpen(); // the snapshot is stored; compaction waits for the next start
+      const first = this.d.core().compact(meta.index, this.trailingCount(meta.index));
+      await this.d.log.compact(meta, first);
+      this.d.logger.info(
+        { event: 'snapshot', index: meta.index, term: meta.term, bytes: info.size, logFrom: first, ms: Date.now() - started },
+        'snapshot taken and log compacted',
+      );
+    } finally {
+      stateBin.close?.();
+    }
+  }
+
+  /** How many entries up to `index` to keep: at most trailingEntries, and at most trailingBytes of data. */
+  private trailingCount(index: Index): number {
+    const { trailingEntries, trailingBytes } = this.d.policy;
+    const core = this.d.core();
+    let bytes = 0;
+    let count = 0;
+    while (count < trailingEntries) {
+      const e = core.entryAt(index - count);
+      if (e === undefined || bytes + e.data.byteLength > trailingBytes) break;
+      bytes += e.data.byteLength;
+      count++;
+    }
+    return count;
+  }
+
+  /** Streams a stored snapshot to a follower and reports the outcome to the core. */
+  async send(m: SnapshotMessage): Promise<void> {
+    let ok = false;
+    try {
+      const info = await this.find(m.snapshot);
+      const opened = await this.d.snapshots.open(info.id);
+      await this.d.transport.sendSnapshot({ message: m, sizeBytes: info.size, sha256: info.sha256 }, opened.stream);
+      ok = true;
+      this.d.logger.info({ event: 'snapshot-sent', to: m.to, index: m.snapshot.index, bytes: info.size }, 'snapshot sent');
+    } catch (e) {
+      this.d.logger.warn({ event: 'snapshot-send-failed', to: m.to, index: m.snapshot.index, err: (e as Error).message }, 'snapshot send failed');
+    }
+    if (!this.d.isClosed()) {
+      this.d.core().reportSnapshot(m.to, ok);
+      this.d.kick();
+    }
+  }
+
+  /** Stores an incoming snapshot's bytes durably; the core gets the message once this resolves. */
+  receive(m: SnapshotMessage, data: AsyncIterable<Uint8Array>): Promise<void> {
+    return this.track(this.store(m.snapshot, data));
+  }
+
+  /**
+   * Stores a snapshot's bytes (a received one, or a user restore's). On failure nothing is left
+   * behind: the temp file is removed.
+   */
+  async store(meta: SnapshotMeta, data: AsyncIterable<Uint8Array>): Promise<void> {
+    this.d.checkOpen();
+    const sink = await this.d.snapshots.create(meta);
+    try {
+      for await (const chunk of data) {
+        this.d.checkOpen();
+        await sink.write(chunk);
+      }
+      await sink.close();
+    } catch (e) {
+      await cancelQuietly(sink, this.d.logger);
+      throw e;
+    }
+  }
+
+  async find(meta: SnapshotMeta): Promise<SnapshotInfo> {
+    const found = (await this.d.snapshots.list()).find((s) => s.meta.index === meta.index && s.meta.term === meta.term);
+    if (found === undefined) throw new NodeError('internal', `snapshot ${meta.term}/${meta.index} is not in the snapshot store`);
+    return found;
+  }
+
+  private track<T>(task: Promise<T>): Promise<T> {
+    this.tasks.add(task);
+    const untrack = (): void => void this.tasks.delete(task);
+    task.then(untrack, untrack);
+    return task;
+  }
+}
+
+/**
+ * Removes a failed snapshot's temp file. The failure that got us here is the one to report; if the
+ * removal fails too, it is logged and the file is removed by the store's next open (it never looks
+ * like a finished snapshot: only a renamed, fsynced file does).
+ */
+async function cancelQuietly(sink: { cancel(): Promise<void> }, logger: Logger): Promise<void> {
+  try {
+    await sink.cancel();
+  } catch (e) {
+    logger.warn({ event: 'snapshot-temp-left', err: (e as Error).message }, 'a failed snapshot left its temp file; the next start removes it');
+  }
+}
