@@ -26,7 +26,8 @@ import { Level } from 'level';
 import { isWellFormedText } from './bytes.js';
 import { decodeCommand, ignoreUnknownTypeFlag, isWriteOp, type Command, type KvWriteOp, type TxnOp } from './command.js';
 import { exists, fsyncDir, isCompleteRestore, newDirFor, oldDirFor, recoverFsmDir, type RecoveryAction } from './dirs.js';
-import { assert, CommandError, FsmError, unreachable } from './errors.js';
+import { assert, unreachable } from '../base/index.js';
+import { CommandError, FsmError } from './errors.js';
 import { Gate } from './gate.js';
 import {
   kvsDelete,

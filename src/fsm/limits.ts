@@ -1,6 +1,6 @@
 // Every limit of the state machine, with its unit last and its reason beside it.
 
-import { assert } from './errors.js';
+import { assert } from '../base/index.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;

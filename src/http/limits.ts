@@ -1,6 +1,6 @@
 // Every limit and default of the HTTP layer, with its unit last and its source beside it.
 
-import { assert } from './errors.js';
+import { assert } from '../base/index.js';
 
 const KiB = 1024;
 const second = 1000;

@@ -1,5 +1,6 @@
 export { RaftCore, applyMembershipChange } from './core.js';
-export { InvariantError, assert, unreachable } from './assert.js';
+// test/sim imports InvariantError from here; the class itself is the one of src/base.
+export { InvariantError } from '../base/index.js';
 export { SeededRandom } from './random.js';
 export { initialSnapshot } from './log.js';
 export { bootstrapState, joinState } from './bootstrap.js';

@@ -55,7 +55,8 @@ import {
   hardStateProblem,
   type Decoded,
 } from './codec.js';
-import { StorageError, assert, describeCause } from './errors.js';
+import { assert } from '../base/index.js';
+import { StorageError, describeCause } from './errors.js';
 import { fsyncDir } from './files.js';
 
 type Db = Level<Buffer, Buffer>;

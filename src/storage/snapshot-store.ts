@@ -28,7 +28,8 @@ import {
   snapshotFormatVersion,
   snapshotMetaProblem,
 } from './codec.js';
-import { StorageError, assert, describeCause } from './errors.js';
+import { assert } from '../base/index.js';
+import { StorageError, describeCause } from './errors.js';
 import { fsyncDir } from './files.js';
 
 const KiB = 1024;
