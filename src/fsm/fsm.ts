@@ -25,8 +25,8 @@ import { dirname, resolve } from 'node:path';
 import { Level } from 'level';
 import { isWellFormedText } from './bytes.js';
 import { decodeCommand, ignoreUnknownTypeFlag, isWriteOp, type Command, type KvWriteOp, type TxnOp } from './command.js';
-import { exists, fsyncDir, isCompleteRestore, newDirFor, oldDirFor, recoverFsmDir, type RecoveryAction } from './dirs.js';
-import { assert, unreachable } from '../base/index.js';
+import { isCompleteRestore, newDirFor, oldDirFor, recoverFsmDir, type RecoveryAction } from './dirs.js';
+import { assert, exists, fsyncDir, unreachable } from '../base/index.js';
 import { CommandError, FsmError } from './errors.js';
 import { Gate } from './gate.js';
 import {

@@ -9,8 +9,8 @@
 import { rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Level } from 'level';
-import { exists, fsyncDir, fsyncTree, writeCompleteMarker } from './dirs.js';
-import { assert } from '../base/index.js';
+import { fsyncTree, writeCompleteMarker } from './dirs.js';
+import { assert, exists, fsyncDir } from '../base/index.js';
 import { FsmError, StateBinError } from './errors.js';
 import { encodeApplied, encodeFormat, metaAppliedKey, metaFormatKey, Table, tableKey, type AppliedMark } from './layout.js';
 import { fsmLimits } from './limits.js';

@@ -12,6 +12,7 @@ import { decode, encode as msgpackEncode } from '@msgpack/msgpack';
  */
 const encode = (value: unknown): Uint8Array => msgpackEncode(value, { ignoreUndefined: true });
 import type { Logger } from 'pino';
+import { sleep } from '../base/index.js';
 import { decodeCommand, encodeCommand, type ApplyResult, type Command, type DirEntry, type KvReadOp, type WatchTarget } from '../fsm/index.js';
 import { NodeError, type RaftNode } from '../node/index.js';
 import type { NodeId } from '../raft/index.js';
@@ -479,10 +480,6 @@ function unwrap<T>(r: RpcResult): T {
 
 function wire(o: ReadOptions): WireReadOptions {
   return { c: o.consistency, i: o.minIndex ?? 0, w: o.waitMs ?? 0 };
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 export type { NodeId };

@@ -17,7 +17,7 @@
 // when full; reads come back in chunks of `readChunkBytes`. Neither ever holds the whole state.
 
 import { createHash, type Hash } from 'node:crypto';
-import { mkdir, open, readFile, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, rename, rm, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 
@@ -28,7 +28,7 @@ import {
   snapshotFormatVersion,
   snapshotMetaProblem,
 } from './codec.js';
-import { assert } from '../base/index.js';
+import { assert, exists } from '../base/index.js';
 import { StorageError, describeCause } from './errors.js';
 import { fsyncDir } from './files.js';
 
@@ -177,7 +177,9 @@ export class SnapshotStore {
         out.push(await this.readInfo(name));
       } catch (err) {
         if (!(err instanceof StorageError)) throw err;
-        if (err.code === 'SNAPSHOT_NOT_FOUND' && !(await exists(join(this.dir, name)))) continue; // deleted since readdir
+        // Deleted since readdir: skip quietly. A stat that fails otherwise (EACCES, EIO) counts as
+        // present, so the warning below reports the snapshot instead of list() failing on it.
+        if (err.code === 'SNAPSHOT_NOT_FOUND' && !(await exists(join(this.dir, name)).catch(() => true))) continue;
         this.warn(`${err.message}; skipped`);
       }
     }
@@ -481,10 +483,6 @@ function corruptSnapshot(id: string, path: string, what: string): StorageError {
     `snapshot ${id} is damaged: ${what} (${path}). Do not use it: take a new snapshot (or let the leader ` +
       'send one), and move the damaged directory out of the snapshot directory.',
     { path });
-}
-
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(() => true, () => false);
 }
 
 function snapshotId(term: Term, index: Index, ms: number): string {
