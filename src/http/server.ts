@@ -49,9 +49,6 @@ export interface HttpServer {
   close(): Promise<void>;
 }
 
-/** Bodies above this that no handler read are not drained; the connection is closed instead. */
-const drainUnreadBodyMaxBytes = 64 * 1024;
-
 /** Why a request's signal fired. */
 class ClientGone extends Error {
   override readonly name = 'ClientGone';
@@ -284,7 +281,7 @@ class BodyReader {
     if (this.consumed) return false;
     if (this.expectsContinue) return true; // the client may still be holding its body back
     if (this.req.headers['transfer-encoding'] !== undefined) return true;
-    return Number(this.req.headers['content-length'] ?? 0) > drainUnreadBodyMaxBytes;
+    return Number(this.req.headers['content-length'] ?? 0) > httpLimits.drainUnreadBodyMaxBytes;
   }
 
   read(limitBytes: number, tooLarge: (declaredBytes: number | undefined) => HttpError): Promise<Buffer> {

@@ -28,12 +28,10 @@ import {
   snapshotFormatVersion,
   snapshotMetaProblem,
 } from './codec.js';
-import { assert, exists } from '../base/index.js';
+import { assert, exists, KiB, MiB } from '../base/index.js';
 import { StorageError, describeCause } from './errors.js';
 import { fsyncDir } from './files.js';
 
-const KiB = 1024;
-const MiB = 1024 * KiB;
 export const snapshotLimits = {
   /** A sink's write buffer: big enough that tiny record writes cost few syscalls, small next to RAM. */
   sinkBufferBytes: 1 * MiB,

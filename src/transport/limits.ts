@@ -2,8 +2,7 @@
 // PeerTransport and ServerRpc fall back to these; `checkPeerTransportLimits` runs at construction so a
 // bad combination fails loudly at start-up, not as a stuck stream later.
 
-export const KiB = 1024;
-export const MiB = 1024 * KiB;
+import { KiB, MiB } from '../base/index.js';
 
 export const transportLimits = {
   /** gRPC's default maximum receive message size; we keep it and stay under it everywhere. */
