@@ -5,3 +5,4 @@ export { InvariantError, assert, unreachable } from './invariant.js';
 export { KiB, MiB, GiB } from './units.js';
 export { exists, fsyncDir } from './files.js';
 export { sleep } from './sleep.js';
+export { conclaveVersion } from './version.js';

@@ -19,7 +19,7 @@ import type { KvWriteOp } from '../fsm/index.js';
 import { assert } from '../base/index.js';
 import { badRequest, HttpError } from './errors.js';
 import { dirEntryJson, goQuote } from './json.js';
-import type { ReadOptions } from '../server/api.js';
+import type { ReadOptions } from '../server/index.js';
 import { conflictingFlags, flag, metaHeaders, parseReadOptions, uintParam } from './params.js';
 import { emptyReply, jsonReply, type Reply, type RequestContext } from './reply.js';
 

@@ -18,7 +18,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { ServerError, type ServerApi, type ServerErrorCode } from '../server/api.js';
+import { ServerError, type ServerApi, type ServerErrorCode } from '../server/index.js';
 import { HttpError } from './errors.js';
 import { httpLimits } from './limits.js';
 import { percentDecode, Query } from './query.js';

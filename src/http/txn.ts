@@ -17,7 +17,7 @@
 
 import type { KvOp, KvReadOp, TxnOp } from '../fsm/index.js';
 import { isWriteOp } from '../fsm/index.js';
-import type { ReadOptions } from '../server/api.js';
+import type { ReadOptions } from '../server/index.js';
 import { assert } from '../base/index.js';
 import { badRequest, HttpError } from './errors.js';
 import { describeJson, foldedFields, goQuote, isJsonObject, txnResponseJson } from './json.js';

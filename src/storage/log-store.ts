@@ -26,7 +26,7 @@ import { Level } from 'level';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 
-import type { Entry, HardState, Index, SnapshotMeta } from '../raft/types.js';
+import type { Entry, HardState, Index, SnapshotMeta } from '../raft/index.js';
 import {
   baseKey,
   decodeBase,

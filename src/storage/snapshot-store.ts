@@ -21,7 +21,7 @@ import { mkdir, open, readFile, readdir, rename, rm, type FileHandle } from 'nod
 import { dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 
-import type { Index, SnapshotMeta, Term } from '../raft/types.js';
+import type { Index, SnapshotMeta, Term } from '../raft/index.js';
 import {
   decodeSnapshotMetaFile,
   encodeSnapshotMetaFile,
