@@ -100,10 +100,13 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
     stopping = true;
     for (const t of timers) clearInterval(t);
     logger.info({ event: 'agent-stopping' }, 'stopping the agent');
-    await http.close().catch(() => undefined);
-    await node.close().catch(() => undefined);
-    await rpcServer.close().catch(() => undefined);
-    await transport.close().catch(() => undefined);
+    // A part that fails to close must not keep the others open: log it and close the rest.
+    const closePart = (part: string, closing: Promise<void>): Promise<void> =>
+      closing.catch((err: unknown) => logger.warn({ event: 'agent-close-failed', part, err }, `closing the ${part} failed; closing the rest`));
+    await closePart('HTTP server', http.close());
+    await closePart('Raft node', node.close());
+    await closePart('server RPC', rpcServer.close());
+    await closePart('Raft transport', transport.close());
     rpcClient.close();
     grpcServer.forceShutdown();
     logger.info({ event: 'agent-stopped' }, 'agent stopped');

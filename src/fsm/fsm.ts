@@ -218,6 +218,7 @@ export class Fsm {
         return task();
       }),
     );
+    // Safe to drop: the caller gets `run` and its error; the chain only orders the next task.
     this.applyChain = run.catch(() => undefined);
     return run;
   }
@@ -403,6 +404,8 @@ export class Fsm {
       } catch (cause) {
         // Leave whichever complete database the recovery rule finds, reopen it, then report.
         failure = cause;
+        // Safe to drop: `failure` is reported below, and a recovery that failed shows as a reopen
+        // failure (FSM_SWAP_FAILED); Fsm.open runs the same recovery again at the next start.
         await recoverFsmDir(this.dir).catch(() => undefined);
       }
       let reopened: { db: Db; applied: AppliedMark };

@@ -65,6 +65,7 @@ export async function restoreInto(dir: string, source: AsyncIterable<Uint8Array>
     await fsyncDir(dirname(dir));
     return summary;
   } catch (error) {
+    // Safe to drop: `error` is what failed; the directory holding this database is deleted next.
     if (open) await db.close().catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
     if (error instanceof StateBinError) {

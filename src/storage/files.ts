@@ -64,6 +64,7 @@ export async function writeFileAtomic(
     }
     await rename(temp, path);
   } catch (cause) {
+    // Safe to drop: the write's own failure is reported below; a temp file left over is ignored by name.
     await rm(temp, { force: true }).catch(() => undefined);
     throw new StorageError(
       'FILE_WRITE_FAILED',

@@ -180,6 +180,7 @@ export class LogStore {
       const cache = await scan(db, path, undefined);
       return new LogStore(path, db, cache);
     } catch (err) {
+      // Safe to drop: the open failed and `err` says why; a close failure on top would only hide it.
       await db.close().catch(() => undefined);
       throw err;
     }
@@ -328,6 +329,7 @@ export class LogStore {
       this.checkUsable();
       return op();
     });
+    // Safe to drop: the caller gets `run` and its error; the tail only orders the next operation.
     this.tail = run.catch(() => undefined);
     return run;
   }

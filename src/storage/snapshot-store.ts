@@ -154,6 +154,7 @@ export class SnapshotStore {
       return new FileSink(owner, id, meta, temp, file);
     } catch (cause) {
       this.pending.delete(id);
+      // Safe to drop: the error below reports the failure; a leftover *.tmp is removed by the next open().
       await rm(temp, { recursive: true, force: true }).catch(() => undefined);
       throw new StorageError('SNAPSHOT_WRITE_FAILED',
         `cannot start snapshot ${id} in ${this.dir} (${describeCause(cause)}); nothing was written. ` +
@@ -402,6 +403,8 @@ class FileSink implements SnapshotSink {
   }
 
   private async discard(): Promise<void> {
+    // Safe to drop: discarding follows a failure or a cancel that the caller already has; the snapshot
+    // never became visible, and a leftover *.tmp is removed by the next open().
     await this.closeFile().catch(() => undefined);
     await rm(this.temp, { recursive: true, force: true }).catch(() => undefined);
     this.store.release(this.id);

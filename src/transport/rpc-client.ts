@@ -203,7 +203,7 @@ export class ServerRpcClient {
     let ended = false;
     let settle!: { resolve: (v: unknown) => void; reject: (e: Error) => void };
     const reply = new Promise<unknown>((resolve, reject) => (settle = { resolve, reject }));
-    reply.catch(() => {});
+    reply.catch(() => {}); // only marks it handled: every path below awaits `reply` or abandons it on purpose
     const callEnded = reply.then(
       () => undefined,
       () => undefined,
