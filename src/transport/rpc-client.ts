@@ -187,7 +187,7 @@ export class ServerRpcClient {
       what: `snapshot save from ${address}`,
       describeBreak: (err) => this.callError(err, 'snapshot save', address).message,
     });
-    const body = Readable.from(verifier.bytes(), { objectMode: false, highWaterMark: 64 * 1024 });
+    const body = Readable.from(verifier.bytes(), { objectMode: false, highWaterMark: transportDefaults.verifiedReadAheadBytes });
     // Errors stay observable to whoever reads (the stream remains errored); this only keeps an
     // unobserved one from becoming an uncaught exception.
     body.on('error', () => {});
