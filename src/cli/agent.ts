@@ -8,12 +8,12 @@
 // (Consul's 15 s graceful timeout) exits with 1.
 
 import type { Logger } from 'pino';
+import { conclaveVersion } from '../base/index.js';
 import { loadAgentConfig, type AgentConfig } from '../config/index.js';
 import { exitCodes } from './exit-codes.js';
 import { createAgentLogger, type AgentLogger } from './logger.js';
-import { conclaveVersion } from './version.js';
 
-/** What src/server/agent.ts provides (its `Agent`), as far as the command relies on it. */
+/** What src/agent provides (its `Agent`), as far as the command relies on it. */
 export interface RunningAgent {
   /** The HTTP API's address, "host:port", with the real port when ports.http was 0. */
   readonly httpAddress: string;
@@ -81,7 +81,7 @@ async function startAndServe(config: AgentConfig, logger: Logger, json: boolean,
   try {
     startAgent = await deps.loadStartAgent();
   } catch (err) {
-    logger.error({ err }, 'cannot load the server module (src/server/agent); nothing was started');
+    logger.error({ err }, 'cannot load the server module (src/agent); nothing was started');
     return exitCodes.error;
   }
   let agent: RunningAgent;

@@ -2,11 +2,11 @@
 // anywhere before "--" shows help (exit 0); --version, -version and -v before the command print the
 // version; no command or an unknown one prints the command list to stderr and exits with 1.
 
+import { conclaveVersion } from '../base/index.js';
 import { isHelpFlag } from '../config/index.js';
 import { runAgentCommand, type AgentCommandDeps } from './agent.js';
 import { exitCodes } from './exit-codes.js';
 import { agentHelp, commands, topHelp, versionText } from './help.js';
-import { conclaveVersion } from './version.js';
 
 export type CliDeps = AgentCommandDeps;
 

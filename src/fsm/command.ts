@@ -18,7 +18,8 @@
 
 import { decode, encode } from '@msgpack/msgpack';
 import { describeValue, isPlainMap, isWellFormedText, toUint, utf8DecodeStrict } from './bytes.js';
-import { CommandError, unreachable } from './errors.js';
+import { unreachable } from '../base/index.js';
+import { CommandError } from './errors.js';
 import { fsmLimits } from './limits.js';
 import { measureMsgpack } from './msgpack-frame.js';
 

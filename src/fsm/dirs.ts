@@ -1,4 +1,4 @@
-// Directory handling for the FSM database: fsync helpers, the restore/swap naming, and the recovery rule
+// Directory handling for the FSM database: fsyncTree and the completion marker, the restore/swap naming, and the recovery rule
 // applied when the FSM opens.
 //
 // A restore builds a complete database in `<dir>.new` (restore.ts), marks it complete, and the swap then
@@ -17,8 +17,9 @@
 // snapshot store with an index above the FSM's applied index, so the runtime restores it again.
 
 import { constants as fsConstants } from 'node:fs';
-import { open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { open, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { exists, fsyncDir } from '../base/index.js';
 
 /** Written last into a restored database directory; its presence means "complete and durable". */
 export const restoreCompleteMarker = 'CONCLAVE-RESTORE-COMPLETE';
@@ -29,26 +30,6 @@ export function newDirFor(liveDir: string): string {
 
 export function oldDirFor(liveDir: string): string {
   return `${liveDir}.old`;
-}
-
-export async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw error;
-  }
-}
-
-/** fsync a directory so that renames and creations inside it are durable. */
-export async function fsyncDir(dir: string): Promise<void> {
-  const handle = await open(dir, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 /** fsync every regular file in `dir` (a LevelDB directory is flat), then the directory itself. */

@@ -1,26 +1,10 @@
 // Errors of the state machine, sorted into three kinds, each with its own treatment:
 //
-// - bugs: `InvariantError` through `assert()`. Never caught; the process stops.
+// - bugs: `InvariantError` through `assert()` (both from src/base). Never caught; the process stops.
 // - bad input at a boundary: `CommandError` (proposed command bytes) and `StateBinError` (a state.bin
 //   stream being restored). Decoders return or throw them; nothing has been changed when they appear.
 // - the environment and misuse of the API: `FsmError` with a stable code (disk failure while writing,
 //   a directory in an unknown format, an operation on a closed or poisoned FSM).
-
-export class InvariantError extends Error {
-  override readonly name = 'InvariantError';
-  constructor(invariant: string) {
-    super(`invariant violated: ${invariant}`);
-  }
-}
-
-/** One fact per call; crashes (never caught) when the fact is false. */
-export function assert(ok: unknown, invariant: string): asserts ok {
-  if (!ok) throw new InvariantError(invariant);
-}
-
-export function unreachable(value: never): never {
-  throw new InvariantError(`unreachable: unexpected value ${JSON.stringify(value)}`);
-}
 
 export type CommandErrorCode =
   | 'COMMAND_EMPTY'

@@ -25,8 +25,9 @@ import { dirname, resolve } from 'node:path';
 import { Level } from 'level';
 import { isWellFormedText } from './bytes.js';
 import { decodeCommand, ignoreUnknownTypeFlag, isWriteOp, type Command, type KvWriteOp, type TxnOp } from './command.js';
-import { exists, fsyncDir, isCompleteRestore, newDirFor, oldDirFor, recoverFsmDir, type RecoveryAction } from './dirs.js';
-import { assert, CommandError, FsmError, unreachable } from './errors.js';
+import { isCompleteRestore, newDirFor, oldDirFor, recoverFsmDir, type RecoveryAction } from './dirs.js';
+import { assert, exists, fsyncDir, unreachable } from '../base/index.js';
+import { CommandError, FsmError } from './errors.js';
 import { Gate } from './gate.js';
 import {
   kvsDelete,
@@ -217,6 +218,7 @@ export class Fsm {
         return task();
       }),
     );
+    // Safe to drop: the caller gets `run` and its error; the chain only orders the next task.
     this.applyChain = run.catch(() => undefined);
     return run;
   }
@@ -402,6 +404,8 @@ export class Fsm {
       } catch (cause) {
         // Leave whichever complete database the recovery rule finds, reopen it, then report.
         failure = cause;
+        // Safe to drop: `failure` is reported below, and a recovery that failed shows as a reopen
+        // failure (FSM_SWAP_FAILED); Fsm.open runs the same recovery again at the next start.
         await recoverFsmDir(this.dir).catch(() => undefined);
       }
       let reopened: { db: Db; applied: AppliedMark };

@@ -41,7 +41,6 @@ export type {
 export {
   CommandError,
   FsmError,
-  InvariantError,
   StateBinError,
   type CommandErrorCode,
   type FsmErrorCode,

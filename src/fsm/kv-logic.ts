@@ -5,7 +5,7 @@
 // Nothing here reads a clock or a random source: the same log gives the same state on every server.
 
 import type { KvOp, TxnOp } from './command.js';
-import { unreachable } from './errors.js';
+import { unreachable } from '../base/index.js';
 import type { KvTxn } from './store.js';
 import type { DirEntry, LogIndex, TxnError, TxnResult } from './types.js';
 

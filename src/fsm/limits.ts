@@ -1,9 +1,6 @@
 // Every limit of the state machine, with its unit last and its reason beside it.
 
-import { assert } from './errors.js';
-
-const KiB = 1024;
-const MiB = 1024 * KiB;
+import { assert, KiB, MiB } from '../base/index.js';
 
 export const fsmLimits = {
   /**
@@ -23,6 +20,8 @@ export const fsmLimits = {
    * clusters that raised `kv_max_value_size` while keeping restore memory bounded.
    */
   stateBinRecordMaxBytes: 64 * MiB,
+  /** When a restore's read buffer grows, it grows to at least this many bytes (fewer, tinier copies). */
+  stateBinBufferMinBytes: 64 * KiB,
   /** Snapshot output is coalesced into chunks of about this size (one record may exceed it). */
   snapshotChunkBytes: 64 * KiB,
   /** A restore writes its fresh database in batches of at most this many records... */

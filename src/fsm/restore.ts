@@ -9,8 +9,9 @@
 import { rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Level } from 'level';
-import { exists, fsyncDir, fsyncTree, writeCompleteMarker } from './dirs.js';
-import { assert, FsmError, StateBinError } from './errors.js';
+import { fsyncTree, writeCompleteMarker } from './dirs.js';
+import { assert, exists, fsyncDir } from '../base/index.js';
+import { FsmError, StateBinError } from './errors.js';
 import { encodeApplied, encodeFormat, metaAppliedKey, metaFormatKey, Table, tableKey, type AppliedMark } from './layout.js';
 import { fsmLimits } from './limits.js';
 import { encodeIndexRecord, encodeKvsRecord, encodeTombstoneRecord } from './records.js';
@@ -64,6 +65,7 @@ export async function restoreInto(dir: string, source: AsyncIterable<Uint8Array>
     await fsyncDir(dirname(dir));
     return summary;
   } catch (error) {
+    // Safe to drop: `error` is what failed; the directory holding this database is deleted next.
     if (open) await db.close().catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
     if (error instanceof StateBinError) {

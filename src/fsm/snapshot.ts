@@ -13,7 +13,8 @@
 
 import type { Iterator as LevelIterator } from 'level';
 import { bytesEqual, concatBytes } from './bytes.js';
-import { assert, FsmError } from './errors.js';
+import { assert } from '../base/index.js';
+import { FsmError } from './errors.js';
 import { decodeApplied, decodeFormat, layoutVersion, metaAppliedKey, metaFormatKey, Table, type AppliedMark } from './layout.js';
 import { fsmLimits } from './limits.js';
 import { dirEntryBodyHead, indexBodyHead } from './records.js';

@@ -228,7 +228,7 @@ class ByteQueue {
   private append(chunk: Uint8Array): void {
     if (this.end + chunk.length > this.buf.length) {
       const unread = this.end - this.start;
-      const capacity = Math.max(2 * (unread + chunk.length), 64 * 1024);
+      const capacity = Math.max(2 * (unread + chunk.length), fsmLimits.stateBinBufferMinBytes);
       const grown = new Uint8Array(capacity);
       grown.set(this.buf.subarray(this.start, this.end), 0);
       this.base += this.start;

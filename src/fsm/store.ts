@@ -8,7 +8,8 @@
 import { decode } from '@msgpack/msgpack';
 import type { BatchOperation, Level } from 'level';
 import { compareBytes, utf8 } from './bytes.js';
-import { assert, FsmError } from './errors.js';
+import { assert } from '../base/index.js';
+import { FsmError } from './errors.js';
 import { encodeApplied, metaAppliedKey, nameOf, prefixRange, Table, tableKey, type AppliedMark } from './layout.js';
 import {
   encodeIndexRecord,

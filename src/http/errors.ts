@@ -3,11 +3,9 @@
 // - `HttpError`: an expected answer that is not a success (bad input, a refused operation, a server
 //   condition). Handlers throw it; the server turns it into a plain-text response with its status.
 //   Nothing has been changed when a handler throws one for bad input.
-// - `InvariantError` through `assert()`: a bug. Never caught on purpose; the request gets a 500 and the
-//   log gets the stack, but the process keeps serving other requests (a broken HTTP answer must not take
-//   a Raft member down with it).
-
-import { InvariantError } from '../fsm/index.js';
+// - `InvariantError` through `assert()` (both from src/base): a bug. Never caught on purpose; the request
+//   gets a 500 and the log gets the stack, but the process keeps serving other requests (a broken HTTP
+//   answer must not take a Raft member down with it).
 
 export class HttpError extends Error {
   override readonly name = 'HttpError';
@@ -29,9 +27,4 @@ export class HttpError extends Error {
 /** A 400 with a message a person can act on. */
 export function badRequest(body: string): HttpError {
   return new HttpError(400, body);
-}
-
-/** One fact per call; throws InvariantError (a bug) when the fact is false. */
-export function assert(ok: unknown, invariant: string): asserts ok {
-  if (!ok) throw new InvariantError(invariant);
 }

@@ -16,9 +16,10 @@
 // file-like suffixes such as ".json" in keys; older releases and both reference clients do not).
 
 import type { KvWriteOp } from '../fsm/index.js';
-import { assert, badRequest, HttpError } from './errors.js';
+import { assert } from '../base/index.js';
+import { badRequest, HttpError } from './errors.js';
 import { dirEntryJson, goQuote } from './json.js';
-import type { ReadOptions } from '../server/api.js';
+import type { ReadOptions } from '../server/index.js';
 import { conflictingFlags, flag, metaHeaders, parseReadOptions, uintParam } from './params.js';
 import { emptyReply, jsonReply, type Reply, type RequestContext } from './reply.js';
 

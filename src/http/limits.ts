@@ -1,8 +1,7 @@
 // Every limit and default of the HTTP layer, with its unit last and its source beside it.
 
-import { assert } from './errors.js';
+import { assert, KiB } from '../base/index.js';
 
-const KiB = 1024;
 const second = 1000;
 const minute = 60 * second;
 
@@ -40,6 +39,8 @@ export const httpLimits = {
   requestTimeoutMs: 2 * minute,
   /** How long close() lets in-flight requests finish before it cuts their connections. */
   closeGraceMs: 5 * second,
+  /** Bodies above this that no handler read are not drained; the connection is closed instead. */
+  drainUnreadBodyMaxBytes: 64 * KiB,
 } as const;
 
 assert(httpLimits.headersTimeoutMs > httpLimits.keepAliveTimeoutMs, 'headers timeout > keep-alive timeout');

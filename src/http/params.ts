@@ -1,7 +1,7 @@
 // The query parameters most endpoints share, parsed as Consul's HTTPHandlers.parse() does (agent/http.go:
 // parseDC, parseToken, parseConsistency, parseWait), plus the X-Consul-* headers of a read.
 
-import type { Consistency, ReadMeta, ReadOptions } from '../server/api.js';
+import type { Consistency, ReadMeta, ReadOptions } from '../server/index.js';
 import { parseGoDuration } from './duration.js';
 import { badRequest, HttpError } from './errors.js';
 import type { Query } from './query.js';

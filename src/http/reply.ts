@@ -4,7 +4,7 @@
 // Connection: close when needed).
 
 import type { IncomingHttpHeaders } from 'node:http';
-import type { ServerApi } from '../server/api.js';
+import type { ServerApi } from '../server/index.js';
 import type { HttpError } from './errors.js';
 import { encodeJson } from './json.js';
 import type { Query } from './query.js';

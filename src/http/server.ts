@@ -18,7 +18,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { ServerError, type ServerApi, type ServerErrorCode } from '../server/api.js';
+import { ServerError, type ServerApi, type ServerErrorCode } from '../server/index.js';
 import { HttpError } from './errors.js';
 import { httpLimits } from './limits.js';
 import { percentDecode, Query } from './query.js';
@@ -48,9 +48,6 @@ export interface HttpServer {
   /** Stops the server as described above. Idempotent; resolves once every connection is closed. */
   close(): Promise<void>;
 }
-
-/** Bodies above this that no handler read are not drained; the connection is closed instead. */
-const drainUnreadBodyMaxBytes = 64 * 1024;
 
 /** Why a request's signal fired. */
 class ClientGone extends Error {
@@ -284,7 +281,7 @@ class BodyReader {
     if (this.consumed) return false;
     if (this.expectsContinue) return true; // the client may still be holding its body back
     if (this.req.headers['transfer-encoding'] !== undefined) return true;
-    return Number(this.req.headers['content-length'] ?? 0) > drainUnreadBodyMaxBytes;
+    return Number(this.req.headers['content-length'] ?? 0) > httpLimits.drainUnreadBodyMaxBytes;
   }
 
   read(limitBytes: number, tooLarge: (declaredBytes: number | undefined) => HttpError): Promise<Buffer> {

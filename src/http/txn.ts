@@ -17,8 +17,9 @@
 
 import type { KvOp, KvReadOp, TxnOp } from '../fsm/index.js';
 import { isWriteOp } from '../fsm/index.js';
-import type { ReadOptions } from '../server/api.js';
-import { assert, badRequest, HttpError } from './errors.js';
+import type { ReadOptions } from '../server/index.js';
+import { assert } from '../base/index.js';
+import { badRequest, HttpError } from './errors.js';
 import { describeJson, foldedFields, goQuote, isJsonObject, txnResponseJson } from './json.js';
 import { sessionsNotImplemented } from './kv.js';
 import { checkDatacenter, metaHeaders, parseReadOptions } from './params.js';

@@ -11,9 +11,10 @@
 //            pending store is deleted after. A pending store whose base is not above the main base is
 //            a leftover of that last step and is deleted at open.
 
-import { rm, stat } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
+import { exists } from '../base/index.js';
 import type { Entry, HardState, Index, SnapshotMeta } from '../raft/index.js';
 import { LogStore, fsyncDir, type PersistRound } from '../storage/index.js';
 import type { LogPort, RoundWrite } from './ready-loop.js';
@@ -157,11 +158,4 @@ export class RaftLog implements LogPort<Promise<void>> {
 async function removeDir(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
   await fsyncDir(dirname(dir));
-}
-
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(
-    () => true,
-    () => false,
-  );
 }

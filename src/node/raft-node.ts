@@ -14,6 +14,7 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { MiB } from '../base/index.js';
 import { type ApplyResult, Fsm, newDirFor, restoreInto } from '../fsm/index.js';
 import {
   RaftCore,
@@ -98,7 +99,6 @@ interface ReadWaiter {
   readonly reject: (e: Error) => void;
 }
 
-const MiB = 1024 * 1024;
 const defaultSnapshotThresholdBytes = 256 * MiB;
 const defaultTrailingBytes = 64 * MiB;
 

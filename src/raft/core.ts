@@ -1,4 +1,4 @@
-import { assert, unreachable } from './assert.js';
+import { assert, unreachable } from '../base/index.js';
 import { RaftLog, initialSnapshot } from './log.js';
 import { Progress, hasServer, isVoter, quorumSize, quorumValue, tallyVotes, voters } from './progress.js';
 import type {

@@ -1,5 +1,4 @@
 export { RaftCore, applyMembershipChange } from './core.js';
-export { InvariantError, assert, unreachable } from './assert.js';
 export { SeededRandom } from './random.js';
 export { initialSnapshot } from './log.js';
 export { bootstrapState, joinState } from './bootstrap.js';

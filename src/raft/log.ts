@@ -1,4 +1,4 @@
-import { assert } from './assert.js';
+import { assert } from '../base/index.js';
 import type { Configuration, Entry, Index, SnapshotMeta, Term } from './types.js';
 
 /** Bytes an entry is counted as when filling a message: its payload plus a fixed framing estimate. */

@@ -1,4 +1,4 @@
-import { assert } from './assert.js';
+import { assert } from '../base/index.js';
 import type { Configuration, Index, NodeId } from './types.js';
 
 /**

@@ -12,6 +12,7 @@ import { decode, encode as msgpackEncode } from '@msgpack/msgpack';
  */
 const encode = (value: unknown): Uint8Array => msgpackEncode(value, { ignoreUndefined: true });
 import type { Logger } from 'pino';
+import { sleep } from '../base/index.js';
 import { decodeCommand, encodeCommand, type ApplyResult, type Command, type DirEntry, type KvReadOp, type WatchTarget } from '../fsm/index.js';
 import { NodeError, type RaftNode } from '../node/index.js';
 import type { NodeId } from '../raft/index.js';
@@ -25,6 +26,7 @@ import {
   type ReadTxnReply,
   type ServerApi,
 } from './api.js';
+import { serverLimits } from './limits.js';
 
 export interface ServerOptions {
   readonly node: RaftNode;
@@ -183,7 +185,7 @@ export class Server implements ServerApi {
   }
 
   async hello(address: string): Promise<Hello> {
-    return unwrap<Hello>(await this.o.rpc.read(address, encode({ t: 'hello' }), { timeoutMs: 2000 }));
+    return unwrap<Hello>(await this.o.rpc.read(address, encode({ t: 'hello' }), { timeoutMs: serverLimits.helloTimeoutMs }));
   }
 
   // ------------------------------------------------------------------------------------------
@@ -264,7 +266,7 @@ export class Server implements ServerApi {
         async (address) => {
           const waitMs = o.minIndex ? o.waitMs ?? 0 : 0;
           // The signal fires when the HTTP client goes away: the leader stops the blocking query too.
-          const r = await this.o.rpc.read(address, encode(request), { timeoutMs: waitMs + 15_000, ...(o.signal ? { signal: o.signal } : {}) });
+          const r = await this.o.rpc.read(address, encode(request), { timeoutMs: waitMs + serverLimits.forwardedReadMarginMs, ...(o.signal ? { signal: o.signal } : {}) });
           const reply = unwrap<{ meta: ReadMeta } & Record<string, unknown>>(r);
           const { meta, ...rest } = reply;
           return { meta: { ...meta, consistency: o.consistency }, value: rest as unknown as T };
@@ -294,7 +296,7 @@ export class Server implements ServerApi {
       }
       r = await local();
     } else if (o.minIndex !== undefined && o.minIndex > 0 && r.index <= o.minIndex && (o.waitMs ?? 0) > 0) {
-      await sleep(Math.min(o.waitMs ?? 0, 1000));
+      await sleep(Math.min(o.waitMs ?? 0, serverLimits.unwatchedBlockMaxMs));
       r = await local();
     }
     return { meta: this.meta(r.index, o.consistency), value: r.value };
@@ -318,7 +320,7 @@ export class Server implements ServerApi {
     const deadline = Date.now() + this.o.leaderWaitMs;
     for (let attempt = 0; ; attempt++) {
       const s = this.node.status();
-      let pauseMs = Math.min(50 * (attempt + 1), 250);
+      let pauseMs = Math.min(serverLimits.leaderPollStepMs * (attempt + 1), serverLimits.leaderPollMaxMs);
       try {
         if (s.role === 'leader') return await here();
         if (s.leaderAddress !== '') return await remote(s.leaderAddress);
@@ -344,7 +346,7 @@ export class Server implements ServerApi {
           const retry = e instanceof NodeError && (e.code === 'not-leader' || e.code === 'retry' || e.code === 'no-leader');
           // 'retry' is mostly a new leader that has not committed its first entry: ready within a
           // round trip or two, so look again soon.
-          if (e instanceof NodeError && e.code === 'retry') pauseMs = Math.min(10 * (attempt + 1), 100);
+          if (e instanceof NodeError && e.code === 'retry') pauseMs = Math.min(serverLimits.retryPollStepMs * (attempt + 1), serverLimits.retryPollMaxMs);
           const rpcRetry = e instanceof ServerError && e.code === 'no-leader';
           if (!(retry || rpcRetry) || Date.now() > deadline) this.mapError(e);
         }
@@ -479,10 +481,6 @@ function unwrap<T>(r: RpcResult): T {
 
 function wire(o: ReadOptions): WireReadOptions {
   return { c: o.consistency, i: o.minIndex ?? 0, w: o.waitMs ?? 0 };
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 export type { NodeId };

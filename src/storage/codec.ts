@@ -17,7 +17,7 @@ import type {
   Server,
   SnapshotMeta,
   Suffrage,
-} from '../raft/types.js';
+} from '../raft/index.js';
 
 /** A value read from disk: either valid and typed, or a description of what is wrong with it. */
 export type Decoded<T> =

@@ -2,25 +2,12 @@
 // (assert and crash), the environment (a typed error naming what to do), or an expected condition
 // (a typed result the caller handles). Storage has only the first two:
 //
-//  - InvariantError: a bug in the caller or in this module (a round that would leave a gap in the log, a
-//    write on a sink that was closed). Never caught; the process should crash.
+//  - InvariantError (src/base, through assert()): a bug in the caller or in this module (a round that
+//    would leave a gap in the log, a write on a sink that was closed). Never caught; the process should crash.
 //  - StorageError: the environment (a file that cannot be written, a directory held by another process,
 //    bytes on disk that fail validation). Carries a stable code, the path involved, the log index when
 //    one applies, what was expected and what to do next. A failed write of the log, term or vote is
 //    fatal to the node: the caller stops the server instead of retrying.
-
-/** A broken invariant: a bug. Never catch it. */
-export class InvariantError extends Error {
-  override readonly name = 'InvariantError';
-  constructor(invariant: string) {
-    super(`invariant violated: ${invariant}`);
-  }
-}
-
-/** Throws an InvariantError unless `ok`. One fact per call, so the message names exactly what broke. */
-export function assert(ok: unknown, invariant: string): asserts ok {
-  if (!ok) throw new InvariantError(invariant);
-}
 
 export type StorageErrorCode =
   /** The LevelDB log store could not be opened (locked by another process, unreadable, not a store). */

@@ -11,22 +11,21 @@ import { randomBytes } from 'node:crypto';
 import { open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
+import { fsyncDir as fsyncDirRaw } from '../base/index.js';
 import { StorageError, describeCause } from './errors.js';
 
 /** Suffix of the temp files writeFileAtomic leaves behind when a crash interrupts it. */
 export const atomicTempSuffix = '.atomic-tmp';
 
 /**
- * Makes the entries of directory `dir` durable: names created, renamed or removed in it survive a crash
- * once this resolves. A no-op on Windows, which cannot open a directory for fsync (and orders
- * metadata updates itself).
+ * src/base's fsyncDir at the storage boundary: the same sync, with a failure reported as a StorageError
+ * (FILE_WRITE_FAILED, naming the directory and what to check), because every failure of the
+ * environment that leaves the storage layer is a StorageError. Layers that want the file system's own
+ * error import fsyncDir from src/base.
  */
 export async function fsyncDir(dir: string): Promise<void> {
-  if (process.platform === 'win32') return;
-  let handle;
   try {
-    handle = await open(dir, 'r');
-    await handle.sync();
+    await fsyncDirRaw(dir);
   } catch (cause) {
     throw new StorageError(
       'FILE_WRITE_FAILED',
@@ -34,8 +33,6 @@ export async function fsyncDir(dir: string): Promise<void> {
         `a crash. Check that the directory exists and the disk is healthy.`,
       { path: dir, cause },
     );
-  } finally {
-    await handle?.close();
   }
 }
 
@@ -67,6 +64,7 @@ export async function writeFileAtomic(
     }
     await rename(temp, path);
   } catch (cause) {
+    // Safe to drop: the write's own failure is reported below; a temp file left over is ignored by name.
     await rm(temp, { force: true }).catch(() => undefined);
     throw new StorageError(
       'FILE_WRITE_FAILED',

@@ -26,7 +26,7 @@ import { Level } from 'level';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 
-import type { Entry, HardState, Index, SnapshotMeta } from '../raft/types.js';
+import type { Entry, HardState, Index, SnapshotMeta } from '../raft/index.js';
 import {
   baseKey,
   decodeBase,
@@ -55,7 +55,8 @@ import {
   hardStateProblem,
   type Decoded,
 } from './codec.js';
-import { StorageError, assert, describeCause } from './errors.js';
+import { assert } from '../base/index.js';
+import { StorageError, describeCause } from './errors.js';
 import { fsyncDir } from './files.js';
 
 type Db = Level<Buffer, Buffer>;
@@ -179,6 +180,7 @@ export class LogStore {
       const cache = await scan(db, path, undefined);
       return new LogStore(path, db, cache);
     } catch (err) {
+      // Safe to drop: the open failed and `err` says why; a close failure on top would only hide it.
       await db.close().catch(() => undefined);
       throw err;
     }
@@ -327,6 +329,7 @@ export class LogStore {
       this.checkUsable();
       return op();
     });
+    // Safe to drop: the caller gets `run` and its error; the tail only orders the next operation.
     this.tail = run.catch(() => undefined);
     return run;
   }

@@ -17,22 +17,21 @@
 // when full; reads come back in chunks of `readChunkBytes`. Neither ever holds the whole state.
 
 import { createHash, type Hash } from 'node:crypto';
-import { mkdir, open, readFile, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, rename, rm, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 
-import type { Index, SnapshotMeta, Term } from '../raft/types.js';
+import type { Index, SnapshotMeta, Term } from '../raft/index.js';
 import {
   decodeSnapshotMetaFile,
   encodeSnapshotMetaFile,
   snapshotFormatVersion,
   snapshotMetaProblem,
 } from './codec.js';
-import { StorageError, assert, describeCause } from './errors.js';
+import { assert, exists, KiB, MiB } from '../base/index.js';
+import { StorageError, describeCause } from './errors.js';
 import { fsyncDir } from './files.js';
 
-const KiB = 1024;
-const MiB = 1024 * KiB;
 export const snapshotLimits = {
   /** A sink's write buffer: big enough that tiny record writes cost few syscalls, small next to RAM. */
   sinkBufferBytes: 1 * MiB,
@@ -155,6 +154,7 @@ export class SnapshotStore {
       return new FileSink(owner, id, meta, temp, file);
     } catch (cause) {
       this.pending.delete(id);
+      // Safe to drop: the error below reports the failure; a leftover *.tmp is removed by the next open().
       await rm(temp, { recursive: true, force: true }).catch(() => undefined);
       throw new StorageError('SNAPSHOT_WRITE_FAILED',
         `cannot start snapshot ${id} in ${this.dir} (${describeCause(cause)}); nothing was written. ` +
@@ -176,7 +176,9 @@ export class SnapshotStore {
         out.push(await this.readInfo(name));
       } catch (err) {
         if (!(err instanceof StorageError)) throw err;
-        if (err.code === 'SNAPSHOT_NOT_FOUND' && !(await exists(join(this.dir, name)))) continue; // deleted since readdir
+        // Deleted since readdir: skip quietly. A stat that fails otherwise (EACCES, EIO) counts as
+        // present, so the warning below reports the snapshot instead of list() failing on it.
+        if (err.code === 'SNAPSHOT_NOT_FOUND' && !(await exists(join(this.dir, name)).catch(() => true))) continue;
         this.warn(`${err.message}; skipped`);
       }
     }
@@ -401,6 +403,8 @@ class FileSink implements SnapshotSink {
   }
 
   private async discard(): Promise<void> {
+    // Safe to drop: discarding follows a failure or a cancel that the caller already has; the snapshot
+    // never became visible, and a leftover *.tmp is removed by the next open().
     await this.closeFile().catch(() => undefined);
     await rm(this.temp, { recursive: true, force: true }).catch(() => undefined);
     this.store.release(this.id);
@@ -480,10 +484,6 @@ function corruptSnapshot(id: string, path: string, what: string): StorageError {
     `snapshot ${id} is damaged: ${what} (${path}). Do not use it: take a new snapshot (or let the leader ` +
       'send one), and move the damaged directory out of the snapshot directory.',
     { path });
-}
-
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(() => true, () => false);
 }
 
 function snapshotId(term: Term, index: Index, ms: number): string {

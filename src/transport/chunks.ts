@@ -142,6 +142,7 @@ export async function forEachChunk(
   } finally {
     if (!finished) {
       if ('destroy' in source && typeof source.destroy === 'function') source.destroy();
+      // Safe to drop: the source is abandoned (we stopped early); only its clean-up can fail here.
       it.return(undefined).catch(() => {});
     }
   }

@@ -3,6 +3,7 @@
 // it returns a typed Message or a typed DecodeError (wrong types, missing fields, unsafe integers,
 // unknown message types, broken entry or configuration rules).
 
+import { unreachable } from '../base/index.js';
 import type {
   AppendMessage,
   AppendResponseMessage,
@@ -96,10 +97,6 @@ export const wireSnapshotMetaFields = { index: true, term: true, configuration: 
 >;
 export const wireServerFields = { id: true, suffrage: true, address: true } as const satisfies Readonly<Record<keyof Server, true>>;
 export const wireConfigurationFields = { servers: true } as const satisfies Readonly<Record<keyof Configuration, true>>;
-
-function unreachable(x: never): never {
-  throw new Error(`unreachable: ${JSON.stringify(x)}`);
-}
 
 // ---------------------------------------------------------------------------------------------
 // Encoding: trusted values from the core, so no checks beyond what protobufjs does.

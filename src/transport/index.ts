@@ -27,5 +27,5 @@ export type {
 } from './rpc-codec.js';
 export { TransportError, SnapshotStreamError, StreamError, codeMetadataKey } from './errors.js';
 export type { TransportErrorCode, SnapshotRejectCode, StreamRejectCode } from './errors.js';
-export { transportLimits, transportDefaults, KiB, MiB } from './limits.js';
+export { transportLimits, transportDefaults } from './limits.js';
 export { raftPeerService, conclaveServerService, protoDir } from './proto.js';

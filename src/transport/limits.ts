@@ -2,8 +2,7 @@
 // PeerTransport and ServerRpc fall back to these; `checkPeerTransportLimits` runs at construction so a
 // bad combination fails loudly at start-up, not as a stuck stream later.
 
-export const KiB = 1024;
-export const MiB = 1024 * KiB;
+import { KiB, MiB } from '../base/index.js';
 
 export const transportLimits = {
   /** gRPC's default maximum receive message size; we keep it and stay under it everywhere. */
@@ -48,6 +47,8 @@ export const transportDefaults = {
   /** Snapshot chunks handed to gRPC but not yet flushed to the socket. Bounds sender memory to
    *  about chunkBytes × this. */
   snapshotChunksInFlightCount: 4,
+  /** A verified incoming stream (snapshot, save or restore body) reads this far ahead of its consumer. */
+  verifiedReadAheadBytes: 64 * KiB,
   /** InstallSnapshot deadline = base + size / minimum throughput. hashicorp/raft scales its deadline
    *  with size the same way (timeout × size / 256 KB). 20 MiB → 30 s; 1 GiB → about 17.5 min. */
   snapshotBaseTimeoutMs: 10_000,

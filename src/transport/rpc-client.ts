@@ -187,7 +187,7 @@ export class ServerRpcClient {
       what: `snapshot save from ${address}`,
       describeBreak: (err) => this.callError(err, 'snapshot save', address).message,
     });
-    const body = Readable.from(verifier.bytes(), { objectMode: false, highWaterMark: 64 * 1024 });
+    const body = Readable.from(verifier.bytes(), { objectMode: false, highWaterMark: transportDefaults.verifiedReadAheadBytes });
     // Errors stay observable to whoever reads (the stream remains errored); this only keeps an
     // unobserved one from becoming an uncaught exception.
     body.on('error', () => {});
@@ -203,7 +203,7 @@ export class ServerRpcClient {
     let ended = false;
     let settle!: { resolve: (v: unknown) => void; reject: (e: Error) => void };
     const reply = new Promise<unknown>((resolve, reject) => (settle = { resolve, reject }));
-    reply.catch(() => {});
+    reply.catch(() => {}); // only marks it handled: every path below awaits `reply` or abandons it on purpose
     const callEnded = reply.then(
       () => undefined,
       () => undefined,

@@ -311,7 +311,7 @@ export class ServerRpcServer {
       what: `restore stream from ${ctx.caller}`,
       cancelled: () => call.cancelled,
     });
-    const body = Readable.from(verifier.bytes(), { objectMode: false, highWaterMark: 64 * 1024 });
+    const body = Readable.from(verifier.bytes(), { objectMode: false, highWaterMark: transportDefaults.verifiedReadAheadBytes });
     // Errors stay observable to whoever reads (the stream remains errored); this only keeps an
     // unobserved one from becoming an uncaught exception.
     body.on('error', () => {});

@@ -2,14 +2,15 @@
 // memory and a size-scaled deadline) and the receiving side (verify size and SHA-256 while streaming
 // into the handler; the handler's stream ends cleanly only when both match).
 
-import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import type { NodeId } from '../raft/index.js';
 import { SourceError, WriteGate, forEachChunk, type ByteSource } from './chunks.js';
 import { decodeSnapshotHeader, encodeSnapshotHeader, type SnapshotHeader } from './codec.js';
 import { SnapshotStreamError, TransportError, codeMetadataKey, type SnapshotRejectCode } from './errors.js';
+import { transportDefaults } from './limits.js';
 import type { Method } from './proto.js';
+import { HashedStreamVerifier } from './verifier.js';
 import { bytes, describe, rec, oneofMember, Invalid } from './wire.js';
 
 /**
@@ -150,45 +151,20 @@ export type SnapshotReceipt =
   | { readonly ok: true; readonly header: SnapshotHeader; readonly receivedBytes: number }
   | { readonly ok: false; readonly grpcCode: grpc.status; readonly code: SnapshotRejectCode; readonly message: string };
 
-interface Failure {
-  readonly code: SnapshotRejectCode;
-  readonly message: string;
-}
-
 /** Pulls data chunks from the call, checking chunk type and size, total size and SHA-256. */
-class Verifier {
-  received = 0;
-  complete = false;
-  failure: Failure | undefined;
-  readonly failed: Promise<Failure>;
-  private signalFailure!: (f: Failure) => void;
-
+class Verifier extends HashedStreamVerifier<SnapshotRejectCode, SnapshotStreamError> {
   constructor(
-    private readonly it: AsyncIterator<unknown>,
+    it: AsyncIterator<unknown>,
     private readonly header: SnapshotHeader,
     private readonly maxChunkBytes: number,
     /** grpc-js ends a cancelled call's stream like a finished one; this tells the two apart. */
     private readonly cancelled: () => boolean,
   ) {
-    this.failed = new Promise<Failure>((resolve) => (this.signalFailure = resolve));
+    super(it);
   }
 
-  private fail(code: SnapshotRejectCode, message: string): never {
-    throw this.record(code, message);
-  }
-
-  private record(code: SnapshotRejectCode, message: string): SnapshotStreamError {
-    const f = { code, message: `${message}; the snapshot was not installed` };
-    if (this.failure === undefined) {
-      this.failure = f;
-      this.signalFailure(f);
-    }
-    return new SnapshotStreamError(code, f.message);
-  }
-
-  /** Fails the transfer from outside (the call was cancelled); undefined if it already ended. */
-  abort(code: SnapshotRejectCode, message: string): SnapshotStreamError | undefined {
-    return this.complete || this.failure !== undefined ? undefined : this.record(code, message);
+  protected error(code: SnapshotRejectCode, message: string): SnapshotStreamError {
+    return new SnapshotStreamError(code, `${message}; the snapshot was not installed`);
   }
 
   private chunk(raw: unknown, n: number): Buffer {
@@ -206,14 +182,8 @@ class Verifier {
 
   async *bytes(): AsyncGenerator<Buffer> {
     const size = this.header.sizeBytes;
-    const hash = createHash('sha256');
     for (let n = 1; ; n++) {
-      let r: IteratorResult<unknown>;
-      try {
-        r = await this.it.next();
-      } catch (err) {
-        this.fail('SNAPSHOT_STREAM_BROKEN', `the stream broke after ${this.received} of ${size} bytes: ${(err as Error).message}`);
-      }
+      const r = await this.next((err) => ['SNAPSHOT_STREAM_BROKEN', `the stream broke after ${this.received} of ${size} bytes: ${(err as Error).message}`]);
       if (r.done === true) {
         if (this.cancelled()) {
           this.fail('SNAPSHOT_STREAM_BROKEN', `the sender cancelled the transfer (or its deadline passed) after ${this.received} of ${size} bytes`);
@@ -221,20 +191,17 @@ class Verifier {
         break;
       }
       const data = this.chunk(r.value, n);
-      if (data.length > this.maxChunkBytes) {
-        this.fail('SNAPSHOT_CHUNK_TOO_LARGE', `chunk ${n} is ${data.length} bytes; the limit is ${this.maxChunkBytes}`);
-      }
+      this.checkChunk(data, n, this.maxChunkBytes, 'SNAPSHOT_CHUNK_TOO_LARGE');
       if (this.received + data.length > size) {
         this.fail('SNAPSHOT_SIZE_MISMATCH', `received more than the ${size} bytes the header declared`);
       }
-      hash.update(data);
-      this.received += data.length;
+      this.count(data);
       yield data;
     }
     if (this.received !== size) {
       this.fail('SNAPSHOT_SIZE_MISMATCH', `the stream ended after ${this.received} bytes; the header declared ${size} (short stream)`);
     }
-    const actual = hash.digest('hex');
+    const actual = this.sha256Hex();
     if (actual !== this.header.sha256) {
       this.fail('SNAPSHOT_CHECKSUM_MISMATCH', `the ${size} bytes received have SHA-256 ${actual}; the header declared ${this.header.sha256}`);
     }
@@ -283,7 +250,7 @@ export async function receiveSnapshot(
     return refuse(grpc.status.UNAVAILABLE, 'SNAPSHOT_NO_HANDLER', `${ctx.localId} has no snapshot handler yet; retry later`);
   }
   const verifier = new Verifier(it, header, ctx.maxChunkBytes, () => call.cancelled === true);
-  const data = Readable.from(verifier.bytes(), { objectMode: false, highWaterMark: 64 * 1024 });
+  const data = Readable.from(verifier.bytes(), { objectMode: false, highWaterMark: transportDefaults.verifiedReadAheadBytes });
   // Errors stay observable to whoever reads (the stream remains errored); this only keeps an
   // unobserved one from becoming an uncaught exception.
   data.on('error', () => {});
@@ -296,7 +263,7 @@ export async function receiveSnapshot(
     );
     if (err !== undefined) data.destroy(err);
   });
-  type Outcome = { kind: 'handled'; error?: unknown } | { kind: 'failed'; failure: Failure };
+  type Outcome = { kind: 'handled'; error?: unknown } | { kind: 'failed'; failure: SnapshotStreamError };
   const handled: Promise<Outcome> = (async () => {
     try {
       await ctx.handler!(header, data);

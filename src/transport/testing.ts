@@ -4,11 +4,12 @@
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:net';
 import type { Logger } from 'pino';
+import { KiB } from '../base/index.js';
 import type { Message } from '../raft/index.js';
 import { PeerTransport, type PeerTransportOptions } from './peer-transport.js';
 
 /** Deterministic pseudo-random bytes (xorshift32), `sizeBytes` in total, in pieces of `pieceBytes`. */
-export async function* pseudoRandomBytes(sizeBytes: number, seed: number, pieceBytes = 64 * 1024): AsyncGenerator<Uint8Array> {
+export async function* pseudoRandomBytes(sizeBytes: number, seed: number, pieceBytes = 64 * KiB): AsyncGenerator<Uint8Array> {
   let x = seed >>> 0 || 1;
   let left = sizeBytes;
   while (left > 0) {

@@ -3,6 +3,7 @@
 
 import { createHash } from 'node:crypto';
 import { StreamError, type StreamRejectCode } from './errors.js';
+import { HashedStreamVerifier } from './verifier.js';
 import { Invalid, bytes, describe, oneofMember, rec, reqRec, toHex, u64 } from './wire.js';
 
 export interface TrailerVerifierOptions {
@@ -17,48 +18,24 @@ export interface TrailerVerifierOptions {
   readonly cancelled?: () => boolean;
 }
 
-export class TrailerVerifier {
-  received = 0;
-  complete = false;
-  failure: StreamError | undefined;
-  readonly failed: Promise<StreamError>;
-  private signal!: (e: StreamError) => void;
-
+export class TrailerVerifier extends HashedStreamVerifier<StreamRejectCode, StreamError> {
   constructor(
-    private readonly it: AsyncIterator<unknown>,
+    it: AsyncIterator<unknown>,
     private readonly o: TrailerVerifierOptions,
   ) {
-    this.failed = new Promise((resolve) => (this.signal = resolve));
+    super(it);
   }
 
-  private fail(code: StreamRejectCode, message: string, cause?: unknown): never {
-    throw this.record(code, message, cause);
-  }
-
-  private record(code: StreamRejectCode, message: string, cause?: unknown): StreamError {
-    const err = new StreamError(code, `${this.o.what}: ${message}`, { cause });
-    if (this.failure === undefined) {
-      this.failure = err;
-      this.signal(err);
-    }
-    return err;
-  }
-
-  /** Fails the stream from outside (the call was cancelled); undefined if it already ended. */
-  abort(code: StreamRejectCode, message: string): StreamError | undefined {
-    return this.complete || this.failure !== undefined ? undefined : this.record(code, message);
+  protected error(code: StreamRejectCode, message: string, cause?: unknown): StreamError {
+    return new StreamError(code, `${this.o.what}: ${message}`, { cause });
   }
 
   async *bytes(): AsyncGenerator<Buffer> {
-    const hash = createHash('sha256');
     for (let n = 1; ; n++) {
-      let r: IteratorResult<unknown>;
-      try {
-        r = await this.it.next();
-      } catch (err) {
-        const why = this.o.describeBreak?.(err) ?? (err as Error)?.message ?? describe(err);
-        this.fail('STREAM_BROKEN', `the stream broke after ${this.received} bytes: ${why}`, err);
-      }
+      const r = await this.next((err) => [
+        'STREAM_BROKEN',
+        `the stream broke after ${this.received} bytes: ${this.o.describeBreak?.(err) ?? (err as Error)?.message ?? describe(err)}`,
+      ]);
       if (r.done === true) {
         if (this.o.cancelled?.() === true) {
           this.fail('STREAM_BROKEN', `the sender cancelled the stream (or its deadline passed) after ${this.received} bytes`);
@@ -76,11 +53,8 @@ export class TrailerVerifier {
       }
       if (part === 'data') {
         const data = this.decode(() => bytes(o, 'data', `part[${n}]`));
-        if (data.byteLength > this.o.maxChunkBytes) {
-          this.fail('STREAM_CHUNK_TOO_LARGE', `chunk ${n} is ${data.byteLength} bytes; the limit is ${this.o.maxChunkBytes}`);
-        }
-        hash.update(data);
-        this.received += data.byteLength;
+        this.checkChunk(data, n, this.o.maxChunkBytes, 'STREAM_CHUNK_TOO_LARGE');
+        this.count(data);
         yield Buffer.from(data.buffer, data.byteOffset, data.byteLength);
         continue;
       }
@@ -94,14 +68,9 @@ export class TrailerVerifier {
       if (size !== this.received) {
         this.fail('STREAM_SIZE_MISMATCH', `received ${this.received} bytes but the trailer says ${size}`);
       }
-      const actual = hash.digest('hex');
+      const actual = this.sha256Hex();
       if (actual !== sha) this.fail('STREAM_CHECKSUM_MISMATCH', `the ${size} bytes received have SHA-256 ${actual}; the trailer says ${sha}`);
-      let extra: IteratorResult<unknown>;
-      try {
-        extra = await this.it.next();
-      } catch (err) {
-        this.fail('STREAM_BROKEN', `the stream broke after its trailer: ${(err as Error)?.message ?? describe(err)}`, err);
-      }
+      const extra = await this.next((err) => ['STREAM_BROKEN', `the stream broke after its trailer: ${(err as Error)?.message ?? describe(err)}`]);
       if (extra.done !== true) this.fail('STREAM_BAD_PART', 'a part followed the trailer');
       this.complete = true;
       return;

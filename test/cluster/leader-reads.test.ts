@@ -38,6 +38,7 @@ test('a new leader answers a default read only once it has applied what the old 
   // A long election timeout (1-2 s): while the old leader's heartbeats are lost, its followers must
   // not campaign before the write is acknowledged, however slow the machine.
   for (const [i, id] of ['a', 'b', 'c'].entries()) servers.push(await startServer(id, dirs[i] as string, 0, { electionTimeoutTicks: 50 }));
+  // Teardown: a server the test already stopped, or one that died, must not keep the others running.
   t.teardown(() => Promise.all(servers.map((s) => stopServer(s).catch(() => undefined))));
   await Promise.all(servers.map((s) => s.node.bootstrap(configurationOf(servers))));
   const old = await leaderOf(servers);

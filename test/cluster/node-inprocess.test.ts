@@ -37,6 +37,7 @@ test('three servers: replicate, lose the leader, elect another, and bring the ol
   const dirs = await Promise.all([tempDir(t), tempDir(t), tempDir(t)]);
   const servers: TestServer[] = [];
   for (const [i, id] of ['a', 'b', 'c'].entries()) servers.push(await startServer(id, dirs[i] as string));
+  // Teardown: a server the test already stopped, or one that died, must not keep the others running.
   t.teardown(() => Promise.all(servers.map((s) => stopServer(s).catch(() => undefined))));
   const config = configurationOf(servers);
   await Promise.all(servers.map((s) => s.node.bootstrap(config)));
@@ -65,6 +66,7 @@ test('a server that missed a compaction catches up through InstallSnapshot', asy
   const servers: TestServer[] = [];
   const small = { snapshotThresholdEntries: 20, trailingEntries: 2 };
   for (const [i, id] of ['a', 'b', 'c'].entries()) servers.push(await startServer(id, dirs[i] as string, 0, small));
+  // Teardown: a server the test already stopped, or one that died, must not keep the others running.
   t.teardown(() => Promise.all(servers.map((s) => stopServer(s).catch(() => undefined))));
   await Promise.all(servers.map((s) => s.node.bootstrap(configurationOf(servers))));
   const leader = await leaderOf(servers);
@@ -91,6 +93,7 @@ test('after a restart, a server a little behind catches up from trailing entries
   let servers: TestServer[] = [];
   const small = { snapshotThresholdEntries: 20, trailingEntries: 40 };
   for (const [i, id] of ['a', 'b', 'c'].entries()) servers.push(await startServer(id, dirs[i] as string, 0, small));
+  // Teardown: a server the test already stopped, or one that died, must not keep the others running.
   t.teardown(() => Promise.all(servers.map((s) => stopServer(s).catch(() => undefined))));
   await Promise.all(servers.map((s) => s.node.bootstrap(configurationOf(servers))));
   let leader = await leaderOf(servers);
@@ -208,6 +211,7 @@ test('a user restore replaces the state on every server, including one that was 
     servers.push(await startServer(id, dirs[i] as string, 0, {}, eventsOf.get(id)));
   }
   t.teardown(async () => {
+    // A server the test already stopped, or one that died, must not keep the others running.
     await Promise.all(servers.map((s) => stopServer(s).catch(() => undefined)));
     await source.close();
   });

@@ -38,7 +38,7 @@ async function startServers(t: ExecutionContext, ids: readonly string[], forward
     const server = new Server({ node, rpc, nodeName: id, datacenter: 'dc1', version: 'test', address, logger, leaderWaitMs: 5000 });
     rpcServer.setHandlers(server.rpcHandlers());
     t.teardown(async () => {
-      await node.close().catch(() => undefined);
+      await node.close().catch(() => undefined); // a test that failed may leave it stopped on an error
       await rpcServer.close();
       await transport.close();
       rpc.close();
@@ -90,7 +90,7 @@ test('a leader with no room for another forwarded call refuses a write clearly, 
   // One blocking query fills the leader's only slot for this follower.
   const client = new AbortController();
   const blocked = follower.server.kvGet('watched', { consistency: 'default', minIndex: first.meta.index, waitMs: 60_000, signal: client.signal });
-  blocked.catch(() => undefined);
+  blocked.catch(() => undefined); // the test aborts it at the end; only the refused apply is checked
   await waitFor('the leader holds the blocking query', () => (leader.node.fsm['watchers'] as { size: number }).size === 1);
   const err = await t.throwsAsync(follower.server.apply({ type: 'kvs', op: { verb: 'set', key: 'refused', value: new TextEncoder().encode('x'), flags: 0 } }));
   t.true(err instanceof ServerError && err.code === 'unavailable', String(err));

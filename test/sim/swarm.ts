@@ -2,7 +2,8 @@
 // every seed is a different combination), then a safety phase under faults and a liveness phase in
 // which the healed cluster must elect a leader, commit and converge within a bounded number of ticks.
 
-import { InvariantError, SeededRandom, type NodeId, type RaftCore } from '../../src/raft/index.js';
+import { InvariantError } from '../../src/base/index.js';
+import { SeededRandom, type NodeId, type RaftCore } from '../../src/raft/index.js';
 import { SimFailure } from './checker.js';
 import { World, type SimBug, type SimNode, type WorldOptions } from './world.js';
 

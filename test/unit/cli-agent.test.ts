@@ -234,7 +234,7 @@ test('a server module that cannot be loaded exits 1', async (t) => {
   const dir = await dataDir(t);
   const h = harness(t, async () => fakeAgent(), {
     loadStartAgent: async () => {
-      throw new Error("Cannot find module '../server/agent.js'");
+      throw new Error("Cannot find module '../agent/index.js'");
     },
   });
   t.is(await settle(t, h, runAgentCommand(argv(dir), h.deps)), 1);

@@ -12,7 +12,7 @@ async function openFsm(t: { teardown(f: () => Promise<void>): void }): Promise<F
   const dir = await mkdtemp(join(tmpdir(), 'conclave-fsm-batch-'));
   const fsm = await Fsm.open(dir);
   t.teardown(async () => {
-    await fsm.close().catch(() => undefined);
+    await fsm.close().catch(() => undefined); // a test that failed may leave it closed or poisoned
     await rm(dir, { recursive: true, force: true });
   });
   return fsm;

@@ -10,13 +10,13 @@ import {
   encodeCommand,
   Fsm,
   FsmError,
-  InvariantError,
   MessageType,
   readStateBin,
   type ApplyResult,
   type Command,
   type KvWriteOp,
 } from '../../src/fsm/index.js';
+import { InvariantError } from '../../src/base/index.js';
 
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);
 const str = (b: Uint8Array | undefined): string | undefined => (b === undefined ? undefined : new TextDecoder().decode(b));

@@ -1,6 +1,7 @@
 // The core's log: term lookups, conflict search, truncation and the pending-restore layout.
 import test from 'ava';
-import { InvariantError, type Entry, type SnapshotMeta } from '../../src/raft/index.js';
+import { InvariantError } from '../../src/base/index.js';
+import type { Entry, SnapshotMeta } from '../../src/raft/index.js';
 import { RaftLog, initialSnapshot } from '../../src/raft/log.js';
 
 const cfg = { servers: [{ id: 'a', suffrage: 'voter' as const }] };

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { Configuration, Entry, SnapshotMeta } from '../../src/raft/types.js';
 import { LogStore, StorageError } from '../../src/storage/index.js';
 import { entryKey, encodeEntry, encodeFormat, encodeStart, formatKey, startKey, decodeFormat } from '../../src/storage/codec.js';
-import { InvariantError } from '../../src/storage/errors.js';
+import { InvariantError } from '../../src/base/index.js';
 
 async function tempDir(t: ExecutionContext): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'conclave-log-'));

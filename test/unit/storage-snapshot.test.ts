@@ -10,7 +10,7 @@ import type { Readable } from 'node:stream';
 
 import type { SnapshotMeta } from '../../src/raft/types.js';
 import { SnapshotStore, StorageError, type SnapshotSink } from '../../src/storage/index.js';
-import { InvariantError } from '../../src/storage/errors.js';
+import { InvariantError } from '../../src/base/index.js';
 
 async function tempDir(t: ExecutionContext): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'conclave-snap-'));

@@ -6,8 +6,8 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
+import { MiB } from '../../src/base/index.js';
 import {
-  MiB,
   ServerRpcClient,
   ServerRpcServer,
   StreamError,

@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
 import type { Message, SnapshotMessage } from '../../src/raft/index.js';
-import { MiB, PeerTransport, TransportError, raftPeerService, snapshotDeadlineMs } from '../../src/transport/index.js';
+import { MiB } from '../../src/base/index.js';
+import { PeerTransport, TransportError, raftPeerService, snapshotDeadlineMs } from '../../src/transport/index.js';
 import { pseudoRandomBytes, pseudoRandomSha256, sampleMessages, startPair, waitFor } from '../../src/transport/testing.js';
 
 const snapshotMessage = sampleMessages('a', 'b').find((m): m is SnapshotMessage => m.type === 'snapshot')!;

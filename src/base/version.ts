@@ -1,5 +1,6 @@
-// The version printed by `conclave version` and the agent's start banner: package.json's, read once.
-// From src/cli/ (tsx) and from dist/cli/ (compiled) package.json is two directories up.
+// Conclave's version, package.json's, read once: printed by `conclave version`, the agent's start
+// banner, and told to other servers and HTTP clients. In src/base so that every layer may ask for it.
+// From src/base/ (tsx) and from dist/base/ (compiled) package.json is two directories up.
 
 import { readFileSync } from 'node:fs';
 

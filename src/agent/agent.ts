@@ -1,19 +1,21 @@
 // One `conclave agent` process: a server node with its gRPC endpoint (Raft peer traffic and
 // server-to-server calls on one port), the Raft node, the Consul HTTP API, cluster discovery
-// (bootstrap_expect, retry_join) and the leader's promotion of caught-up non-voters.
+// (bootstrap_expect, retry_join) and the leader's promotion of caught-up non-voters. This is the only
+// place that wires the layers together; the limits it sets come from the layers' tables and its own.
 
 import * as grpc from '@grpc/grpc-js';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { conclaveVersion } from '../base/index.js';
 import type { AgentConfig } from '../config/index.js';
 import { startHttpServer } from '../http/index.js';
 import { RaftNode } from '../node/index.js';
 import type { Configuration } from '../raft/index.js';
+import { Server, type Hello } from '../server/index.js';
 import { writeFileAtomic } from '../storage/index.js';
-import { PeerTransport, ServerRpcClient, ServerRpcServer } from '../transport/index.js';
-import { Server, type Hello } from './server.js';
-import { conclaveVersion } from '../cli/version.js';
+import { PeerTransport, ServerRpcClient, ServerRpcServer, transportLimits } from '../transport/index.js';
+import { agentLimits } from './limits.js';
 
 export interface Agent {
   readonly httpAddress: string;
@@ -23,17 +25,13 @@ export interface Agent {
   close(): Promise<void>;
 }
 
-/** How often a fresh server looks for its peers, and how often the leader checks non-voters. */
-const discoveryIntervalMs = 1000;
-const promotionIntervalMs = 1000;
-
 export async function startAgent(config: AgentConfig, logger: Logger): Promise<Agent> {
   await mkdir(config.dataDir, { recursive: true });
   await claimDataDir(config);
   const id = config.nodeName;
   const address = config.serverAdvertiseAddress;
 
-  const grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': 8 * 1024 * 1024 });
+  const grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': transportLimits.grpcMaxMessageBytes });
   const transport = new PeerTransport({ id, logger: logger.child({ component: 'transport' }) });
   transport.addTo(grpcServer);
   const rpcServer = new ServerRpcServer({ logger });
@@ -55,8 +53,8 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
     tickMs: config.raft.tickMs,
     electionTimeoutTicks: config.raft.electionTimeoutTicks,
     heartbeatIntervalTicks: config.raft.heartbeatIntervalTicks,
-    maxMessageBytes: 1024 * 1024,
-    maxInflightMessages: 64,
+    maxMessageBytes: agentLimits.raftMaxMessageBytes,
+    maxInflightMessages: agentLimits.raftMaxInflightMessages,
     snapshotThresholdEntries: config.raft.snapshotThresholdEntries,
     trailingEntries: config.raft.trailingEntries,
     snapshotsRetained: config.raft.snapshotsRetained,
@@ -69,7 +67,10 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
     version: conclaveVersion(),
     address,
     logger,
-    leaderWaitMs: Math.max(2000, 4 * config.raft.tickMs * config.raft.electionTimeoutTicks),
+    leaderWaitMs: Math.max(
+      agentLimits.leaderWaitMinMs,
+      agentLimits.leaderWaitElectionTimeouts * config.raft.tickMs * config.raft.electionTimeoutTicks,
+    ),
   });
   rpcServer.setHandlers(server.rpcHandlers());
   const http = await startHttpServer({ host: config.httpHost, port: config.httpPort, api: server, logger: logger.child({ component: 'http' }) });
@@ -84,9 +85,9 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
       logger.debug({ event: 'discovery-retry', err: (e as Error).message }, 'looking for peers'),
     );
   };
-  timers.push(setInterval(() => void discover(), discoveryIntervalMs));
+  timers.push(setInterval(() => void discover(), agentLimits.discoveryIntervalMs));
   void discover();
-  timers.push(setInterval(() => void promoteCaughtUp(node, logger), promotionIntervalMs));
+  timers.push(setInterval(() => void promoteCaughtUp(node, logger), agentLimits.promotionIntervalMs));
 
   let resolveClosed!: () => void;
   let rejectClosed!: (e: Error) => void;
@@ -99,10 +100,13 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
     stopping = true;
     for (const t of timers) clearInterval(t);
     logger.info({ event: 'agent-stopping' }, 'stopping the agent');
-    await http.close().catch(() => undefined);
-    await node.close().catch(() => undefined);
-    await rpcServer.close().catch(() => undefined);
-    await transport.close().catch(() => undefined);
+    // A part that fails to close must not keep the others open: log it and close the rest.
+    const closePart = (part: string, closing: Promise<void>): Promise<void> =>
+      closing.catch((err: unknown) => logger.warn({ event: 'agent-close-failed', part, err }, `closing the ${part} failed; closing the rest`));
+    await closePart('HTTP server', http.close());
+    await closePart('Raft node', node.close());
+    await closePart('server RPC', rpcServer.close());
+    await closePart('Raft transport', transport.close());
     rpcClient.close();
     grpcServer.forceShutdown();
     logger.info({ event: 'agent-stopped' }, 'agent stopped');

@@ -1,0 +1,8 @@
+// The base every layer may import: what every folder needs and no folder owns. It imports nothing
+// from src/. Keep it small; a helper belongs here only once two layers need the very same thing.
+
+export { InvariantError, assert, unreachable } from './invariant.js';
+export { KiB, MiB, GiB } from './units.js';
+export { exists, fsyncDir } from './files.js';
+export { sleep } from './sleep.js';
+export { conclaveVersion } from './version.js';

@@ -1,0 +1,19 @@
+// Every limit and default of the server layer, with its unit last and its reason beside it.
+
+export const serverLimits = {
+  /** Deadline of a hello to a possible peer: an unreachable address must not stall discovery. */
+  helloTimeoutMs: 2_000,
+  /** A forwarded read's deadline is its blocking wait plus this, for the leader's own work and the reply. */
+  forwardedReadMarginMs: 15_000,
+  /** A blocking read with nothing to watch (txn, raft configuration) sleeps at most this long, then answers. */
+  unwatchedBlockMaxMs: 1_000,
+  /**
+   * While no leader is known a request looks again after 50, 100, 150... ms, at most 250 ms, or as soon
+   * as the node sees a leader, role or term change.
+   */
+  leaderPollStepMs: 50,
+  leaderPollMaxMs: 250,
+  /** After a leader's "retry" (it has not committed its first entry yet): 10, 20, 30... ms, at most 100 ms. */
+  retryPollStepMs: 10,
+  retryPollMaxMs: 100,
+} as const;
