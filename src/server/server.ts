@@ -330,12 +330,12 @@ export class Server implements ServerApi {
           throw new ServerError('unavailable', `the leader refused the request: ${e.message}; nothing was done, retry later`, { cause: e });
         }
         if (e instanceof TransportError) {
-          // The leader we believed in is unreachable (often: it just died). A call that never left
-          // may be retried, as may any read; a write that may have reached it has an unknown outcome.
-          // NO_HANDLER: the server answered before it was ready to run anything (just started).
-          const neverSent = e.code === 'PEER_UNKNOWN' || e.remoteCode === 'NO_HANDLER' ||
-            (e.code === 'UNAVAILABLE' && /No connection established|ECONNREFUSED/.test(e.message));
-          if (!idempotent && !neverSent) {
+          // The leader we believed in is unreachable (often: it just died). A call the transport
+          // knows it never sent may be retried, as may any read; a write that may have reached it
+          // has an unknown outcome. NO_HANDLER: the server answered before it was ready to run
+          // anything (just started).
+          const neverRan = e.code === 'NOT_SENT' || e.remoteCode === 'NO_HANDLER';
+          if (!idempotent && !neverRan) {
             throw new ServerError('unknown-outcome',
               `forwarding the write to the leader failed after it was sent (${e.message}); it may or may not have been applied`, { cause: e });
           }
