@@ -179,3 +179,12 @@ test('a write the leader received before its connection broke is reported as an 
   t.regex(err!.message, /forwarding the write to the leader failed after it was sent/);
   t.true((err as Error).cause instanceof TransportError && ((err as Error).cause as TransportError).code === 'UNAVAILABLE');
 });
+
+test('operator calls through a follower reach the leader on their own RPC: transfer leadership', async (t) => {
+  const { leader, follower } = await threeServers(t);
+  const unaryBefore = leader.rpcServer.stats().unaryCalls;
+  await follower.server.transferLeadership(follower.id);
+  await waitFor('the follower to lead', () => follower.node.status().role === 'leader');
+  t.is(leader.rpcServer.stats().unaryCalls, unaryBefore + 1);
+  t.is(leader.rpcServer.stats().forwardedCalls, 0);
+});
