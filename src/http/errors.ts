@@ -7,6 +7,8 @@
 //   gets a 500 and the log gets the stack, but the process keeps serving other requests (a broken HTTP
 //   answer must not take a Raft member down with it).
 
+import type { ServerErrorCode } from '../server/index.js';
+
 export class HttpError extends Error {
   override readonly name = 'HttpError';
   constructor(
@@ -23,6 +25,21 @@ export class HttpError extends Error {
     super(body, options.cause === undefined ? undefined : { cause: options.cause });
   }
 }
+
+/**
+ * The one table from a server error's code to its HTTP answer: the status, and Consul's exact body
+ * where Consul has a fixed text (otherwise the error's own message is the body). Every ServerError
+ * reaching the HTTP layer, from this server or relayed from the leader, is answered from here.
+ */
+export const serverErrorReplies: Readonly<Record<ServerErrorCode, { readonly status: number; readonly body?: string }>> = {
+  'no-leader': { status: 500, body: 'No cluster leader' },
+  'unknown-outcome': { status: 500 },
+  'aborted-by-restore': { status: 500 },
+  'bad-request': { status: 400 },
+  'not-found': { status: 404 },
+  unavailable: { status: 503 },
+  internal: { status: 500 },
+};
 
 /** A 400 with a message a person can act on. */
 export function badRequest(body: string): HttpError {

@@ -18,8 +18,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { ServerError, type ServerApi, type ServerErrorCode } from '../server/index.js';
-import { HttpError } from './errors.js';
+import { ServerError, type ServerApi } from '../server/index.js';
+import { HttpError, serverErrorReplies } from './errors.js';
 import { httpLimits } from './limits.js';
 import { percentDecode, Query } from './query.js';
 import { textReply, type HttpServerLimits, type Reply, type RequestContext } from './reply.js';
@@ -56,16 +56,6 @@ class ClientGone extends Error {
 class ShuttingDown extends Error {
   override readonly name = 'ShuttingDown';
 }
-
-const serverErrorStatus: Readonly<Record<ServerErrorCode, number>> = {
-  'no-leader': 500,
-  'unknown-outcome': 500,
-  'aborted-by-restore': 500,
-  'bad-request': 400,
-  'not-found': 404,
-  unavailable: 503,
-  internal: 500,
-};
 
 export async function startHttpServer(options: HttpServerOptions): Promise<HttpServer> {
   const limits: HttpServerLimits = { ...httpLimits, ...options.limits };
@@ -228,9 +218,9 @@ async function dispatch(env: RequestEnv, signal: AbortSignal, body: BodyReader):
 function replyForError(error: unknown, signal: AbortSignal, log: Logger, req: IncomingMessage): Reply {
   if (error instanceof HttpError) return textReply(error.status, error.body, error.options.headers);
   if (error instanceof ServerError) {
-    // Consul's exact text, whatever the server's message says.
-    if (error.code === 'no-leader') return textReply(500, 'No cluster leader');
-    return textReply(serverErrorStatus[error.code], error.message);
+    // Consul's exact text where it has one, whatever the server's message says.
+    const { status, body } = serverErrorReplies[error.code];
+    return textReply(status, body ?? error.message);
   }
   if (signal.aborted && signal.reason instanceof ShuttingDown) {
     return textReply(503, 'This Conclave server is shutting down; retry the request on another server.');

@@ -3,20 +3,20 @@
 // them), reads follow Consul's consistency modes, blocking queries wait here (on the leader for
 // forwarded reads), and the operator calls (join, remove, transfer) run on the leader.
 
-import { decode, encode as msgpackEncode } from '@msgpack/msgpack';
-
-/**
- * Payloads between servers. Absent fields stay absent: msgpack has no `undefined`, and by default an
- * undefined property travels as nil and comes back as null, which reads as present (a forwarded GET of
- * a missing key once answered 500 instead of 404 that way).
- */
-const encode = (value: unknown): Uint8Array => msgpackEncode(value, { ignoreUndefined: true });
 import type { Logger } from 'pino';
 import { sleep } from '../base/index.js';
 import { decodeCommand, encodeCommand, type ApplyResult, type Command, type DirEntry, type KvReadOp, type WatchTarget } from '../fsm/index.js';
 import { NodeError, type RaftNode } from '../node/index.js';
 import type { NodeId } from '../raft/index.js';
-import { TransportError, type RpcContext, type RpcResult, type ServerRpcClient, type ServerRpcHandlers } from '../transport/index.js';
+import {
+  TransportError,
+  type CallOptions,
+  type RpcContext,
+  type RpcError,
+  type RpcResult,
+  type ServerRpcClient,
+  type ServerRpcHandlers,
+} from '../transport/index.js';
 import {
   ServerError,
   type Consistency,
@@ -27,6 +27,30 @@ import {
   type ServerApi,
 } from './api.js';
 import { serverLimits } from './limits.js';
+import {
+  decodeApplyResult,
+  decodeDone,
+  decodeForwardedRead,
+  decodeHello,
+  decodeOperatorCall,
+  decodeReadReply,
+  encodeApplyResult,
+  encodeDone,
+  encodeForwardedRead,
+  encodeHello,
+  encodeOperatorCall,
+  encodeReadReply,
+  type Decoded,
+  type Hello,
+  type OperatorCall,
+  type ProtocolError,
+  type ReadAnswers,
+  type ReadOp,
+  type ReadQuery,
+  type ReadReply,
+} from './protocol.js';
+
+export type { Hello };
 
 export interface ServerOptions {
   readonly node: RaftNode;
@@ -41,32 +65,8 @@ export interface ServerOptions {
   readonly leaderWaitMs: number;
 }
 
-/** A read as it travels to the leader (msgpack). */
-type ReadRequest =
-  | { t: 'get'; key: string; o: WireReadOptions }
-  | { t: 'list'; prefix: string; o: WireReadOptions }
-  | { t: 'keys'; prefix: string; sep: string; o: WireReadOptions }
-  | { t: 'txn'; ops: readonly KvReadOp[]; o: WireReadOptions }
-  | { t: 'config'; o: WireReadOptions }
-  | { t: 'hello' }
-  | { t: 'join'; id: string; address: string }
-  | { t: 'remove'; id: string }
-  | { t: 'transfer'; id: string };
-
-interface WireReadOptions {
-  readonly c: Consistency;
-  readonly i: number;
-  readonly w: number;
-}
-
-/** What a server says about itself to a server looking for peers. */
-export interface Hello {
-  readonly id: string;
-  readonly address: string;
-  readonly datacenter: string;
-  /** True while it has never been part of a cluster. */
-  readonly fresh: boolean;
-}
+/** One read served from this server's own state: the index for X-Consul-Index and the answer. */
+type LocalRead<Op extends ReadOp> = (query: Extract<ReadQuery, { op: Op }>) => Promise<{ index: number; answer: ReadAnswers[Op] }>;
 
 const protocolVersion = '3';
 
@@ -93,54 +93,56 @@ export class Server implements ServerApi {
     const bytes = encodeCommand(command);
     return this.onLeader(
       () => this.node.propose(bytes),
-      async (address) => {
-        const r = await this.o.rpc.apply(address, bytes);
-        return unwrap<ApplyResult>(r);
-      },
+      async (address) => answerOf(await this.o.rpc.apply(address, bytes), decodeApplyResult, 'forwarded apply', address),
       false,
     );
   }
 
   // ------------------------------------------------------------------------------------------
-  // Reads
+  // Reads: each is one ReadQuery, served by `read` here or on the leader alike.
   // ------------------------------------------------------------------------------------------
 
   async kvGet(key: string, o: ReadOptions): Promise<{ meta: ReadMeta; entry: DirEntry | undefined }> {
-    return this.read({ t: 'get', key, o: wire(o) }, o, async () => {
-      const r = await this.node.fsm.get(key);
-      return { index: r.index, value: { entry: r.entry } };
-    }, { key }).then(({ meta, value }) => ({ meta, entry: value.entry }));
+    return this.read({ op: 'kv-get', key }, o);
   }
 
   async kvList(prefix: string, o: ReadOptions): Promise<{ meta: ReadMeta; entries: readonly DirEntry[] }> {
-    return this.read({ t: 'list', prefix, o: wire(o) }, o, async () => {
-      const r = await this.node.fsm.list(prefix);
-      return { index: r.index, value: { entries: r.entries } };
-    }, { prefix }).then(({ meta, value }) => ({ meta, entries: value.entries }));
+    return this.read({ op: 'kv-list', prefix }, o);
   }
 
   async kvKeys(prefix: string, separator: string, o: ReadOptions): Promise<{ meta: ReadMeta; keys: readonly string[] }> {
-    return this.read({ t: 'keys', prefix, sep: separator, o: wire(o) }, o, async () => {
-      const r = await this.node.fsm.keys(prefix, separator);
-      return { index: r.index, value: { keys: r.keys } };
-    }, { prefix }).then(({ meta, value }) => ({ meta, keys: value.keys }));
+    return this.read({ op: 'kv-keys', prefix, separator }, o);
   }
 
   async readTxn(ops: readonly KvReadOp[], o: ReadOptions): Promise<{ meta: ReadMeta; reply: ReadTxnReply }> {
-    return this.read({ t: 'txn', ops, o: wire(o) }, o, async () => {
-      const r = await this.node.fsm.readTxn(ops.map((op) => ({ kind: 'kv' as const, op })));
-      const index = await this.node.fsm.kvsIndex();
-      return { index, value: { reply: { results: r.results, errors: r.errors } as ReadTxnReply } };
-    }, undefined).then(({ meta, value }) => ({ meta, reply: value.reply }));
+    return this.read({ op: 'kv-txn', ops }, o);
   }
 
   async raftConfiguration(o: ReadOptions): Promise<RaftConfigurationReply> {
-    const { value } = await this.read({ t: 'config', o: wire(o) }, o, async () => ({
-      index: this.node.status().configurationIndex,
-      value: { reply: this.localConfiguration() },
-    }), undefined);
-    return value.reply;
+    return (await this.read({ op: 'raft-configuration' }, o)).reply;
   }
+
+  /** How each read is answered from local state. */
+  private readonly local: { readonly [Op in ReadOp]: LocalRead<Op> } = {
+    'kv-get': async (q) => {
+      const r = await this.node.fsm.get(q.key);
+      return { index: r.index, answer: { entry: r.entry } };
+    },
+    'kv-list': async (q) => {
+      const r = await this.node.fsm.list(q.prefix);
+      return { index: r.index, answer: { entries: r.entries } };
+    },
+    'kv-keys': async (q) => {
+      const r = await this.node.fsm.keys(q.prefix, q.separator);
+      return { index: r.index, answer: { keys: r.keys } };
+    },
+    'kv-txn': async (q) => {
+      const r = await this.node.fsm.readTxn(q.ops.map((op) => ({ kind: 'kv' as const, op })));
+      const index = await this.node.fsm.kvsIndex();
+      return { index, answer: { reply: { results: r.results, errors: r.errors } as ReadTxnReply } };
+    },
+    'raft-configuration': async () => ({ index: this.node.status().configurationIndex, answer: { reply: this.localConfiguration() } }),
+  };
 
   async leaderAddress(): Promise<string> {
     return this.node.status().leaderAddress;
@@ -158,7 +160,7 @@ export class Server implements ServerApi {
     await this.onLeader(
       async () => this.transferLocal(targetId ?? ''),
       async (address) => {
-        unwrap<unknown>(await this.o.rpc.read(address, encode({ t: 'transfer', id: targetId ?? '' })));
+        await this.operator(address, { op: 'transfer', id: targetId ?? '' }, decodeDone);
       },
     );
   }
@@ -174,22 +176,26 @@ export class Server implements ServerApi {
         await this.node.changeMembership({ kind: 'removeServer', id: target.id });
       },
       async (address) => {
-        unwrap<unknown>(await this.o.rpc.read(address, encode({ t: 'remove', id: target.id })));
+        await this.operator(address, { op: 'remove', id: target.id }, decodeDone);
       },
     );
   }
 
   /** Asks the cluster (through any member) to add `id` at `address`; a member already in it is left alone. */
   async join(viaAddress: string, id: string, address: string): Promise<void> {
-    unwrap<unknown>(await this.o.rpc.read(viaAddress, encode({ t: 'join', id, address })));
+    await this.operator(viaAddress, { op: 'join', id, address }, decodeDone);
   }
 
   async hello(address: string): Promise<Hello> {
-    return unwrap<Hello>(await this.o.rpc.read(address, encode({ t: 'hello' }), { timeoutMs: serverLimits.helloTimeoutMs }));
+    return this.operator(address, { op: 'hello' }, decodeHello, { timeoutMs: serverLimits.helloTimeoutMs });
+  }
+
+  private async operator<T>(address: string, call: OperatorCall, decode: (bytes: Uint8Array) => Decoded<T>, options?: CallOptions): Promise<T> {
+    return answerOf(await this.o.rpc.operator(address, encodeOperatorCall(call), options), decode, `operator ${call.op}`, address);
   }
 
   // ------------------------------------------------------------------------------------------
-  // Server-to-server handlers
+  // Server-to-server handlers: each message is decoded and validated here, where it arrives.
   // ------------------------------------------------------------------------------------------
 
   rpcHandlers(): Partial<ServerRpcHandlers> {
@@ -197,54 +203,41 @@ export class Server implements ServerApi {
       apply: async (bytes: Uint8Array): Promise<RpcResult> => {
         const d = decodeCommand(bytes);
         if (!d.ok) return { ok: false, error: { code: 'bad-request', message: d.error.message } };
-        return this.answer(async () => encode(await this.node.propose(bytes)));
+        return this.answer(async () => encodeApplyResult(await this.node.propose(bytes)));
       },
       read: async (bytes: Uint8Array, ctx: RpcContext): Promise<RpcResult> => {
-        let req: ReadRequest;
-        try {
-          req = decode(bytes) as ReadRequest;
-        } catch (e) {
-          return { ok: false, error: { code: 'bad-request', message: `undecodable request: ${(e as Error).message}` } };
-        }
-        return this.answer(async () => encode(await this.serveRemote(req, ctx.signal)));
+        const d = decodeForwardedRead(bytes);
+        if (!d.ok) return malformed('forwarded read', d.error);
+        const { query, options } = d.value;
+        return this.answer(async () => {
+          // A follower forwards only to the leader; were this one deposed since, the follower asks again.
+          if (options.consistency !== 'stale') this.requireLeader();
+          const reply = await this.read(query, { ...options, signal: ctx.signal });
+          return encodeReadReply(reply);
+        });
+      },
+      operator: async (bytes: Uint8Array): Promise<RpcResult> => {
+        const d = decodeOperatorCall(bytes);
+        if (!d.ok) return malformed('operator call', d.error);
+        return this.answer(() => this.serveOperator(d.value));
       },
     };
   }
 
-  private async serveRemote(req: ReadRequest, signal: AbortSignal): Promise<unknown> {
-    const status = this.node.status();
-    switch (req.t) {
+  private async serveOperator(call: OperatorCall): Promise<Uint8Array> {
+    switch (call.op) {
       case 'hello':
-        return { id: this.node.id, address: this.o.address, datacenter: this.datacenter, fresh: this.node.isFresh() } satisfies Hello;
+        return encodeHello({ id: this.node.id, address: this.o.address, datacenter: this.datacenter, fresh: this.node.isFresh() });
       case 'join':
-        return this.joinLocal(req.id, req.address);
+        await this.joinLocal(call.id, call.address);
+        return encodeDone();
       case 'remove':
         this.requireLeader();
-        await this.node.changeMembership({ kind: 'removeServer', id: req.id });
-        return true;
+        await this.node.changeMembership({ kind: 'removeServer', id: call.id });
+        return encodeDone();
       case 'transfer':
-        this.requireLeader();
-        this.transferLocal(req.id);
-        return true;
-      default: {
-        if (req.o.c !== 'stale' && status.role !== 'leader') {
-          throw new NodeError('not-leader', `${this.node.id} is not the leader`, status.leader);
-        }
-        const local = { consistency: req.o.c, minIndex: req.o.i, waitMs: req.o.w, signal };
-        switch (req.t) {
-          case 'get':
-            return this.kvGet(req.key, local);
-          case 'list':
-            return this.kvList(req.prefix, local);
-          case 'keys':
-            return this.kvKeys(req.prefix, req.sep, local);
-          case 'txn':
-            return this.readTxn(req.ops, local);
-          case 'config':
-            // Shaped as the forwarding side unpacks every read: { meta, ...value }.
-            return { meta: this.meta(this.node.status().configurationIndex, req.o.c), reply: await this.raftConfiguration(local) };
-        }
-      }
+        this.transferLocal(call.id);
+        return encodeDone();
     }
   }
 
@@ -252,24 +245,21 @@ export class Server implements ServerApi {
   // Helpers
   // ------------------------------------------------------------------------------------------
 
-  /** Runs a read where its consistency mode says, blocking as asked. */
-  private async read<T>(
-    request: ReadRequest,
-    o: ReadOptions,
-    local: () => Promise<{ index: number; value: T }>,
-    watch: WatchTarget | undefined,
-  ): Promise<{ meta: ReadMeta; value: T }> {
+  /**
+   * Runs a read where its consistency mode says, blocking as asked: here (the leader, or any server
+   * for ?stale), or forwarded to the leader, which serves it through this same function.
+   */
+  private async read<Op extends ReadOp>(query: Extract<ReadQuery, { op: Op }>, o: ReadOptions): Promise<ReadReply<Op>> {
     const serveHere = o.consistency === 'stale' || this.node.status().role === 'leader';
     if (!serveHere) {
       return this.onLeader(
-        () => this.read(request, o, local, watch),
+        () => this.read(query, o),
         async (address) => {
           const waitMs = o.minIndex ? o.waitMs ?? 0 : 0;
+          const request = encodeForwardedRead({ query, options: { consistency: o.consistency, minIndex: o.minIndex ?? 0, waitMs: o.waitMs ?? 0 } });
           // The signal fires when the HTTP client goes away: the leader stops the blocking query too.
-          const r = await this.o.rpc.read(address, encode(request), { timeoutMs: waitMs + serverLimits.forwardedReadMarginMs, ...(o.signal ? { signal: o.signal } : {}) });
-          const reply = unwrap<{ meta: ReadMeta } & Record<string, unknown>>(r);
-          const { meta, ...rest } = reply;
-          return { meta: { ...meta, consistency: o.consistency }, value: rest as unknown as T };
+          const r = await this.o.rpc.read(address, request, { timeoutMs: waitMs + serverLimits.forwardedReadMarginMs, ...(o.signal ? { signal: o.signal } : {}) });
+          return answerOf(r, (bytes) => decodeReadReply<Op>(query.op as Op, bytes), `forwarded ${query.op}`, address);
         },
       );
     }
@@ -280,8 +270,10 @@ export class Server implements ServerApi {
         (e: unknown) => (e instanceof NodeError && e.code === 'not-leader' ? true : this.mapError(e)),
       );
       // Deposed while catching up: ask whoever leads now, as a follower would have.
-      if (lostLeadership) return this.read(request, o, local, watch);
+      if (lostLeadership) return this.read(query, o);
     }
+    const local = (): ReturnType<LocalRead<Op>> => (this.local[query.op] as LocalRead<Op>)(query);
+    const watch = watchOf(query);
     let r = await local();
     if (o.minIndex !== undefined && o.minIndex > 0 && r.index <= o.minIndex && watch !== undefined) {
       const controller = new AbortController();
@@ -299,7 +291,7 @@ export class Server implements ServerApi {
       await sleep(Math.min(o.waitMs ?? 0, serverLimits.unwatchedBlockMaxMs));
       r = await local();
     }
-    return { meta: this.meta(r.index, o.consistency), value: r.value };
+    return { ...r.answer, meta: this.meta(r.index, o.consistency) };
   }
 
   private meta(index: number, consistency: Consistency): ReadMeta {
@@ -332,12 +324,12 @@ export class Server implements ServerApi {
           throw new ServerError('unavailable', `the leader refused the request: ${e.message}; nothing was done, retry later`, { cause: e });
         }
         if (e instanceof TransportError) {
-          // The leader we believed in is unreachable (often: it just died). A call that never left
-          // may be retried, as may any read; a write that may have reached it has an unknown outcome.
-          // NO_HANDLER: the server answered before it was ready to run anything (just started).
-          const neverSent = e.code === 'PEER_UNKNOWN' || e.remoteCode === 'NO_HANDLER' ||
-            (e.code === 'UNAVAILABLE' && /No connection established|ECONNREFUSED/.test(e.message));
-          if (!idempotent && !neverSent) {
+          // The leader we believed in is unreachable (often: it just died). A call the transport
+          // knows it never sent may be retried, as may any read; a write that may have reached it
+          // has an unknown outcome. NO_HANDLER: the server answered before it was ready to run
+          // anything (just started).
+          const neverRan = e.code === 'NOT_SENT' || e.remoteCode === 'NO_HANDLER';
+          if (!idempotent && !neverRan) {
             throw new ServerError('unknown-outcome',
               `forwarding the write to the leader failed after it was sent (${e.message}); it may or may not have been applied`, { cause: e });
           }
@@ -391,18 +383,17 @@ export class Server implements ServerApi {
     this.node.transferLeadership(target);
   }
 
-  private async joinLocal(id: string, address: string): Promise<boolean> {
+  private async joinLocal(id: string, address: string): Promise<void> {
     const s = this.node.status();
-    if (s.configuration.servers.some((x) => x.id === id)) return true;
+    if (s.configuration.servers.some((x) => x.id === id)) return;
     if (s.role !== 'leader') {
       if (s.leaderAddress === '') throw new NodeError('no-leader', 'No cluster leader', '');
       await this.join(s.leaderAddress, id, address);
-      return true;
+      return;
     }
     this.node.addPeerAddress(id, address);
     await this.node.changeMembership({ kind: 'addNonvoter', id, address });
     this.o.logger.info({ event: 'server-joining', id, address }, `${id} joins as a non-voter until it catches up`);
-    return true;
   }
 
   private localConfiguration(): RaftConfigurationReply {
@@ -457,30 +448,50 @@ export class Server implements ServerApi {
   }
 }
 
-/** An RPC answer from another server, as a value or the ServerError it stands for. */
-function unwrap<T>(r: RpcResult): T {
-  if (r.ok) return decode(r.result) as T;
-  const code = r.error.code;
-  switch (code) {
+/** An answer from another server: its value, validated, or the error it stands for. */
+function answerOf<T>(r: RpcResult, decode: (bytes: Uint8Array) => Decoded<T>, what: string, address: string): T {
+  if (!r.ok) throw remoteError(r.error);
+  const d = decode(r.result);
+  if (!d.ok) throw new ServerError('internal', `${what}: the answer from ${address} is malformed: ${d.error.message}`);
+  return d.value;
+}
+
+/** A refusal from another server as the error it stands for: NodeError for those `onLeader` retries. */
+function remoteError(e: RpcError): Error {
+  switch (e.code) {
     case 'retry':
-      throw new NodeError('retry', r.error.message, r.error.leader?.id ?? '');
+      return new NodeError('retry', e.message, e.leader?.id ?? '');
     case 'not-leader':
     case 'no-leader':
-      throw new NodeError('not-leader', r.error.message, r.error.leader?.id ?? '');
+      return new NodeError('not-leader', e.message, e.leader?.id ?? '');
     case 'unknown-outcome':
     case 'aborted-by-restore':
     case 'bad-request':
     case 'not-found':
     case 'unavailable':
     case 'internal':
-      throw new ServerError(code, r.error.message);
+      return new ServerError(e.code, e.message);
     default:
-      throw new ServerError('internal', `${code}: ${r.error.message}`);
+      return new ServerError('internal', `${e.code}: ${e.message}`);
   }
 }
 
-function wire(o: ReadOptions): WireReadOptions {
-  return { c: o.consistency, i: o.minIndex ?? 0, w: o.waitMs ?? 0 };
+/** A message that does not decode is refused, and nothing is done. */
+function malformed(what: string, e: ProtocolError): RpcResult {
+  return { ok: false, error: { code: 'bad-request', message: `malformed ${what}: ${e.message}; nothing was done` } };
+}
+
+/** What a blocking query waits on; undefined: it cannot block (it waits out its time instead). */
+function watchOf(q: ReadQuery): WatchTarget | undefined {
+  switch (q.op) {
+    case 'kv-get':
+      return { key: q.key };
+    case 'kv-list':
+    case 'kv-keys':
+      return { prefix: q.prefix };
+    default:
+      return undefined;
+  }
 }
 
 export type { NodeId };

@@ -21,7 +21,13 @@ export type TransportErrorCode =
   | 'SNAPSHOT_SOURCE_FAILED'
   /** The peer refused the snapshot; `remoteCode` says why (checksum, size, handler refused...). */
   | 'SNAPSHOT_REJECTED'
-  /** The peer could not be reached or the stream broke. */
+  /**
+   * The call was never sent: no connection to the server could be made, or the Forward stream failed
+   * before the server accepted it (the client writes no call before that). Nothing ran there, so
+   * any call, a write included, may be retried.
+   */
+  | 'NOT_SENT'
+  /** The peer could not be reached or the stream broke; a call may have been sent and run. */
   | 'UNAVAILABLE'
   /** The call's deadline passed. */
   | 'DEADLINE_EXCEEDED'

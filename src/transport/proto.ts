@@ -54,6 +54,7 @@ export interface ConclaveServerService {
   readonly definition: ServiceDefinition;
   readonly apply: Method;
   readonly read: Method;
+  readonly operator: Method;
   readonly forward: Method;
   readonly snapshotSave: Method;
   readonly snapshotRestore: Method;
@@ -99,6 +100,7 @@ export function conclaveServerService(): ConclaveServerService {
       definition,
       apply: method(definition, 'Apply'),
       read: method(definition, 'Read'),
+      operator: method(definition, 'Operator'),
       forward: method(definition, 'Forward'),
       snapshotSave: method(definition, 'SnapshotSave'),
       snapshotRestore: method(definition, 'SnapshotRestore'),

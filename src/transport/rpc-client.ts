@@ -1,15 +1,16 @@
 // ServerRpcClient: calls another server's proto/server.proto endpoint. One connection for forwarded
 // calls and one for snapshot streams per address, created on first use. Applies and reads travel on
 // one long-lived Forward stream per address (a ForwardLane), many at a time, matched by id; a server
-// that lacks Forward (an older Conclave) gets unary calls instead. Typed refusals resolve; transport
-// failures reject with a TransportError.
+// that lacks Forward (an older Conclave) gets unary calls instead. Operator calls are always unary.
+// Typed refusals resolve; transport failures reject with a TransportError, whose code NOT_SENT says
+// the call certainly never left (no connection, or a Forward stream the server never accepted).
 
 import { Readable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { NodeId } from '../raft/index.js';
 import { SourceError, WriteGate, forEachChunk, limitReadAhead, type ByteSource } from './chunks.js';
-import { TransportError } from './errors.js';
+import { TransportError, codeMetadataKey } from './errors.js';
 import { channelOptions, silentLogger } from './grpc-util.js';
 import { checkLimit, transportDefaults, transportLimits } from './limits.js';
 import { conclaveServerService, type Method } from './proto.js';
@@ -106,6 +107,11 @@ export class ServerRpcClient {
   /** Forwards a read to `address`. */
   async read(address: string, request: Uint8Array, options: CallOptions = {}): Promise<RpcResult> {
     return this.forward(address, 'read', request, options);
+  }
+
+  /** Sends an operator call (hello, join, remove, transfer) to `address`, as a unary call. */
+  async operator(address: string, request: Uint8Array, options: CallOptions = {}): Promise<RpcResult> {
+    return this.unary(address, conclaveServerService().operator, { request }, 'operator call', options);
   }
 
   private async forward(address: string, kind: 'apply' | 'read', payload: Uint8Array, options: CallOptions): Promise<RpcResult> {
@@ -281,10 +287,14 @@ export class ServerRpcClient {
     return c;
   }
 
-  private unary(address: string, m: Method, request: object, what: string, options: CallOptions): Promise<RpcResult> {
+  private async unary(address: string, m: Method, request: object, what: string, options: CallOptions): Promise<RpcResult> {
     const client = this.clientsFor(address).unary;
     const signal = options.signal;
-    if (signal?.aborted === true) return Promise.reject(cancelledError(what, address));
+    const deadline = Date.now() + (options.timeoutMs ?? this.timeoutMs);
+    const aborted = (): boolean => signal?.aborted === true;
+    if (aborted()) throw cancelledError(what, address);
+    await connected(client, what, address, deadline);
+    if (aborted()) throw cancelledError(what, address);
     return new Promise<RpcResult>((resolve, reject) => {
       const onAbort = (): void => call.cancel();
       const call = client.makeUnaryRequest(
@@ -293,7 +303,7 @@ export class ServerRpcClient {
         m.responseDeserialize,
         request,
         this.metadata,
-        { deadline: Date.now() + (options.timeoutMs ?? this.timeoutMs) },
+        { deadline },
         (err: grpc.ServiceError | null, res?: unknown) => {
           signal?.removeEventListener('abort', onAbort);
           if (err) return reject(signal?.aborted === true ? cancelledError(what, address) : mapCallError(err, what, address));
@@ -330,6 +340,10 @@ export class ServerRpcClient {
 
 interface PendingCall {
   readonly what: string;
+  /** The ForwardRequest, written once the server has accepted the stream. */
+  readonly message: object;
+  /** Whether `message` was written: until then the call certainly never reached the server. */
+  sent: boolean;
   readonly resolve: (r: RpcResult) => void;
   readonly reject: (e: Error) => void;
   /** Clears the deadline timer and the abort listener. */
@@ -341,14 +355,39 @@ function cancelledError(what: string, address: string): TransportError {
 }
 
 /**
- * Calls in flight on one Forward stream. Each call has its own deadline: past it the call rejects with
- * DEADLINE_EXCEEDED and a cancel goes to the server. When the stream ends or breaks, every call still
- * in flight rejects with the stream's status mapped as a unary call's would be (so "No connection
- * established" still tells a call that never left from one that may have run), and the next call
- * opens a new stream.
+ * Resolves once the channel is connected; rejects with NOT_SENT when it cannot be (the connection
+ * attempt failed, or `deadline` came first). A unary call made after it can still fail in flight
+ * (then UNAVAILABLE: it may have run), but a call that fails here was never made.
+ */
+function connected(client: grpc.Client, what: string, address: string, deadline: number): Promise<void> {
+  const channel = client.getChannel();
+  const { READY, TRANSIENT_FAILURE, SHUTDOWN } = grpc.connectivityState;
+  return new Promise<void>((resolve, reject) => {
+    const notSent = (why: string): void =>
+      reject(new TransportError('NOT_SENT', `${what} to ${address} was not sent: ${why}`, { peer: address, grpcCode: grpc.status.UNAVAILABLE }));
+    const check = (): void => {
+      const state = channel.getConnectivityState(true);
+      if (state === READY) return resolve();
+      if (state === TRANSIENT_FAILURE) return notSent('no connection could be established');
+      if (state === SHUTDOWN) return notSent('the client is closed');
+      if (Date.now() >= deadline) return notSent('no connection before the call\'s deadline');
+      channel.watchConnectivityState(state, deadline, (err?: Error) => (err ? notSent('no connection before the call\'s deadline') : check()));
+    };
+    check();
+  });
+}
+
+/**
+ * Calls in flight on one Forward stream. No call is written before the server accepts the stream (its
+ * response headers): when the stream fails before that, every call on it rejects with NOT_SENT. Each
+ * call has its own deadline: past it the call rejects with DEADLINE_EXCEEDED (NOT_SENT if it was never
+ * written) and, if written, a cancel goes to the server. When an accepted stream ends or breaks, every
+ * call still in flight rejects with the stream's status mapped as a unary call's would be (it may have
+ * run), and the next call opens a new stream.
  */
 class ForwardLane {
   ended = false;
+  private accepted = false;
   private nextId = 1;
   private readonly pending = new Map<number, PendingCall>();
 
@@ -358,6 +397,7 @@ class ForwardLane {
     private readonly logger: Logger,
     private readonly onEnd: () => void,
   ) {
+    stream.on('metadata', () => this.accept());
     stream.on('data', (raw: unknown) => this.answer(raw));
     stream.on('error', (err: grpc.ServiceError) => this.end(err));
     stream.on('status', (st: grpc.StatusObject) => {
@@ -376,20 +416,28 @@ class ForwardLane {
         if (p === undefined) return;
         this.pending.delete(id);
         p.done();
-        if (!this.ended) this.stream.write({ id, cancel: true });
+        if (!this.ended && p.sent) this.stream.write({ id, cancel: true });
         reject(e);
       };
-      const timer = setTimeout(() => giveUp(new TransportError('DEADLINE_EXCEEDED',
-        `${what} to ${this.address} failed: no answer within ${timeoutMs} ms (gRPC status ${grpc.status.DEADLINE_EXCEEDED})`,
-        { peer: this.address, grpcCode: grpc.status.DEADLINE_EXCEEDED })), timeoutMs);
+      const timer = setTimeout(() => {
+        const sent = this.pending.get(id)?.sent === true;
+        giveUp(sent
+          ? new TransportError('DEADLINE_EXCEEDED',
+            `${what} to ${this.address} failed: no answer within ${timeoutMs} ms (gRPC status ${grpc.status.DEADLINE_EXCEEDED})`,
+            { peer: this.address, grpcCode: grpc.status.DEADLINE_EXCEEDED })
+          : new TransportError('NOT_SENT',
+            `${what} to ${this.address} was not sent: the server did not accept the forward stream within ${timeoutMs} ms`,
+            { peer: this.address, grpcCode: grpc.status.DEADLINE_EXCEEDED }));
+      }, timeoutMs);
       const onAbort = (): void => giveUp(cancelledError(what, this.address));
       signal?.addEventListener('abort', onAbort, { once: true });
       const done = (): void => {
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
       };
-      this.pending.set(id, { what, resolve, reject, done });
-      this.stream.write({ id, [kind]: payload });
+      const p: PendingCall = { what, message: { id, [kind]: payload }, sent: false, resolve, reject, done };
+      this.pending.set(id, p);
+      if (this.accepted) this.send(p);
     });
   }
 
@@ -398,6 +446,18 @@ class ForwardLane {
     // Fail the calls with our reason first: cancel() may report its own CANCELLED status at once.
     this.end(undefined, 'the client closed the connection');
     this.stream.cancel();
+  }
+
+  private send(p: PendingCall): void {
+    p.sent = true;
+    this.stream.write(p.message);
+  }
+
+  /** The server accepted the stream: write the calls that waited for it, in call order. */
+  private accept(): void {
+    if (this.accepted || this.ended) return;
+    this.accepted = true;
+    for (const p of this.pending.values()) this.send(p);
   }
 
   private answer(raw: unknown): void {
@@ -431,11 +491,25 @@ class ForwardLane {
     for (const [id, p] of this.pending) {
       this.pending.delete(id);
       p.done();
-      if (err !== undefined) {
+      if (!p.sent) {
+        p.reject(notSentOn(err, why, p.what, this.address));
+      } else if (err !== undefined) {
         p.reject(mapCallError(err, p.what, this.address));
       } else {
         p.reject(new TransportError(code, `${p.what} to ${this.address} failed: ${why} while the call was in flight`, { peer: this.address }));
       }
     }
   }
+}
+
+/** A call that waited for a stream which ended before the server accepted it: never sent. */
+function notSentOn(err: grpc.ServiceError | undefined, why: string, what: string, address: string): TransportError {
+  if (err === undefined) return new TransportError('NOT_SENT', `${what} to ${address} was not sent: ${why} before the server accepted the stream`, { peer: address });
+  const remoteCode = err.metadata?.get(codeMetadataKey)[0];
+  return new TransportError('NOT_SENT', `${what} to ${address} was not sent: ${err.details || 'no details'} (gRPC status ${err.code})`, {
+    peer: address,
+    grpcCode: err.code,
+    cause: err,
+    ...(typeof remoteCode === 'string' ? { remoteCode } : {}),
+  });
 }

@@ -54,6 +54,8 @@ export interface RpcContext {
 export interface ServerRpcHandlers {
   apply(command: Uint8Array, ctx: RpcContext): Promise<RpcResult>;
   read(request: Uint8Array, ctx: RpcContext): Promise<RpcResult>;
+  /** Hello, join, remove, transfer: unary calls of their own, never on the Forward stream. */
+  operator(request: Uint8Array, ctx: RpcContext): Promise<RpcResult>;
   /** `body` is streamed to the caller in chunks, followed by a trailer; never buffer it whole. */
   snapshotSave(request: Uint8Array, ctx: RpcContext): Promise<SnapshotSaveAnswer>;
   /** `body` ends only after its size and SHA-256 verified against the sender's trailer. A success

@@ -1,5 +1,5 @@
-// ServerRpcServer: serves proto/server.proto with pluggable handlers. Unary calls (apply, read)
-// answer a result or a typed error; snapshot save streams header, chunks and a size + SHA-256
+// ServerRpcServer: serves proto/server.proto with pluggable handlers. Unary calls (apply, read,
+// operator) answer a result or a typed error; snapshot save streams header, chunks and a size + SHA-256
 // trailer; restore hands the handler a body stream that ends only once the sender's trailer verified.
 
 import { Readable } from 'node:stream';
@@ -52,9 +52,11 @@ export interface ServerRpcStats {
   readonly forwardStreams: number;
   /** Applies and reads run from Forward streams. */
   readonly forwardedCalls: number;
-  /** Applies and reads run as unary calls. */
+  /** Applies, reads and operator calls run as unary calls. */
   readonly unaryCalls: number;
 }
+
+type CallKind = 'apply' | 'read' | 'operator';
 
 type CallEnd = { readonly ok: true; readonly outcome: RpcResult } | { readonly ok: false; readonly failure: CallFailure };
 
@@ -119,6 +121,8 @@ export class ServerRpcServer {
         this.guard(this.serveUnary('apply', 'command', call, cb)),
       Read: (call: grpc.ServerUnaryCall<unknown, object>, cb: grpc.sendUnaryData<object>) =>
         this.guard(this.serveUnary('read', 'request', call, cb)),
+      Operator: (call: grpc.ServerUnaryCall<unknown, object>, cb: grpc.sendUnaryData<object>) =>
+        this.guard(this.serveUnary('operator', 'request', call, cb)),
       Forward: (call: grpc.ServerDuplexStream<unknown, object>) => this.serveForward(call),
       SnapshotSave: (call: grpc.ServerWritableStream<unknown, object>) => this.guard(this.serveSave(call)),
       SnapshotRestore: (call: grpc.ServerReadableStream<unknown, object>, cb: grpc.sendUnaryData<object>) =>
@@ -154,8 +158,8 @@ export class ServerRpcServer {
     return { status: grpc.status.INTERNAL, code: 'HANDLER_BAD_ANSWER', message: `the ${kind} handler returned an invalid answer: ${problem}` };
   }
 
-  /** Runs one apply or read, unary or on a Forward stream alike. */
-  private async runCall(kind: 'apply' | 'read', payload: Uint8Array, ctx: RpcContext): Promise<CallEnd> {
+  /** Runs one apply, read or operator call, unary or on a Forward stream alike. */
+  private async runCall(kind: CallKind, payload: Uint8Array, ctx: RpcContext): Promise<CallEnd> {
     const handler = this.handlers[kind];
     if (handler === undefined) return { ok: false, failure: this.missing(kind) };
     let r: RpcResult;
@@ -170,7 +174,7 @@ export class ServerRpcServer {
   }
 
   private async serveUnary(
-    kind: 'apply' | 'read',
+    kind: CallKind,
     field: string,
     call: grpc.ServerUnaryCall<unknown, object>,
     cb: grpc.sendUnaryData<object>,
@@ -191,6 +195,8 @@ export class ServerRpcServer {
   private serveForward(call: grpc.ServerDuplexStream<unknown, object>): void {
     const caller = callerOf(call);
     this.counts.forwardStreams++;
+    // Accepted: the caller writes no call before these headers (see proto/server.proto, Forward).
+    call.sendMetadata(new grpc.Metadata());
     const running = new Map<number, AbortController>();
     let open = true;
     const finish = (why: string, status?: Partial<grpc.StatusObject>): void => {

@@ -5,7 +5,8 @@ import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
 import { RaftNode } from '../../src/node/index.js';
 import { Server, ServerError } from '../../src/server/index.js';
-import { PeerTransport, ServerRpcClient, ServerRpcServer, TransportError } from '../../src/transport/index.js';
+import { encode } from '@msgpack/msgpack';
+import { PeerTransport, ServerRpcClient, ServerRpcServer, TransportError, type RpcResult } from '../../src/transport/index.js';
 import { fastTiming, tempDir, waitFor } from '../support/node-cluster.js';
 
 interface InProcessServer {
@@ -14,6 +15,7 @@ interface InProcessServer {
   readonly node: RaftNode;
   readonly server: Server;
   readonly rpcServer: ServerRpcServer;
+  readonly grpcServer: grpc.Server;
 }
 
 async function startServers(t: ExecutionContext, ids: readonly string[], forwardInflightCount?: number): Promise<InProcessServer[]> {
@@ -44,7 +46,7 @@ async function startServers(t: ExecutionContext, ids: readonly string[], forward
       rpc.close();
       grpcServer.forceShutdown();
     });
-    out.push({ id, address, node, server, rpcServer });
+    out.push({ id, address, node, server, rpcServer, grpcServer });
   }
   return out;
 }
@@ -109,4 +111,80 @@ test('a forwarded write refused because the leader is not wired yet (NO_HANDLER)
   leader.rpcServer.setHandlers(leader.server.rpcHandlers());
   t.deepEqual(await write, { kind: 'kvs', ok: true });
   t.is(new TextDecoder().decode((await leader.server.kvGet('k', { consistency: 'default' })).entry?.Value), 'v');
+});
+
+test('a malformed forwarded read, operator call or write is refused with a clear error and changes nothing', async (t) => {
+  const { leader, follower } = await threeServers(t);
+  await follower.server.apply({ type: 'kvs', op: { verb: 'set', key: 'k', value: new TextEncoder().encode('v'), flags: 0 } });
+  const before = { config: leader.node.status().configuration, commit: leader.node.status().commitIndex };
+  const rpc = new ServerRpcClient({ id: 'test' });
+  t.teardown(() => rpc.close());
+  const refused = async (call: Promise<RpcResult>, message: RegExp): Promise<void> => {
+    const r = await call;
+    if (r.ok) return void t.fail('accepted');
+    t.is(r.error.code, 'bad-request');
+    t.regex(r.error.message, message);
+  };
+  // The shapes that rode the read call before typed messages: a remove of b is refused, and b stays.
+  await refused(rpc.read(leader.address, encode({ t: 'remove', id: 'b' })), /^malformed forwarded read: read\.options: missing; nothing was done$/);
+  await refused(rpc.operator(leader.address, encode({ t: 'remove', id: 'b' })), /^malformed operator call: operator\.op: missing; nothing was done$/);
+  await refused(rpc.operator(leader.address, encode({ op: 'join', id: 'd' })), /operator\.address: missing/);
+  await refused(rpc.operator(leader.address, encode({ op: 'remove', id: 2 })), /operator\.id: expected a string, got number 2/);
+  await refused(rpc.read(leader.address, encode({ query: { op: 'kv-get', key: 1 }, options: { consistency: 'default', minIndex: 0, waitMs: 0 } })),
+    /read\.query\.key: expected a string, got number 1/);
+  await refused(rpc.read(leader.address, new Uint8Array([0xc1])), /read: not a msgpack value/);
+  await refused(rpc.apply(leader.address, new Uint8Array([0xff, 0x00])), /unknown command type 255/);
+  t.deepEqual(leader.node.status().configuration, before.config);
+  t.is(leader.node.status().commitIndex, before.commit);
+  t.is(new TextDecoder().decode((await leader.server.kvGet('k', { consistency: 'default' })).entry?.Value), 'v');
+});
+
+test('a write the transport never sent (NOT_SENT) is retried, not reported as an unknown outcome', async (t) => {
+  const { leader, follower } = await threeServers(t);
+  // The leader stops listening: the follower's calls to it are refused before they are sent, until
+  // the leader, hearing no answers, steps down and another is elected (or the wait for one ends).
+  leader.grpcServer.forceShutdown();
+  const write = follower.server.apply({ type: 'kvs', op: { verb: 'set', key: 'retried', value: new TextEncoder().encode('x'), flags: 0 } });
+  const outcome = await write.then(
+    (r) => ({ ok: true as const, r }),
+    (e: unknown) => ({ ok: false as const, e }),
+  );
+  if (outcome.ok) {
+    // Retried against the new leader, and applied there once.
+    t.deepEqual(outcome.r, { kind: 'kvs', ok: true });
+    const next = follower.node.status().leader;
+    t.not(next, leader.id);
+    t.is(new TextDecoder().decode((await follower.server.kvGet('retried', { consistency: 'default' })).entry?.Value), 'x');
+  } else {
+    // Still no reachable leader when the wait ended: "No cluster leader", and nothing was written.
+    const err = outcome.e;
+    t.true(err instanceof ServerError && err.code === 'no-leader', String(err));
+    const cause = (err as Error).cause;
+    t.true(cause instanceof TransportError && cause.code === 'NOT_SENT', String(cause));
+    t.is((await leader.node.fsm.get('retried')).entry, undefined);
+  }
+});
+
+test('a write the leader received before its connection broke is reported as an unknown outcome', async (t) => {
+  const { leader, follower } = await threeServers(t);
+  const arrived = new Promise<void>((resolve) =>
+    leader.rpcServer.setHandlers({ apply: () => (resolve(), new Promise<RpcResult>(() => {})) }), // received, never answered
+  );
+  const write = follower.server.apply({ type: 'kvs', op: { verb: 'set', key: 'maybe', value: new TextEncoder().encode('x'), flags: 0 } });
+  write.catch(() => undefined);
+  await arrived;
+  leader.grpcServer.forceShutdown();
+  const err = await t.throwsAsync(write);
+  t.true(err instanceof ServerError && err.code === 'unknown-outcome', String(err));
+  t.regex(err!.message, /forwarding the write to the leader failed after it was sent/);
+  t.true((err as Error).cause instanceof TransportError && ((err as Error).cause as TransportError).code === 'UNAVAILABLE');
+});
+
+test('operator calls through a follower reach the leader on their own RPC: transfer leadership', async (t) => {
+  const { leader, follower } = await threeServers(t);
+  const unaryBefore = leader.rpcServer.stats().unaryCalls;
+  await follower.server.transferLeadership(follower.id);
+  await waitFor('the follower to lead', () => follower.node.status().role === 'leader');
+  t.is(leader.rpcServer.stats().unaryCalls, unaryBefore + 1);
+  t.is(leader.rpcServer.stats().forwardedCalls, 0);
 });

@@ -113,15 +113,45 @@ test('handler failures, missing handlers and bad answers are transport errors, n
   t.is((missing as TransportError).remoteCode, 'NO_HANDLER');
 });
 
-test('a server that is down makes calls reject with UNAVAILABLE', async (t) => {
+test('a server that is down makes calls reject with NOT_SENT: forwarded on the stream and unary alike', async (t) => {
   const client = new ServerRpcClient();
   t.teardown(() => client.close());
   const dead = await deadPort();
   t.teardown(() => dead.release());
   const err = await t.throwsAsync(client.apply(`127.0.0.1:${dead.port}`, enc('x'), { timeoutMs: 2_000 }));
   t.true(err instanceof TransportError);
-  t.is((err as TransportError).code, 'UNAVAILABLE');
-  t.regex(err!.message, /forwarded apply to 127\.0\.0\.1:\d+ failed: .*\(gRPC status 14\)/);
+  t.is((err as TransportError).code, 'NOT_SENT');
+  t.regex(err!.message, /forwarded apply to 127\.0\.0\.1:\d+ was not sent: .*\(gRPC status 14\)/);
+  const op = await t.throwsAsync(client.operator(`127.0.0.1:${dead.port}`, enc('hello'), { timeoutMs: 2_000 }));
+  t.is((op as TransportError).code, 'NOT_SENT');
+  t.regex(op!.message, /operator call to 127\.0\.0\.1:\d+ was not sent: no connection could be established/);
+});
+
+test('operator calls are unary calls of their own: never on the Forward stream, never to the read handler', async (t) => {
+  const seen: string[] = [];
+  const { server, client, address } = await start({
+    read: async (request: Uint8Array) => {
+      seen.push(`read ${dec(request)}`);
+      return { ok: true, result: request };
+    },
+    operator: async (request: Uint8Array) => {
+      seen.push(`operator ${dec(request)}`);
+      return dec(request) === 'transfer'
+        ? { ok: false, error: { code: 'not-leader', message: 'ask the leader', leader: { id: 'n1', address: '10.0.0.1:8300' } } }
+        : { ok: true, result: enc(`done ${dec(request)}`) };
+    },
+  });
+  t.teardown(async () => {
+    client.close();
+    await server.close();
+  });
+  t.deepEqual(await client.operator(address, enc('join')), { ok: true, result: enc('done join') });
+  t.deepEqual(await client.operator(address, enc('transfer')), {
+    ok: false,
+    error: { code: 'not-leader', message: 'ask the leader', leader: { id: 'n1', address: '10.0.0.1:8300' } },
+  });
+  t.deepEqual(seen, ['operator join', 'operator transfer']);
+  t.deepEqual(server.stats(), { forwardStreams: 0, forwardedCalls: 0, unaryCalls: 2 });
 });
 
 test('snapshot save streams header, chunks and a verified trailer; a refusal is a typed answer', async (t) => {

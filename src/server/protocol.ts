@@ -1,0 +1,354 @@
+// What servers say to each other inside proto/server.proto's envelopes: one typed message per
+// forwarded operation, as msgpack, and a validating decoder for each, used where the bytes arrive
+// (the leader for requests, the follower for answers). A malformed message is refused with a
+// ProtocolError naming the field; nothing past a decoder casts.
+//
+//   Apply     an FSM command (src/fsm's codec validates it)   -> ApplyResult
+//   Read      ForwardedRead: a ReadQuery and its options        -> ReadReply of that query's op
+//   Operator  OperatorCall: hello | join | remove | transfer    -> Hello for hello, `true` otherwise
+//
+// A read's answer has one shape from the leader's function to the follower's caller: the ReadReply
+// the ServerApi method returns ({ meta, entry } for a get, ...), never rewrapped on the way.
+
+import { decode as msgpackDecode, encode as msgpackEncode } from '@msgpack/msgpack';
+import type { ApplyResult, DirEntry, KvReadOp, TxnError, TxnResult } from '../fsm/index.js';
+import type { Consistency, RaftConfigurationReply, ReadMeta, ReadTxnReply } from './api.js';
+
+// ---------------------------------------------------------------------------------------------
+// Messages.
+// ---------------------------------------------------------------------------------------------
+
+/** A read a follower forwards to the leader. */
+export type ReadQuery =
+  | { readonly op: 'kv-get'; readonly key: string }
+  | { readonly op: 'kv-list'; readonly prefix: string }
+  | { readonly op: 'kv-keys'; readonly prefix: string; readonly separator: string }
+  | { readonly op: 'kv-txn'; readonly ops: readonly KvReadOp[] }
+  | { readonly op: 'raft-configuration' };
+
+export type ReadOp = ReadQuery['op'];
+
+/** What each read answers besides its meta. */
+export interface ReadAnswers {
+  readonly 'kv-get': { readonly entry: DirEntry | undefined };
+  readonly 'kv-list': { readonly entries: readonly DirEntry[] };
+  readonly 'kv-keys': { readonly keys: readonly string[] };
+  readonly 'kv-txn': { readonly reply: ReadTxnReply };
+  readonly 'raft-configuration': { readonly reply: RaftConfigurationReply };
+}
+
+export type ReadReply<Op extends ReadOp> = { readonly meta: ReadMeta } & ReadAnswers[Op];
+
+/** A read's options as they travel: the caller's signal stays behind. */
+export interface WireReadOptions {
+  readonly consistency: Consistency;
+  /** 0: not a blocking query. */
+  readonly minIndex: number;
+  readonly waitMs: number;
+}
+
+export interface ForwardedRead {
+  readonly query: ReadQuery;
+  readonly options: WireReadOptions;
+}
+
+/** What a server says about itself to a server looking for peers. */
+export interface Hello {
+  readonly id: string;
+  readonly address: string;
+  readonly datacenter: string;
+  /** True while it has never been part of a cluster. */
+  readonly fresh: boolean;
+}
+
+/** Operator calls: not reads, and not Raft commands either. */
+export type OperatorCall =
+  | { readonly op: 'hello' }
+  | { readonly op: 'join'; readonly id: string; readonly address: string }
+  | { readonly op: 'remove'; readonly id: string }
+  | { readonly op: 'transfer'; readonly id: string };
+
+/** A message that does not decode: where and what. */
+export class ProtocolError extends Error {
+  override readonly name = 'ProtocolError';
+  constructor(
+    readonly path: string,
+    readonly problem: string,
+  ) {
+    super(`${path}: ${problem}`);
+  }
+}
+
+export type Decoded<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: ProtocolError };
+
+// ---------------------------------------------------------------------------------------------
+// Encoding.
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Absent fields stay absent: msgpack has no `undefined`, and by default an undefined property travels
+ * as nil and comes back as null, which reads as present (a forwarded GET of a missing key once
+ * answered 500 instead of 404 that way).
+ */
+const encode = (value: unknown): Uint8Array => msgpackEncode(value, { ignoreUndefined: true });
+
+export const encodeForwardedRead = (r: ForwardedRead): Uint8Array => encode(r);
+export const encodeReadReply = <Op extends ReadOp>(reply: ReadReply<Op>): Uint8Array => encode(reply);
+export const encodeOperatorCall = (c: OperatorCall): Uint8Array => encode(c);
+export const encodeHello = (h: Hello): Uint8Array => encode(h);
+export const encodeDone = (): Uint8Array => encode(true);
+export const encodeApplyResult = (r: ApplyResult): Uint8Array => encode(r);
+
+// ---------------------------------------------------------------------------------------------
+// Decoding.
+// ---------------------------------------------------------------------------------------------
+
+type Rec = Readonly<Record<string, unknown>>;
+
+function describe(v: unknown): string {
+  if (v === null) return 'nil';
+  if (Array.isArray(v)) return 'an array';
+  if (v instanceof Uint8Array) return `${v.byteLength} bytes`;
+  if (typeof v === 'string') return v.length > 40 ? `a string of ${v.length} characters` : JSON.stringify(v);
+  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return `${typeof v} ${String(v)}`;
+  return typeof v;
+}
+
+function rec(v: unknown, path: string): Rec {
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Uint8Array) {
+    throw new ProtocolError(path, v === undefined ? 'missing' : `expected a map, got ${describe(v)}`);
+  }
+  return v as Rec;
+}
+
+function str(o: Rec, key: string, path: string): string {
+  const v = o[key];
+  if (typeof v !== 'string') throw new ProtocolError(`${path}.${key}`, v === undefined ? 'missing' : `expected a string, got ${describe(v)}`);
+  return v;
+}
+
+function uint(o: Rec, key: string, path: string): number {
+  const v = o[key];
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
+    throw new ProtocolError(`${path}.${key}`, v === undefined ? 'missing' : `expected an integer in 0..2^53-1, got ${describe(v)}`);
+  }
+  return v;
+}
+
+function nonNegative(o: Rec, key: string, path: string): number {
+  const v = o[key];
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
+    throw new ProtocolError(`${path}.${key}`, v === undefined ? 'missing' : `expected a number >= 0, got ${describe(v)}`);
+  }
+  return v;
+}
+
+function bool(o: Rec, key: string, path: string): boolean {
+  const v = o[key];
+  if (typeof v !== 'boolean') throw new ProtocolError(`${path}.${key}`, v === undefined ? 'missing' : `expected a boolean, got ${describe(v)}`);
+  return v;
+}
+
+function bin(o: Rec, key: string, path: string): Uint8Array {
+  const v = o[key];
+  if (!(v instanceof Uint8Array)) throw new ProtocolError(`${path}.${key}`, v === undefined ? 'missing' : `expected bytes, got ${describe(v)}`);
+  return v;
+}
+
+function list<T>(o: Rec, key: string, path: string, item: (v: unknown, path: string) => T): T[] {
+  const v = o[key];
+  if (!Array.isArray(v)) throw new ProtocolError(`${path}.${key}`, v === undefined ? 'missing' : `expected an array, got ${describe(v)}`);
+  return v.map((x, i) => item(x, `${path}.${key}[${i}]`));
+}
+
+function oneOf<T extends string>(o: Rec, key: string, path: string, values: readonly T[]): T {
+  const v = o[key];
+  if (typeof v !== 'string' || !(values as readonly string[]).includes(v)) {
+    throw new ProtocolError(`${path}.${key}`, v === undefined ? 'missing' : `unknown value ${describe(v)}; expected one of ${values.join(', ')}`);
+  }
+  return v as T;
+}
+
+/** Decodes one msgpack value (nothing may follow it) and runs `read` on it. */
+function decodeWith<T>(bytes: Uint8Array, root: string, read: (v: unknown, path: string) => T): Decoded<T> {
+  let raw: unknown;
+  try {
+    raw = msgpackDecode(bytes);
+  } catch (e) {
+    return { ok: false, error: new ProtocolError(root, `not a msgpack value: ${e instanceof Error ? e.message : String(e)}`) };
+  }
+  try {
+    return { ok: true, value: read(raw, root) };
+  } catch (e) {
+    if (e instanceof ProtocolError) return { ok: false, error: e };
+    throw e;
+  }
+}
+
+const consistencies: readonly Consistency[] = ['default', 'consistent', 'stale'];
+const readOps: readonly ReadOp[] = ['kv-get', 'kv-list', 'kv-keys', 'kv-txn', 'raft-configuration'];
+const kvReadVerbs: readonly KvReadOp['verb'][] = ['get', 'get-or-empty', 'get-tree', 'check-index', 'check-not-exists'];
+
+function kvReadOp(v: unknown, path: string): KvReadOp {
+  const o = rec(v, path);
+  const verb = oneOf(o, 'verb', path, kvReadVerbs);
+  switch (verb) {
+    case 'get-tree':
+      return { verb, prefix: str(o, 'prefix', path) };
+    case 'check-index':
+      return { verb, key: str(o, 'key', path), index: uint(o, 'index', path) };
+    default:
+      return { verb, key: str(o, 'key', path) };
+  }
+}
+
+function readQuery(v: unknown, path: string): ReadQuery {
+  const o = rec(v, path);
+  const op = oneOf(o, 'op', path, readOps);
+  switch (op) {
+    case 'kv-get':
+      return { op, key: str(o, 'key', path) };
+    case 'kv-list':
+      return { op, prefix: str(o, 'prefix', path) };
+    case 'kv-keys':
+      return { op, prefix: str(o, 'prefix', path), separator: str(o, 'separator', path) };
+    case 'kv-txn':
+      return { op, ops: list(o, 'ops', path, kvReadOp) };
+    case 'raft-configuration':
+      return { op };
+  }
+}
+
+/** The leader's entry point for a forwarded read. */
+export function decodeForwardedRead(bytes: Uint8Array): Decoded<ForwardedRead> {
+  return decodeWith(bytes, 'read', (v, path) => {
+    const o = rec(v, path);
+    const opts = rec(o['options'], `${path}.options`);
+    const p = `${path}.options`;
+    return {
+      query: readQuery(o['query'], `${path}.query`),
+      options: { consistency: oneOf(opts, 'consistency', p, consistencies), minIndex: uint(opts, 'minIndex', p), waitMs: uint(opts, 'waitMs', p) },
+    };
+  });
+}
+
+/** The entry point of an operator call, on whichever server it reaches. */
+export function decodeOperatorCall(bytes: Uint8Array): Decoded<OperatorCall> {
+  return decodeWith(bytes, 'operator', (v, path): OperatorCall => {
+    const o = rec(v, path);
+    const op = oneOf(o, 'op', path, ['hello', 'join', 'remove', 'transfer'] as const);
+    switch (op) {
+      case 'hello':
+        return { op };
+      case 'join':
+        return { op, id: str(o, 'id', path), address: str(o, 'address', path) };
+      case 'remove':
+      case 'transfer':
+        return { op, id: str(o, 'id', path) };
+    }
+  });
+}
+
+function dirEntry(v: unknown, path: string): DirEntry {
+  const o = rec(v, path);
+  return {
+    Key: str(o, 'Key', path),
+    Flags: uint(o, 'Flags', path),
+    Value: bin(o, 'Value', path),
+    CreateIndex: uint(o, 'CreateIndex', path),
+    ModifyIndex: uint(o, 'ModifyIndex', path),
+    LockIndex: uint(o, 'LockIndex', path),
+    Session: str(o, 'Session', path),
+  };
+}
+
+const txnResult = (v: unknown, path: string): TxnResult => ({ KV: dirEntry(rec(v, path)['KV'], `${path}.KV`) });
+
+function txnError(v: unknown, path: string): TxnError {
+  const o = rec(v, path);
+  return { OpIndex: uint(o, 'OpIndex', path), What: str(o, 'What', path) };
+}
+
+function readMeta(v: unknown, path: string): ReadMeta {
+  const o = rec(v, path);
+  const index = uint(o, 'index', path);
+  if (index < 1) throw new ProtocolError(`${path}.index`, 'must be at least 1');
+  return {
+    index,
+    knownLeader: bool(o, 'knownLeader', path),
+    lastContactMs: nonNegative(o, 'lastContactMs', path),
+    consistency: oneOf(o, 'consistency', path, consistencies),
+  };
+}
+
+function raftConfiguration(v: unknown, path: string): RaftConfigurationReply {
+  const o = rec(v, path);
+  return {
+    Servers: list(o, 'Servers', path, (s, p) => {
+      const x = rec(s, p);
+      return {
+        ID: str(x, 'ID', p),
+        Node: str(x, 'Node', p),
+        Address: str(x, 'Address', p),
+        Leader: bool(x, 'Leader', p),
+        ProtocolVersion: str(x, 'ProtocolVersion', p),
+        Voter: bool(x, 'Voter', p),
+      };
+    }),
+    Index: uint(o, 'Index', path),
+  };
+}
+
+const answers: { readonly [Op in ReadOp]: (o: Rec, path: string) => ReadAnswers[Op] } = {
+  'kv-get': (o, path) => {
+    // Absent, never nil: see `encode`.
+    if (!('entry' in o)) return { entry: undefined };
+    return { entry: dirEntry(o['entry'], `${path}.entry`) };
+  },
+  'kv-list': (o, path) => ({ entries: list(o, 'entries', path, dirEntry) }),
+  'kv-keys': (o, path) => ({ keys: list(o, 'keys', path, (k, p) => str({ k }, 'k', p)) }),
+  'kv-txn': (o, path) => {
+    const r = rec(o['reply'], `${path}.reply`);
+    return { reply: { results: list(r, 'results', `${path}.reply`, txnResult), errors: list(r, 'errors', `${path}.reply`, txnError) } };
+  },
+  'raft-configuration': (o, path) => ({ reply: raftConfiguration(o['reply'], `${path}.reply`) }),
+};
+
+/** The follower's entry point for the leader's answer to a forwarded read of kind `op`. */
+export function decodeReadReply<Op extends ReadOp>(op: Op, bytes: Uint8Array): Decoded<ReadReply<Op>> {
+  return decodeWith(bytes, `${op} reply`, (v, path) => {
+    const o = rec(v, path);
+    const answer: ReadAnswers[Op] = answers[op](o, path);
+    return { ...answer, meta: readMeta(o['meta'], `${path}.meta`) };
+  });
+}
+
+export function decodeApplyResult(bytes: Uint8Array): Decoded<ApplyResult> {
+  return decodeWith(bytes, 'apply result', (v, path): ApplyResult => {
+    const o = rec(v, path);
+    const kind = oneOf(o, 'kind', path, ['kvs', 'txn', 'tombstone-reap', 'noop'] as const);
+    switch (kind) {
+      case 'kvs':
+        return { kind, ok: bool(o, 'ok', path) };
+      case 'txn':
+        return { kind, results: list(o, 'results', path, txnResult), errors: list(o, 'errors', path, txnError) };
+      default:
+        return { kind };
+    }
+  });
+}
+
+export function decodeHello(bytes: Uint8Array): Decoded<Hello> {
+  return decodeWith(bytes, 'hello', (v, path) => {
+    const o = rec(v, path);
+    return { id: str(o, 'id', path), address: str(o, 'address', path), datacenter: str(o, 'datacenter', path), fresh: bool(o, 'fresh', path) };
+  });
+}
+
+/** The answer to join, remove and transfer: `true`. */
+export function decodeDone(bytes: Uint8Array): Decoded<true> {
+  return decodeWith(bytes, 'operator reply', (v, path) => {
+    if (v !== true) throw new ProtocolError(path, `expected true, got ${describe(v)}`);
+    return true as const;
+  });
+}
