@@ -132,9 +132,13 @@ export class RaftLog implements LogPort<Promise<void>> {
     await this.main.compact(meta, { keepFrom });
   }
 
+  /** Closes both stores, the second even when the first fails to (the first failure is what rejects). */
   async close(): Promise<void> {
-    await this.main.close();
-    await this.pending?.close();
+    try {
+      await this.main.close();
+    } finally {
+      await this.pending?.close();
+    }
   }
 
   private pendingBaseIndex(): Index | undefined {

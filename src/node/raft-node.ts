@@ -318,12 +318,12 @@ export class RaftNode {
     this.checkOpen();
     // No round may persist the pending restore before its bytes are durable in the snapshot store.
     await this.loop.hold();
+    let meta: SnapshotMeta;
+    let applied: Promise<ApplyResult>;
     try {
       const r = this.core.userRestore(externalIndex);
       if (!r.ok) throw refusalError(r);
-      const meta = r.snapshot;
-      const noop = { index: meta.index + 1, term: meta.term };
-      const applied = this.waitApplied(noop.index, noop.term);
+      meta = r.snapshot;
       try {
         await this.snapshotWork.store(meta, stateBin);
       } catch (e) {
@@ -332,13 +332,15 @@ export class RaftNode {
         this.stopOnFatal(new NodeError('internal', `storing the restore's bytes failed: ${(e as Error).message}`));
         throw e;
       }
+      // Waited for only once the bytes are stored (nothing applies while the loop is held), so a
+      // failed store leaves no waiter whose rejection nobody would see.
+      applied = this.waitApplied(meta.index + 1, meta.term); // the no-op that follows the restore
       this.log.info({ event: 'restore', index: meta.index, term: meta.term }, 'user restore staged; waiting for it to commit');
-      this.loop.release();
-      await applied;
-      return meta;
     } finally {
       this.loop.release();
     }
+    await applied;
+    return meta;
   }
 
   transferLeadership(to: NodeId): void {
@@ -399,7 +401,7 @@ export class RaftNode {
     await within(this.loop.idle(), closeRoundBoundMs);
     // Snapshot work stops at its next chunk once closed; a receive whose sender went quiet is not
     // waited for past the bound (its temp file is removed by the next open).
-    await this.snapshotWork.settle(closeSnapshotBoundMs);
+    await within(this.snapshotWork.settled(), closeSnapshotBoundMs);
     // Each store is closed even when another fails to; a failure is logged, as there is no one
     // left to report it to and the next open recovers from whatever state the disk holds.
     for (const [what, close] of [

@@ -182,7 +182,7 @@ export class ReadyLoop<W> {
     this.idleWaiters = [];
     for (const w of waiters) w();
     // Inputs that arrived while the last round finished may have left work.
-    if (!this.stopped && !this.held && this.coreRef.hasReady()) this.kick();
+    this.kick();
   }
 
   /** Runs a round until it waits (the driver resumes it) or ends (the next round starts). */

@@ -57,13 +57,9 @@ export class SnapshotWork {
     this.appliedBytes = 0;
   }
 
-  /** Resolves when the work in progress has stopped, or after `boundMs` (a sender gone quiet is not waited for). */
-  async settle(boundMs: number): Promise<void> {
-    if (this.tasks.size === 0) return;
-    let timer: NodeJS.Timeout | undefined;
-    const bound = new Promise<void>((r) => (timer = setTimeout(r, boundMs)));
-    await Promise.race([Promise.allSettled([...this.tasks]), bound]);
-    clearTimeout(timer);
+  /** Resolves when the work in progress at the time of the call has stopped, whichever way. */
+  settled(): Promise<unknown> {
+    return Promise.allSettled([...this.tasks]);
   }
 
   /** Starts a snapshot when one is due and none is being taken. */

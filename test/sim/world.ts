@@ -24,6 +24,7 @@ import {
 } from '../../src/raft/index.js';
 // The loop's own module, not the folder's index: the simulator needs the loop, not LevelDB and gRPC.
 import { ReadyLoop, loopBugs, type LoopBug, type RoundWrite } from '../../src/node/ready-loop.js';
+import { InvariantError } from '../../src/base/index.js';
 import { Checker, SimFailure, applyToState, entryHash } from './checker.js';
 import { SimDisk, type StoredSnapshot } from './disk.js';
 
@@ -396,7 +397,7 @@ export class World {
       },
       afterRound: (rd) => this.afterRound(node, core, rd),
       onFatal: (e) => {
-        if (!(e instanceof SimFailure) && !(e.name === 'InvariantError')) e.message = `${node.id} at tick ${this.now}: ${e.message}`;
+        if (!(e instanceof SimFailure) && !(e instanceof InvariantError)) e.message = `${node.id} at tick ${this.now}: ${e.message}`;
         this.fatal ??= e;
       },
       bugs: this.loopBugs,

@@ -2,7 +2,7 @@
 // share one long-lived stream per address, finish in any order, keep their own deadlines, and fail
 // the way unary calls did when the stream breaks; an older server without Forward gets unary calls.
 
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import * as grpc from '@grpc/grpc-js';
 import {
   ServerRpcClient,
@@ -24,6 +24,17 @@ async function start(
   const server = new ServerRpcServer({ handlers, ...(options.forwardInflightCount ? { forwardInflightCount: options.forwardInflightCount } : {}) });
   const port = await server.listen('127.0.0.1', options.port ?? 0);
   return { server, address: `127.0.0.1:${port}`, port };
+}
+
+/** A hand-written service on 127.0.0.1, to play an older or misbehaving server; shut down with the test. */
+async function serveRaw(t: ExecutionContext, definition: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation): Promise<string> {
+  const grpcServer = new grpc.Server();
+  grpcServer.addService(definition, impl);
+  const port = await new Promise<number>((resolve, reject) =>
+    grpcServer.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+  );
+  t.teardown(() => grpcServer.forceShutdown());
+  return `127.0.0.1:${port}`;
 }
 
 function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void } {
@@ -121,9 +132,8 @@ test('a server that goes away fails the calls in flight as possibly sent; the ne
 test('a server without the Forward method (an older Conclave) gets unary calls', async (t) => {
   const svc = conclaveServerService();
   const { Forward: _forward, ...older } = svc.definition;
-  const grpcServer = new grpc.Server();
   const seen: string[] = [];
-  grpcServer.addService(older, {
+  const address = await serveRaw(t, older, {
     Apply: (call: grpc.ServerUnaryCall<{ command: Buffer }, object>, cb: grpc.sendUnaryData<object>) => {
       seen.push(`apply ${dec(call.request.command)}`);
       cb(null, { result: call.request.command });
@@ -133,15 +143,8 @@ test('a server without the Forward method (an older Conclave) gets unary calls',
       cb(null, { result: call.request.request });
     },
   });
-  const port = await new Promise<number>((resolve, reject) =>
-    grpcServer.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
-  );
   const client = new ServerRpcClient();
-  t.teardown(() => {
-    client.close();
-    grpcServer.forceShutdown();
-  });
-  const address = `127.0.0.1:${port}`;
+  t.teardown(() => client.close());
   const first = await Promise.all([client.apply(address, enc('a')), client.read(address, enc('b'))]);
   t.deepEqual(first, [{ ok: true, result: enc('a') }, { ok: true, result: enc('b') }]);
   t.deepEqual(await client.apply(address, enc('c')), { ok: true, result: enc('c') });
@@ -238,9 +241,8 @@ test('an aborted signal cancels a call: it rejects with CANCELLED and the handle
 
 test('an undecodable reply fails the calls in flight as BAD_RESPONSE; closing the client fails them with its reason', async (t) => {
   const svc = conclaveServerService();
-  const grpcServer = new grpc.Server();
   let hangs = 0;
-  grpcServer.addService(svc.definition, {
+  const address = await serveRaw(t, svc.definition, {
     Forward: (call: grpc.ServerDuplexStream<{ id: number }, object>) => {
       call.sendMetadata(new grpc.Metadata()); // accepts the stream, as the real server does
       call.on('data', (req: { id: number; read?: Buffer }) => {
@@ -251,11 +253,6 @@ test('an undecodable reply fails the calls in flight as BAD_RESPONSE; closing th
       call.on('error', () => {});
     },
   });
-  const port = await new Promise<number>((resolve, reject) =>
-    grpcServer.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
-  );
-  t.teardown(() => grpcServer.forceShutdown());
-  const address = `127.0.0.1:${port}`;
   const client = new ServerRpcClient();
   const waiting = client.read(address, enc('hang'));
   const bad = await t.throwsAsync(client.read(address, enc('bad')));
@@ -281,9 +278,8 @@ test('an undecodable reply fails the calls in flight as BAD_RESPONSE; closing th
 
 test('calls on a Forward stream the server fails before accepting it are NOT_SENT and never reach it', async (t) => {
   const svc = conclaveServerService();
-  const grpcServer = new grpc.Server();
   let received = 0;
-  grpcServer.addService(svc.definition, {
+  const address = await serveRaw(t, svc.definition, {
     // Reads what arrives (nothing should), then fails the stream without ever sending its headers.
     Forward: (call: grpc.ServerDuplexStream<unknown, object>) => {
       call.on('data', () => received++);
@@ -291,15 +287,8 @@ test('calls on a Forward stream the server fails before accepting it are NOT_SEN
       setTimeout(() => call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'not taking calls' }), 200);
     },
   });
-  const port = await new Promise<number>((resolve, reject) =>
-    grpcServer.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
-  );
   const client = new ServerRpcClient();
-  t.teardown(() => {
-    client.close();
-    grpcServer.forceShutdown();
-  });
-  const address = `127.0.0.1:${port}`;
+  t.teardown(() => client.close());
   const errors = await Promise.all([client.apply(address, enc('w')), client.read(address, enc('r'))].map((p) => t.throwsAsync(p)));
   for (const e of errors) {
     t.is((e as TransportError).code, 'NOT_SENT');
