@@ -104,7 +104,15 @@ const defaultTrailingBytes = 64 * MiB;
 
 /** How long close() waits for a round in progress, and for snapshot work to stop. */
 const closeRoundBoundMs = 2_000;
+const scratchDirName = 'tmp';
 const closeSnapshotBoundMs = 5_000;
+
+const restoreInProgress = (): NodeError =>
+  new NodeError('aborted-by-restore', 'a snapshot restore is in progress on the leader; the write was not applied. Retry once the restore completes');
+
+function sameMeta(a: SnapshotMeta, b: SnapshotMeta): boolean {
+  return a.index === b.index && a.term === b.term && a.configurationIndex === b.configurationIndex;
+}
 
 const leadershipLost = (): NodeError =>
   new NodeError('unknown-outcome', 'leadership lost while committing log; the write may or may not have been applied');
@@ -125,6 +133,10 @@ export class RaftNode {
   private readonly reads = new Map<number, ReadWaiter>();
   private caughtUpWaiters: Array<{ readonly resolve: () => void; readonly reject: (e: Error) => void }> = [];
   private nextReadContext = 1;
+  /** Set while a user restore is being prepared: writes are refused until it is placed. */
+  private restoring: { readonly since: number } | undefined;
+  /** The pending restore as last persisted (tracked to delete its bytes once it is dropped). */
+  private persistedPending: SnapshotMeta | undefined;
   private lastLeaderContact = -1;
   private soft: SoftState;
   private configurationIndexSeen = -1;
@@ -195,7 +207,20 @@ export class RaftNode {
     const raftDir = join(o.dataDir, 'raft');
     await mkdir(raftDir, { recursive: true });
     const { log: raftLog, loaded } = await RaftLog.open(raftDir, o.logger);
-    const snapshots = await SnapshotStore.open(join(o.dataDir, 'snapshots'), { retain: o.snapshotsRetained });
+    // The base and a pending restore are never deleted by retention, whatever their rank.
+    let protect: () => SnapshotMeta[] = () => [];
+    const snapshots = await SnapshotStore.open(join(o.dataDir, 'snapshots'), { retain: o.snapshotsRetained, protect: () => protect() });
+    // Snapshots above the log's base other than a pending restore will never be used: an abandoned
+    // restore, or bytes stored before a crash cut their hand-over short. They would rank as the
+    // newest and push the base out of retention.
+    const keep = [loaded.snapshot, loaded.pendingRestore].filter((m): m is SnapshotMeta => m !== undefined);
+    for (const s of await snapshots.list()) {
+      if (s.meta.index <= (loaded.snapshot?.index ?? 0) || keep.some((m) => m.index === s.meta.index && m.term === s.meta.term)) continue;
+      await snapshots.remove(s.id);
+      o.logger.info({ event: 'snapshot-discarded', index: s.meta.index, term: s.meta.term }, 'removed a snapshot above the log base that will not be used');
+    }
+    await rm(join(o.dataDir, scratchDirName), { recursive: true, force: true });
+    await mkdir(join(o.dataDir, scratchDirName), { recursive: true });
     const fsm = await Fsm.open(join(o.dataDir, 'fsm'));
     const init: InitialState = {
       hardState: loaded.hardState,
@@ -208,7 +233,18 @@ export class RaftNode {
       { event: 'raft-open', term: init.hardState.term, applied: init.applied, lastIndex: lastOf(init.entries) ?? init.snapshot?.index ?? 0 },
       'raft state loaded',
     );
-    return new RaftNode(o, raftLog, snapshots, fsm, init);
+    const node = new RaftNode(o, raftLog, snapshots, fsm, init);
+    node.persistedPending = loaded.pendingRestore;
+    protect = () => {
+      const pending = node.core.pendingRestore();
+      return pending === undefined ? [node.core.snapshotMeta()] : [node.core.snapshotMeta(), pending];
+    };
+    return node;
+  }
+
+  /** A directory for scratch files (a save's state.bin, a restore's upload), emptied at every open. */
+  get scratchDir(): string {
+    return join(this.o.dataDir, scratchDirName);
   }
 
   // ------------------------------------------------------------------------------------------
@@ -246,6 +282,7 @@ export class RaftNode {
   /** Proposes a write and resolves with what applying it produced (on this server, the leader). */
   propose(data: Uint8Array): Promise<ApplyResult> {
     this.checkOpen();
+    if (this.restoring !== undefined) return Promise.reject(restoreInProgress());
     const r = this.core.propose(data);
     if (!r.ok) return Promise.reject(refusalError(r));
     this.loop.kick();
@@ -300,6 +337,7 @@ export class RaftNode {
   /** Proposes a membership change and resolves once it is applied here. */
   async changeMembership(change: MembershipChange): Promise<Index> {
     this.checkOpen();
+    if (this.restoring !== undefined) throw restoreInProgress();
     const r = this.core.proposeMembership(change);
     if (!r.ok) throw refusalError(r);
     this.loop.kick();
@@ -308,39 +346,65 @@ export class RaftNode {
   }
 
   /**
-   * Restores the whole state from `stateBin` (Consul's state.bin stream, already verified by the
-   * caller) through Raft, as hashicorp/raft's Restore: the restore is placed at
-   * max(last index, externalIndex) + 1 and resolves once it and the no-op after it are committed
-   * and applied here. Rejects if leadership is lost first (the restore is then abandoned or may
-   * still commit under the next leader: its outcome is unknown).
+   * Restores the whole state through Raft, as hashicorp/raft's Restore: the restore is placed at
+   * R = max(last index, externalIndex) + 1 and this resolves once it and the no-op after it are
+   * committed and applied here. `stateBinFor(R)` gives the state.bin to store for it (already
+   * validated by the caller; it may write R into its indexes, which is why it is asked for R).
+   *
+   * Steps, each closing a way a restore could go wrong:
+   * 1. From here until the restore is placed, new writes and membership changes are refused with
+   *    `aborted-by-restore` (a message naming the restore), so the log cannot grow and R holds.
+   * 2. The bytes are written and fsynced to the snapshot store under R, while the loop runs on
+   *    (heartbeats go out however long this takes).
+   * 3. With the loop held: if the placement is still R, the snapshot is committed (renamed) and
+   *    only then does the core take the restore. A failure up to here leaves the core untouched and
+   *    the snapshot discarded: the leader goes on serving the old state.
+   * Rejects if leadership is lost before the no-op commits (the restore is then abandoned, or may
+   * still commit under the next leader: its outcome is unknown, as Raft's).
    */
-  async userRestore(stateBin: AsyncIterable<Uint8Array>, externalIndex: Index): Promise<SnapshotMeta> {
+  async userRestore(stateBinFor: (restoreIndex: Index) => AsyncIterable<Uint8Array>, externalIndex: Index): Promise<SnapshotMeta> {
     this.checkOpen();
-    // No round may persist the pending restore before its bytes are durable in the snapshot store.
-    await this.loop.hold();
-    let meta: SnapshotMeta;
-    let applied: Promise<ApplyResult>;
-    try {
-      const r = this.core.userRestore(externalIndex);
-      if (!r.ok) throw refusalError(r);
-      meta = r.snapshot;
-      try {
-        await this.snapshotWork.store(meta, stateBin);
-      } catch (e) {
-        // The core already holds the pending restore; without its bytes it cannot go on. The
-        // leader steps down so that the cluster can carry on without it.
-        this.stopOnFatal(new NodeError('internal', `storing the restore's bytes failed: ${(e as Error).message}`));
-        throw e;
-      }
-      // Waited for only once the bytes are stored (nothing applies while the loop is held), so a
-      // failed store leaves no waiter whose rejection nobody would see.
-      applied = this.waitApplied(meta.index + 1, meta.term); // the no-op that follows the restore
-      this.log.info({ event: 'restore', index: meta.index, term: meta.term }, 'user restore staged; waiting for it to commit');
-    } finally {
-      this.loop.release();
+    if (this.restoring !== undefined) {
+      throw new NodeError('unavailable', 'another snapshot restore is in progress on this server; nothing was restored, retry once it completes');
     }
-    await applied;
-    return meta;
+    const restoring = { since: Date.now() };
+    this.restoring = restoring;
+    try {
+      for (let attempt = 1; ; attempt++) {
+        const predicted = this.core.userRestorePlacement(externalIndex);
+        if (!predicted.ok) throw refusalError(predicted);
+        const meta = predicted.snapshot;
+        const sink = await this.snapshotWork.prepare(meta, stateBinFor(meta.index));
+        let applied: Promise<ApplyResult> | undefined;
+        let placedAgain = false;
+        await this.loop.hold();
+        try {
+          const now = this.core.userRestorePlacement(externalIndex);
+          if (!now.ok) throw refusalError(now);
+          placedAgain = sameMeta(now.snapshot, meta);
+          if (placedAgain) {
+            await sink.close();
+            const r = this.core.userRestore(externalIndex);
+            if (!r.ok) throw refusalError(r); // cannot happen: the placement was just checked
+            this.restoring = undefined; // writes from here on are placed after the restore
+            // Nothing applies while the loop is held, so this waiter is in place before any outcome.
+            applied = this.waitApplied(meta.index + 1, meta.term); // the no-op that follows the restore
+            this.log.info({ event: 'restore', index: meta.index, term: meta.term }, 'user restore staged; waiting for it to commit');
+          }
+        } finally {
+          if (!placedAgain || applied === undefined) await sink.cancel();
+          this.loop.release();
+        }
+        if (applied !== undefined) {
+          await applied;
+          return meta;
+        }
+        // The placement moved (a membership change or a new term in between): write it again.
+        if (attempt >= 3) throw new NodeError('retry', 'the cluster changed while the restore was being prepared; nothing was restored, retry');
+      }
+    } finally {
+      if (this.restoring === restoring) this.restoring = undefined;
+    }
   }
 
   transferLeadership(to: NodeId): void {
@@ -480,7 +544,24 @@ export class RaftNode {
   // After each round
   // ------------------------------------------------------------------------------------------
 
+  /**
+   * Follows the pending restore as the round made it durable; once one is dropped (abandoned,
+   * truncated, or replaced by another snapshot) and that drop is on disk, its bytes are deleted.
+   * Before the drop is durable they must stay: a crash would bring the pending restore back.
+   */
+  private notePersistedRestore(rd: Ready): void {
+    const before = this.persistedPending;
+    if (rd.pendingRestore !== undefined && rd.pendingRestore !== null) this.persistedPending = rd.pendingRestore;
+    else if (rd.pendingRestore === null) this.persistedPending = undefined;
+    else if (rd.snapshot !== undefined && before !== undefined) this.persistedPending = undefined;
+    if (before === undefined || (this.persistedPending !== undefined && sameMeta(before, this.persistedPending))) return;
+    const base = this.core.snapshotMeta();
+    if (base.index === before.index && base.term === before.term) return; // promoted: it is the base now
+    this.snapshotWork.discard(before, 'the pending restore was dropped');
+  }
+
   private afterRound(rd: Ready): void {
+    this.notePersistedRestore(rd);
     for (const rs of rd.readStates) {
       const w = this.reads.get(rs.context);
       if (w !== undefined) w.index = rs.index;

@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import type { Fsm } from '../fsm/index.js';
 import type { Index, RaftCore, SnapshotMessage, SnapshotMeta } from '../raft/index.js';
-import type { SnapshotInfo, SnapshotStore } from '../storage/index.js';
+import type { SnapshotInfo, SnapshotSink, SnapshotStore } from '../storage/index.js';
 import type { PeerTransport } from '../transport/index.js';
 import { NodeError } from './errors.js';
 import type { RaftLog } from './raft-log.js';
@@ -167,6 +167,45 @@ export class SnapshotWork {
       await cancelQuietly(sink, this.d.logger);
       throw e;
     }
+  }
+
+  /**
+   * Writes a user restore's bytes under `meta` and fsyncs them, leaving the snapshot uncommitted:
+   * the caller commits it (sink.close) once the core may take it, or cancels it. On failure nothing
+   * is left behind.
+   */
+  async prepare(meta: SnapshotMeta, data: AsyncIterable<Uint8Array>): Promise<SnapshotSink> {
+    this.d.checkOpen();
+    const sink = await this.d.snapshots.create(meta);
+    try {
+      for await (const chunk of data) {
+        this.d.checkOpen();
+        await sink.write(chunk);
+      }
+      await sink.sync();
+      return sink;
+    } catch (e) {
+      await cancelQuietly(sink, this.d.logger);
+      throw e;
+    }
+  }
+
+  /**
+   * Deletes the stored bytes of a snapshot that will never be used (a dropped pending restore), so
+   * that it neither takes disk nor ranks as the newest snapshot. A failure is logged: the next open
+   * removes it (see RaftNode.open).
+   */
+  discard(meta: SnapshotMeta, why: string): void {
+    this.track(
+      (async () => {
+        for (const s of await this.d.snapshots.list()) {
+          if (s.meta.index === meta.index && s.meta.term === meta.term) await this.d.snapshots.remove(s.id);
+        }
+        this.d.logger.info({ event: 'snapshot-discarded', index: meta.index, term: meta.term, why }, 'a snapshot that will not be used was deleted');
+      })().catch((e: unknown) =>
+        this.d.logger.warn({ event: 'snapshot-discard-failed', index: meta.index, err: (e as Error).message }, 'deleting an unused snapshot failed; the next start removes it'),
+      ),
+    );
   }
 
   async find(meta: SnapshotMeta): Promise<SnapshotInfo> {

@@ -309,6 +309,25 @@ export class RaftCore {
    * is applied until it commits; proposals still in flight below it are then overtaken (see Ready).
    */
   userRestore(externalIndex: Index): Result<{ snapshot: SnapshotMeta }> {
+    const placed = this.userRestorePlacement(externalIndex);
+    if (!placed.ok) return placed;
+    const meta = placed.snapshot;
+    const index = meta.index;
+    this.log.setPending(meta);
+    this.unpersistedPending = meta;
+    // Every follower must now be sent the restore as a snapshot: its next index is at most `index`.
+    for (const pr of this.progress.values()) pr.becomeProbe();
+    this.logEvent('restore-started', { index });
+    this.leaderStartIndex = this.appendLeaderEntry('noop', emptyBytes);
+    return { ok: true, snapshot: meta };
+  }
+
+  /**
+   * Where userRestore(externalIndex) would place the restore now, or why it would refuse; changes
+   * nothing. The runtime writes the restore's bytes (whose indexes depend on the placement) before
+   * it calls userRestore, then checks that the placement still holds.
+   */
+  userRestorePlacement(externalIndex: Index): Result<{ snapshot: SnapshotMeta }> {
     const refusal = this.refuseUnlessLeaderAccepting();
     if (refusal !== undefined) return refusal;
     if (this.configIndex > this.commit) {
@@ -318,20 +337,13 @@ export class RaftCore {
           `(commit index ${this.commit}); retry once it commits`,
       );
     }
-    const index = Math.max(this.log.lastIndex(), externalIndex) + 1;
-    const meta: SnapshotMeta = {
-      index,
+    const snapshot: SnapshotMeta = {
+      index: Math.max(this.log.lastIndex(), externalIndex) + 1,
       term: this.term,
       configuration: this.config,
       configurationIndex: this.configIndex,
     };
-    this.log.setPending(meta);
-    this.unpersistedPending = meta;
-    // Every follower must now be sent the restore as a snapshot: its next index is at most `index`.
-    for (const pr of this.progress.values()) pr.becomeProbe();
-    this.logEvent('restore-started', { index });
-    this.leaderStartIndex = this.appendLeaderEntry('noop', emptyBytes);
-    return { ok: true, snapshot: meta };
+    return { ok: true, snapshot };
   }
 
   /** The metadata a snapshot of the state machine at `index` (<= applied) must carry. */

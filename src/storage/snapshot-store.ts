@@ -55,6 +55,12 @@ export interface SnapshotStoreOptions {
   readonly now?: () => number;
   /** Told about damaged snapshots list() skips and clean-up that failed; default: ignored. */
   readonly onWarning?: (message: string) => void;
+  /**
+   * Snapshots retention must never delete, whatever their rank (e.g. the one the log is compacted to,
+   * and a pending restore): asked at each retention pass. Retention keeps the newest `retain`
+   * snapshots plus these.
+   */
+  readonly protect?: () => Iterable<{ readonly index: Index; readonly term: Term }>;
 }
 
 /** A complete snapshot in the store. */
@@ -84,6 +90,11 @@ export interface OpenedSnapshot extends SnapshotInfo {
 export interface SnapshotSink {
   readonly id: string;
   write(chunk: Uint8Array): Promise<void>;
+  /**
+   * Makes what was written so far durable (flush and fsync of state.bin), so that a close() right
+   * after costs little. Optional; close() syncs by itself.
+   */
+  sync(): Promise<void>;
   /** Makes the snapshot durable and visible, then applies retention. Resolves with what was stored. */
   close(): Promise<SnapshotInfo>;
   /**
@@ -98,6 +109,7 @@ export class SnapshotStore {
   private readonly retain: number;
   private readonly now: () => number;
   private readonly warn: (message: string) => void;
+  private readonly protect: () => Iterable<{ readonly index: Index; readonly term: Term }>;
   /** Ids handed to sinks that are still open, so two sinks never share a directory. */
   private readonly pending = new Set<string>();
   /** The last retention pass; passes run one after another so two closing sinks do not race. */
@@ -108,6 +120,7 @@ export class SnapshotStore {
     this.retain = options.retain ?? snapshotLimits.retainDefaultCount;
     this.now = options.now ?? Date.now;
     this.warn = options.onWarning ?? (() => undefined);
+    this.protect = options.protect ?? (() => []);
     assert(Number.isSafeInteger(this.retain), `retain ${this.retain} is an integer`);
     assert(this.retain >= 1, `retain ${this.retain} >= 1`);
   }
@@ -223,7 +236,33 @@ export class SnapshotStore {
     return { ...info, stream: new VerifiedStateStream(file, path, info) };
   }
 
+  /**
+   * Deletes snapshot `id` (rename to `<id>.del`, fsync the directory, remove): a snapshot that will
+   * never be used, such as an abandoned restore's. A missing one is not an error. Runs after any
+   * retention pass in progress, so the two never race on one snapshot.
+   */
+  async remove(id: string): Promise<void> {
+    if (!idPattern.test(id)) {
+      throw new StorageError('SNAPSHOT_NOT_FOUND', `${JSON.stringify(id)} is not a snapshot id (expected <term>-<index>-<ms>)`, { path: this.dir });
+    }
+    const pass = this.retention.then(() => this.delete(id));
+    this.retention = pass.catch(() => undefined);
+    await pass;
+  }
+
   // -------------------------------------------------------------------------------------------
+
+  private async delete(id: string): Promise<void> {
+    const trash = join(this.dir, id + trashSuffix);
+    try {
+      await rename(join(this.dir, id), trash);
+    } catch (cause) {
+      if ((cause as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw new StorageError('SNAPSHOT_WRITE_FAILED', `cannot delete snapshot ${id} in ${this.dir} (${describeCause(cause)})`, { path: this.dir, cause });
+    }
+    await fsyncDir(this.dir);
+    await rm(trash, { recursive: true, force: true });
+  }
 
   /** Deletes the oldest complete snapshots beyond `retain`, one pass at a time. Never rejects. */
   private applyRetention(): Promise<void> {
@@ -235,7 +274,9 @@ export class SnapshotStore {
   private async retentionPass(): Promise<void> {
     let excess: SnapshotInfo[];
     try {
-      excess = (await this.list()).slice(this.retain);
+      const kept = [...this.protect()];
+      const isKept = (s: SnapshotInfo): boolean => kept.some((k) => k.index === s.meta.index && k.term === s.meta.term);
+      excess = (await this.list()).slice(this.retain).filter((s) => !isKept(s));
     } catch (err) {
       this.warn(`could not list ${this.dir} to delete old snapshots (${describeCause(err)}); retried after the next snapshot`);
       return;
@@ -340,6 +381,19 @@ class FileSink implements SnapshotSink {
     } catch (cause) {
       if (this.state === 'writing') this.state = 'failed';
       throw this.writeError('writing state.bin', cause);
+    }
+  }
+
+  async sync(): Promise<void> {
+    assert(this.state === 'open', `snapshot ${this.id}: sync() only while open (sink is ${this.state})`);
+    this.state = 'writing';
+    try {
+      await this.flush();
+      await this.file!.sync();
+      if (this.state === 'writing') this.state = 'open';
+    } catch (cause) {
+      if (this.state === 'writing') this.state = 'failed';
+      throw this.writeError('syncing state.bin', cause);
     }
   }
 

@@ -222,7 +222,7 @@ test('a user restore replaces the state on every server, including one that was 
   const downPort = down.port;
   await stopServer(down);
 
-  const meta = await leader.node.userRestore(stateBin, 500);
+  const meta = await leader.node.userRestore(() => stateBin, 500);
   t.is(meta.index, 501, 'placed at max(last index, archive index 500) + 1');
   t.is(await valueOn(leader, 'restored/30'), 'r30');
   t.is(await valueOn(leader, 'old/0'), undefined, 'the old state is gone');
