@@ -29,3 +29,30 @@ export { isUint, toUint, describeValue, isPlainMap } from './values.js';
 export type { DirEntry, Tombstone } from './types.js';
 export { StateBinError, type StateBinErrorCode } from './errors.js';
 export { snapshotLimits } from './limits.js';
+export { ArchiveError, type ArchiveErrorCode } from './errors.js';
+export {
+  archiveMeta,
+  archiveProducer,
+  stateBinFormat,
+  encodeMetaJson,
+  parseMetaJson,
+  type ArchiveMeta,
+  type ArchiveMetaArgs,
+  type ArchiveServer,
+  type ArchiveSuffrage,
+} from './meta.js';
+export {
+  writeArchive,
+  readArchive,
+  defaultGzipLevel,
+  defaultArchiveLimits,
+  metaJsonName,
+  stateBinName,
+  sha256SumsName,
+  type WriteArchiveOptions,
+  type ReadArchiveOptions,
+  type ArchiveContents,
+  type ArchiveLimits,
+  type RecordTypeStats,
+} from './archive.js';
+export { rewriteForRestore } from './rewrite.js';
