@@ -6,10 +6,19 @@
 // Shutdown follows Consul's agent command: the first signal closes the agent (exit 0 once closed);
 // a second signal exits at once with status 1; a close that takes longer than `shutdownTimeoutMs`
 // (Consul's 15 s graceful timeout) exits with 1.
+//
+// `-dev` without a data_dir runs in a temporary directory the configuration loader made; this command
+// owns it and removes it whenever it ends: after a clean shutdown, a failed start, an agent that
+// stopped on an error, and (synchronously, just before exiting) on a second signal. A data_dir that
+// was given is never removed.
+//
+// The ACL token in the configuration is a secret: what is printed or logged is `redactConfig(config)`.
 
+import { rmSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { conclaveVersion } from '../base/index.js';
-import { loadAgentConfig, type AgentConfig } from '../config/index.js';
+import { loadAgentConfig, redactConfig, type AgentConfig } from '../config/index.js';
 import { exitCodes } from './exit-codes.js';
 import { createAgentLogger, type AgentLogger } from './logger.js';
 
@@ -62,17 +71,62 @@ export async function runAgentCommand(argv: readonly string[], deps: AgentComman
     return exitCodes.error;
   }
   const config = loaded.config;
-  const { logger, json } = await (deps.createLogger ?? createAgentLogger)(config, deps.stdoutIsTty);
-  if (!json) deps.stdout.write(banner(config));
-  // The banner already shows the configuration to a person; JSON readers get it in the first line.
-  logger[json ? 'info' : 'debug']({ version: conclaveVersion(), config }, 'starting Conclave agent');
-  for (const warning of config.warnings) logger.warn(warning);
-
-  const shutdown = new ShutdownSignals(deps, logger);
+  const temporary = config.dataDirIsTemporary ? new TemporaryDataDir(config.dataDir) : undefined;
+  let logger: Logger | undefined;
   try {
-    return await startAndServe(config, logger, json, deps, shutdown);
+    const created = await (deps.createLogger ?? createAgentLogger)(config, deps.stdoutIsTty);
+    logger = created.logger;
+    const json = created.json;
+    if (!json) deps.stdout.write(banner(config));
+    // The banner already shows the configuration to a person; JSON readers get it in the first line.
+    logger[json ? 'info' : 'debug']({ version: conclaveVersion(), config: redactConfig(config) }, 'starting Conclave agent');
+    if (config.dev) {
+      const where = config.dataDirIsTemporary ? `data in ${config.dataDir} (temporary: removed when the agent stops)` : `data in ${config.dataDir} (kept)`;
+      logger.info({ dev: true, dataDir: config.dataDir, dataDirIsTemporary: config.dataDirIsTemporary }, `running in dev mode: ${where}`);
+    }
+    for (const warning of config.warnings) logger.warn(warning);
+
+    // A second signal exits at once; the temporary directory goes first, synchronously.
+    const exitNow = (code: number): void => {
+      temporary?.removeNow(logger);
+      deps.exitNow(code);
+    };
+    const shutdown = new ShutdownSignals({ ...deps, exitNow }, logger);
+    try {
+      return await startAndServe(config, logger, json, deps, shutdown);
+    } finally {
+      shutdown.detach();
+    }
   } finally {
-    shutdown.detach();
+    await temporary?.remove(logger);
+  }
+}
+
+/** -dev's temporary data directory, removed once whatever happens. */
+class TemporaryDataDir {
+  private removed = false;
+
+  constructor(readonly path: string) {}
+
+  async remove(logger: Logger | undefined): Promise<void> {
+    if (this.removed) return;
+    this.removed = true;
+    try {
+      await rm(this.path, { recursive: true, force: true });
+      logger?.info({ dataDir: this.path }, 'removed the temporary data directory of dev mode');
+    } catch (err) {
+      logger?.warn({ dataDir: this.path, err }, 'could not remove the temporary data directory of dev mode; remove it by hand');
+    }
+  }
+
+  removeNow(logger: Logger | undefined): void {
+    if (this.removed) return;
+    this.removed = true;
+    try {
+      rmSync(this.path, { recursive: true, force: true });
+    } catch (err) {
+      logger?.warn({ dataDir: this.path, err }, 'could not remove the temporary data directory of dev mode; remove it by hand');
+    }
   }
 }
 
@@ -176,6 +230,10 @@ class ShutdownSignals {
 
 /** Consul's start banner (command/agent/agent.go), printed when logs are human-readable. */
 function banner(config: AgentConfig): string {
+  const acl = config.acl;
+  const aclText = acl.enabled
+    ? `enabled (default policy: ${acl.defaultPolicy}; initial management token: ${acl.initialManagementToken === undefined ? 'none' : 'set, <hidden>'})`
+    : 'disabled';
   const lines = [
     '==> Starting Conclave agent...',
     `           Version: '${conclaveVersion()}'`,
@@ -185,7 +243,10 @@ function banner(config: AgentConfig): string {
     `       Client Addr: [${config.httpHost}] (HTTP: ${config.httpPort})`,
     `      Cluster Addr: ${config.serverAdvertiseHost} (Server RPC: ${config.serverPort}, bound on ${config.serverBindHost})`,
     `        Retry join: ${config.retryJoin.length === 0 ? '(none)' : config.retryJoin.join(', ')}`,
-    `          Data dir: ${config.dataDir}`,
+    `    Retry join WAN: ${config.retryJoinWan.length === 0 ? '(none)' : config.retryJoinWan.join(', ')}`,
+    `          Data dir: ${config.dataDir}${config.dataDirIsTemporary ? ' (temporary, removed when the agent stops)' : ''}`,
+    ...(config.dev ? ['          Dev mode: true (nothing is kept; never use it in production)'] : []),
+    `               ACL: ${aclText}`,
     `              Raft: tick ${config.raft.tickMs} ms, election timeout ${ticks(config.raft.electionTimeoutTicks)}, heartbeat ${ticks(config.raft.heartbeatIntervalTicks)}`,
     '',
     '==> Log data will now stream in as it occurs:',

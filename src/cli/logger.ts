@@ -16,6 +16,9 @@ export async function createAgentLogger(config: AgentConfig, stdoutIsTty: boolea
   const wantJson = config.logJson ?? !stdoutIsTty;
   const options = {
     level: config.logLevel,
+    // A second guard for the one secret in the configuration: callers log redactConfig(config), and
+    // should one ever log the configuration itself, pino hides the token anyway.
+    redact: { paths: ['config.acl.initialManagementToken', 'acl.initialManagementToken', 'initialManagementToken'], censor: '<hidden>' },
     base: { node: config.nodeName },
     timestamp: pino.stdTimeFunctions.isoTime,
   };

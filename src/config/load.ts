@@ -8,17 +8,23 @@
 // (`config file "a.json"`, `flag -http-port`), the key, the value and what is expected.
 //
 // Loading reads files and directory entries and stats data_dir; it writes nothing and creates no
-// directory. Creating data_dir is the agent's job once it starts.
+// directory. Creating data_dir is the agent's job once it starts. The one exception is -dev without a
+// data_dir: as the very last step of a load that found no problem, it creates the fresh temporary
+// directory (mkdtemp) the dev server runs in, and the caller owns it from then on.
+//
+// ACL tokens are secrets: no message built here shows one (values of secret keys print as <hidden>),
+// and `redactConfig` gives the configuration as it may be logged.
 
-import { readFile, readdir, stat } from 'node:fs/promises';
-import { hostname as osHostname } from 'node:os';
-import { dirname, resolve } from 'node:path';
-import { parseFlags, suggestion, type ParsedFlags } from './flags.js';
+import { mkdtemp, readFile, readdir, stat } from 'node:fs/promises';
+import { hostname as osHostname, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { lastFlag, parseFlags, suggestion, type ParsedFlags } from './flags.js';
 import { isWildcardIp, joinHostPort, privateIpv4Addresses } from './network.js';
 import {
   agentFlags,
   configKeys,
   defaultHttpPort,
+  isSecretPath,
   defaultServerPort,
   keyFlags,
   keySpecs,
@@ -28,7 +34,13 @@ import {
   type DecodeContext,
   type Fragment,
 } from './schema.js';
-import type { AgentConfig, LoadResult, RaftSettings } from './types.js';
+import type { AclSettings, AgentConfig, LoadResult, RaftSettings } from './types.js';
+
+/** What a secret (an ACL token) is replaced with wherever it would be shown; Consul shows the same. */
+export const hiddenSecret = '<hidden>';
+
+/** Where -dev makes its temporary data directory: a fresh `conclave-dev-XXXXXX` in os.tmpdir(). */
+export const devDataDirPrefix = 'conclave-dev-';
 
 /** Seams for tests; production callers pass nothing. */
 export interface LoadOptions {
@@ -38,7 +50,13 @@ export interface LoadOptions {
   readonly hostname?: () => string;
   /** Private IPv4 addresses of this machine, for advertise_addr when bind_addr is 0.0.0.0. */
   readonly privateIpv4Addresses?: () => readonly string[];
+  /** Creates -dev's temporary data directory; default mkdtemp(os.tmpdir()/conclave-dev-). */
+  readonly makeTempDataDir?: () => Promise<string>;
 }
+
+/** Consul's dev-mode defaults (agent/config/default.go DevSource) that Conclave has keys for. */
+const devDefaults: Fragment = { bind_addr: '127.0.0.1', bootstrap_expect: 1, log_level: 'debug' };
+const devLabel = 'the -dev defaults';
 
 /** Where each key's value came from: a config file or a flag. */
 type Origins = Map<ConfigKey, string>;
@@ -56,7 +74,9 @@ export async function loadAgentConfig(argv: readonly string[], options: LoadOpti
   if (flags.args.length > 0) return { ok: false, message: extraArgumentsMessage(flags) };
 
   const errors: string[] = [];
-  const sources: Source[] = [];
+  const dev = lastFlag(flags, 'dev') === true;
+  // As in Consul: defaults, then the dev defaults, then files and flags, which override them.
+  const sources: Source[] = dev ? [{ label: devLabel, fragment: devDefaults }] : [];
   const configFiles: string[] = [];
   for (const use of flags.uses) {
     if (use.name !== 'config-file' && use.name !== 'config-dir') continue;
@@ -73,9 +93,31 @@ export async function loadAgentConfig(argv: readonly string[], options: LoadOpti
   if (errors.length > 0) return { ok: false, message: errors.join('\n') };
 
   const { merged, origins } = merge(sources);
-  const config = await resolveConfig(merged, origins, configFiles, options, errors);
+  const config = await resolveConfig(merged, origins, configFiles, dev, options, errors);
   if (errors.length > 0 || config === undefined) return { ok: false, message: errors.join('\n') };
-  return { ok: true, config };
+  if (!config.dataDirIsTemporary) return { ok: true, config };
+  // -dev without data_dir: the only thing loading ever creates, and only once all else is valid.
+  try {
+    const dataDir = await (options.makeTempDataDir ?? (() => mkdtemp(join(tmpdir(), devDataDirPrefix))))();
+    return { ok: true, config: { ...config, dataDir, warnings: [...config.warnings, devWarning(dataDir)] } };
+  } catch (err) {
+    return { ok: false, message: `-dev: cannot create a temporary data directory in ${tmpdir()}: ${describeFsError(err)}; pass -data-dir <path>` };
+  }
+}
+
+function devWarning(dataDir: string | undefined): string {
+  return dataDir === undefined
+    ? 'Dev mode is enabled: one server that bootstraps itself, with Consul\'s dev settings. Never run -dev in production.'
+    : `Dev mode is enabled: all data lives in the temporary directory ${dataDir}, which is removed when the agent stops; nothing is kept. Never run -dev in production.`;
+}
+
+/**
+ * The configuration as it may be logged or printed: every secret (the initial management token)
+ * replaced by <hidden>. Log this, never the AgentConfig itself.
+ */
+export function redactConfig(config: AgentConfig): AgentConfig {
+  const token = config.acl.initialManagementToken;
+  return token === undefined ? config : { ...config, acl: { ...config.acl, initialManagementToken: hiddenSecret } };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -125,7 +167,7 @@ async function readConfigFile(given: string, path: string, errors: string[]): Pr
   try {
     raw = JSON.parse(text);
   } catch (err) {
-    errors.push(`${label}: not valid JSON: ${(err as Error).message}`);
+    errors.push(`${label}: not valid JSON: ${jsonErrorWithoutText(err as Error, text)}`);
     return undefined;
   }
   if (!isPlainObject(raw)) {
@@ -137,18 +179,36 @@ async function readConfigFile(given: string, path: string, errors: string[]): Pr
   return errors.length === before ? { label, fragment } : undefined;
 }
 
-function decodeObject(raw: Record<string, unknown>, label: string, ctx: DecodeContext, errors: string[]): Fragment {
+/**
+ * V8's JSON.parse messages quote the text around the error (`Unexpected token 's', ..."ment": s3cr"...
+ * is not valid JSON`), which could print a token. Say where instead: line and column.
+ */
+function jsonErrorWithoutText(err: Error, text: string): string {
+  const at = /at position (\d+)/.exec(err.message);
+  const quoted = /^(.*?), (?:\.\.\.)?".*"(?:\.\.\.)? is not valid JSON$/s.exec(err.message);
+  if (quoted === null) return at === null ? err.message : `${err.message}${lineColumn(text, Number(at[1]))}`;
+  const what = quoted[1]!.replace(/^Unexpected token '.*'$/s, 'Unexpected character');
+  return what;
+}
+
+function lineColumn(text: string, position: number): string {
+  const before = text.slice(0, position).split('\n');
+  return ` (line ${before.length}, column ${before.at(-1)!.length + 1})`;
+}
+
+function decodeObject(raw: Record<string, unknown>, label: string, ctx: DecodeContext, errors: string[], prefix = ''): Fragment {
   const fragment: Record<string, unknown> = {};
-  for (const [top, value] of Object.entries(raw)) {
-    if (nestedObjects.has(top)) {
+  for (const [name, value] of Object.entries(raw)) {
+    const path = `${prefix}${name}`;
+    if (nestedObjects.has(path)) {
       if (!isPlainObject(value)) {
-        const keys = configKeys.filter((k) => k.startsWith(`${top}.`)).map((k) => k.slice(top.length + 1));
-        errors.push(`${label}: ${top} cannot be ${show(value)}. Must be an object with the keys ${keys.join(', ')}`);
+        const keys = configKeys.filter((k) => k.startsWith(`${path}.`)).map((k) => k.slice(path.length + 1).split('.')[0]!);
+        errors.push(`${label}: ${path} cannot be ${show(value, path)}. Must be an object with the keys ${[...new Set(keys)].join(', ')}`);
         continue;
       }
-      for (const [inner, innerValue] of Object.entries(value)) decodeKey(`${top}.${inner}`, innerValue, label, ctx, fragment, errors);
+      Object.assign(fragment, decodeObject(value, label, ctx, errors, `${path}.`));
     } else {
-      decodeKey(top, value, label, ctx, fragment, errors);
+      decodeKey(path, value, label, ctx, fragment, errors);
     }
   }
   return fragment as Fragment;
@@ -162,7 +222,7 @@ function decodeKey(key: string, value: unknown, label: string, ctx: DecodeContex
   const spec = keySpecs[key];
   const decoded = spec.decode(value, ctx);
   if (!decoded.ok) {
-    errors.push(`${label}: ${key} cannot be ${show(value)}${typeNote(value, spec.type)}. Must be ${decoded.expected}`);
+    errors.push(`${label}: ${key} cannot be ${show(value, key)}${typeNote(value, spec.type)}. Must be ${decoded.expected}`);
     return;
   }
   out[key] = decoded.value;
@@ -177,7 +237,7 @@ function flagSource(flags: ParsedFlags, ctx: DecodeContext, errors: string[]): S
     const spec = keySpecs[entry.key];
     const decoded = spec.decode(spec.list ? [use.value] : use.value, ctx);
     if (!decoded.ok) {
-      errors.push(`flag -${use.name}: invalid value ${show(use.value)} for ${entry.key}. Must be ${decoded.expected}`);
+      errors.push(`flag -${use.name}: invalid value ${show(use.value, entry.key)} for ${entry.key}. Must be ${decoded.expected}`);
       continue;
     }
     const previous = fragment[entry.key];
@@ -203,7 +263,7 @@ function merge(sources: readonly Source[]): { merged: Fragment; origins: Origins
 // ---------------------------------------------------------------------------------------------------
 // Defaults, cross-key rules and derived values
 
-async function resolveConfig(c: Fragment, origins: Origins, configFiles: string[], options: LoadOptions, errors: string[]): Promise<AgentConfig | undefined> {
+async function resolveConfig(c: Fragment, origins: Origins, configFiles: string[], dev: boolean, options: LoadOptions, errors: string[]): Promise<AgentConfig | undefined> {
   const warnings: string[] = [];
   const from = (key: ConfigKey) => (origins.has(key) ? ` (set by ${origins.get(key)})` : '');
 
@@ -212,9 +272,11 @@ async function resolveConfig(c: Fragment, origins: Origins, configFiles: string[
   }
   const nodeName = (c.node_name ?? (options.hostname ?? osHostname)()).trim();
   if (nodeName === '') errors.push('node_name cannot be empty: the host name is empty, so set "node_name" in a config file or pass -node');
-  const dataDir = c.data_dir;
-  if (dataDir === undefined) errors.push('data_dir cannot be empty: set "data_dir" in a config file or pass -data-dir <path>');
-  else await checkDataDir(dataDir, from('data_dir'), errors);
+  // -dev without a data_dir runs in a fresh temporary directory, made once everything else is valid.
+  const dataDirIsTemporary = dev && c.data_dir === undefined;
+  const dataDir = dataDirIsTemporary ? '' : c.data_dir;
+  if (dataDir === undefined) errors.push('data_dir cannot be empty: set "data_dir" in a config file or pass -data-dir <path> (or run -dev for a throwaway server)');
+  else if (!dataDirIsTemporary) await checkDataDir(dataDir, from('data_dir'), errors);
 
   const serverBindHost = c.bind_addr ?? '0.0.0.0';
   const serverPort = c['ports.server'] ?? defaultServerPort;
@@ -229,8 +291,11 @@ async function resolveConfig(c: Fragment, origins: Origins, configFiles: string[
   const serverAdvertiseAddress = joinHostPort(serverAdvertiseHost ?? '', serverPort);
   // Consul allows a server to list itself in retry_join (one shared list for every server); drop it.
   const retryJoin = [...new Set(c.retry_join ?? [])].filter((a) => a !== serverAdvertiseAddress);
+  const retryJoinWan = [...new Set(c.retry_join_wan ?? [])].filter((a) => a !== serverAdvertiseAddress);
   const bootstrapExpect = c.bootstrap_expect ?? 0;
   warnings.push(...bootstrapWarnings(bootstrapExpect, retryJoin.length));
+  const acl = aclSettings(c, warnings);
+  if (dev && !dataDirIsTemporary) warnings.push(devWarning(undefined));
 
   if (errors.length > 0 || dataDir === undefined || serverAdvertiseHost === undefined || raft === undefined) return undefined;
   return {
@@ -239,6 +304,10 @@ async function resolveConfig(c: Fragment, origins: Origins, configFiles: string[
     dataDir,
     bootstrapExpect,
     retryJoin,
+    retryJoinWan,
+    acl,
+    dev,
+    dataDirIsTemporary,
     httpHost,
     httpPort,
     serverBindHost,
@@ -251,6 +320,26 @@ async function resolveConfig(c: Fragment, origins: Origins, configFiles: string[
     configFiles,
     warnings,
   };
+}
+
+/** The acl block, with Consul's deprecated aliases (the new key wins when both are set, as in Consul). */
+function aclSettings(c: Fragment, warnings: string[]): AclSettings {
+  for (const key of ['acl_master_token', 'acl.tokens.master', 'acl_default_policy'] as const) {
+    // Consul's text (agent/config/deprecated.go).
+    if (c[key] !== undefined) warnings.push(`The '${key}' field is deprecated. Use the '${keySpecs[key].deprecatedFor}' field instead.`);
+  }
+  const enabled = c['acl.enabled'] ?? false;
+  const initialManagementToken = c['acl.tokens.initial_management'] ?? c['acl.tokens.master'] ?? c.acl_master_token;
+  if (enabled && initialManagementToken === undefined) {
+    warnings.push(
+      'acl.enabled is true but acl.tokens.initial_management is not set: no token can use the snapshot endpoints ' +
+        '(saving and restoring need a management token) until one is configured',
+    );
+  }
+  if (!enabled && initialManagementToken !== undefined) {
+    warnings.push('acl.tokens.initial_management is set but acl.enabled is not true: ACLs are off, the token is not used and every request is allowed');
+  }
+  return { enabled, defaultPolicy: c['acl.default_policy'] ?? c.acl_default_policy ?? 'allow', initialManagementToken };
 }
 
 async function checkDataDir(dataDir: string, from: string, errors: string[]): Promise<void> {
@@ -361,8 +450,9 @@ function jsonTypeOf(v: unknown): string {
   return `a ${typeof v}`;
 }
 
-/** The value as written in JSON, shortened for long values. */
-function show(v: unknown): string {
+/** The value as written in JSON, shortened for long values; <hidden> where it may be a secret. */
+function show(v: unknown, path: string): string {
+  if (isSecretPath(path)) return hiddenSecret;
   const text = v === undefined ? 'undefined' : JSON.stringify(v);
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }

@@ -8,7 +8,7 @@
 import { resolve } from 'node:path';
 import type { FlagSpec } from './flags.js';
 import { joinHostPort, parseHostPort, parseIp } from './network.js';
-import type { LogLevel } from './types.js';
+import type { AclPolicy, LogLevel } from './types.js';
 
 /** The value type of each key after decoding. Dotted keys live in a nested JSON object. */
 export interface ConfigValues {
@@ -18,6 +18,7 @@ export interface ConfigValues {
   server: boolean;
   bootstrap_expect: number;
   retry_join: string[];
+  retry_join_wan: string[];
   bind_addr: string;
   advertise_addr: string;
   client_addr: string;
@@ -33,6 +34,12 @@ export interface ConfigValues {
   'conclave.raft_election_timeout_ticks': number;
   'conclave.raft_heartbeat_interval_ticks': number;
   'conclave.snapshots_retained': number;
+  'acl.enabled': boolean;
+  'acl.default_policy': AclPolicy;
+  'acl.tokens.initial_management': string;
+  'acl.tokens.master': string;
+  acl_master_token: string;
+  acl_default_policy: AclPolicy;
 }
 
 export type ConfigKey = keyof ConfigValues;
@@ -56,6 +63,10 @@ export interface KeySpec<T> {
   readonly flag?: FlagSpec;
   /** Values from several sources are concatenated instead of replaced (Consul merges lists this way). */
   readonly list?: true;
+  /** The value is a secret (an ACL token): never shown in an error message, the help or a log line. */
+  readonly secret?: true;
+  /** A deprecated Consul alias: the key to use instead. Still accepted, with Consul's warning. */
+  readonly deprecatedFor?: ConfigKey;
   readonly decode: (value: unknown, ctx: DecodeContext) => Decoded<T>;
 }
 
@@ -88,6 +99,35 @@ function ipAddress(what: string): (v: unknown) => Decoded<string> {
   };
 }
 
+/** A list of server RPC addresses, as retry_join and retry_join_wan take them. */
+function serverAddressList(v: unknown): Decoded<string[]> {
+  if (!Array.isArray(v)) return { ok: false, expected: 'an array of server addresses, such as ["10.0.0.2:8300", "10.0.0.3:8300"]' };
+  const out: string[] = [];
+  for (const [i, entry] of v.entries()) {
+    const r = typeof entry === 'string' ? parseHostPort(entry.trim(), defaultServerPort) : undefined;
+    if (r === undefined || !r.ok) {
+      return { ok: false, expected: `an array of server addresses; entry ${i} (${JSON.stringify(entry)}) is not ${r === undefined ? 'a string' : r.expected}` };
+    }
+    out.push(joinHostPort(r.host, r.port));
+  }
+  return { ok: true, value: out };
+}
+
+function aclPolicy(v: unknown): Decoded<AclPolicy> {
+  return v === 'allow' || v === 'deny' ? { ok: true, value: v } : { ok: false, expected: '"allow" or "deny"' };
+}
+
+/**
+ * An ACL token as a config file gives it. Consul takes any string; Conclave refuses what cannot be a
+ * token a client sends back in an X-Consul-Token header or a ?token= parameter, so a stray space or
+ * newline from a copy and paste is caught here rather than as a 403 later.
+ */
+function aclToken(v: unknown): Decoded<string> {
+  return typeof v === 'string' && v !== '' && !/[\s\p{Cc}]/u.test(v)
+    ? { ok: true, value: v }
+    : { ok: false, expected: 'a non-empty token without spaces or control characters, such as a UUID from uuidgen' };
+}
+
 const logLevels: Readonly<Record<string, LogLevel>> = { trace: 'trace', debug: 'debug', info: 'info', warn: 'warn', err: 'error', error: 'error' };
 
 export const keySpecs: { readonly [K in ConfigKey]: KeySpec<ConfigValues[K]> } = {
@@ -101,11 +141,15 @@ export const keySpecs: { readonly [K in ConfigKey]: KeySpec<ConfigValues[K]> } =
   datacenter: {
     type: 'string',
     defaultText: '"dc1"',
-    doc: 'Datacenter of this server: letters, digits, "-" and "_"; upper case is folded to lower case as Consul does.',
+    doc: 'Datacenter of this server: lowercase letters, digits, "-" and "_" (Consul\'s rule); upper case is folded to lower case as Consul does. Every server of one cluster has the same datacenter; servers of other datacenters are reached through retry_join_wan and ?dc=.',
     flag: { name: 'datacenter', kind: 'string', valueName: 'name', usage: 'Datacenter of the agent.', defaultText: 'dc1' },
     decode: (v) => {
+      // Consul (agent/config/builder.go): strings.ToLower, then "datacenter cannot be empty" and
+      // "datacenter can only contain lowercase alphanumeric, - or _ characters."
       const dc = typeof v === 'string' ? v.toLowerCase() : undefined;
-      return dc !== undefined && /^[a-z0-9_-]+$/.test(dc) ? { ok: true, value: dc } : { ok: false, expected: 'a name of only [a-z0-9-_] (upper case is folded to lower case)' };
+      if (dc !== undefined && /^[a-z0-9_-]+$/.test(dc)) return { ok: true, value: dc };
+      const consul = dc === '' ? 'datacenter cannot be empty' : 'datacenter can only contain lowercase alphanumeric, - or _ characters';
+      return { ok: false, expected: `a name of only [a-z0-9-_], upper case folded to lower case (${consul})` };
     },
   },
   data_dir: {
@@ -138,18 +182,15 @@ export const keySpecs: { readonly [K in ConfigKey]: KeySpec<ConfigValues[K]> } =
     doc: `Server RPC addresses of the other servers, "host:port" (IPv6 as "[addr]:port"); the port defaults to ${defaultServerPort}. Entries from several files and -retry-join flags are combined, as in Consul; this server's own address is dropped.`,
     flag: { name: 'retry-join', kind: 'list', valueName: 'host:port', usage: `Server RPC address of another server to join, retried until it answers. Can be specified multiple times; adds to retry_join from config files. The port defaults to ${defaultServerPort}.` },
     list: true,
-    decode: (v) => {
-      if (!Array.isArray(v)) return { ok: false, expected: 'an array of server addresses, such as ["10.0.0.2:8300", "10.0.0.3:8300"]' };
-      const out: string[] = [];
-      for (const [i, entry] of v.entries()) {
-        const r = typeof entry === 'string' ? parseHostPort(entry.trim(), defaultServerPort) : undefined;
-        if (r === undefined || !r.ok) {
-          return { ok: false, expected: `an array of server addresses; entry ${i} (${JSON.stringify(entry)}) is not ${r === undefined ? 'a string' : r.expected}` };
-        }
-        out.push(joinHostPort(r.host, r.port));
-      }
-      return { ok: true, value: out };
-    },
+    decode: serverAddressList,
+  },
+  retry_join_wan: {
+    type: 'array of strings',
+    defaultText: '[]',
+    doc: `Server RPC addresses of servers in OTHER datacenters, "host:port" (IPv6 as "[addr]:port"); the port defaults to ${defaultServerPort}. Consul's WAN join: this server learns their datacenters from them and forwards requests with ?dc=<their datacenter> there. Combined across sources like retry_join; this server's own address is dropped.`,
+    flag: { name: 'retry-join-wan', kind: 'list', valueName: 'host:port', usage: `Server RPC address of a server in another datacenter, retried until it answers. Can be specified multiple times; adds to retry_join_wan from config files. The port defaults to ${defaultServerPort}.` },
+    list: true,
+    decode: serverAddressList,
   },
   bind_addr: {
     type: 'string, an IP address',
@@ -251,19 +292,81 @@ export const keySpecs: { readonly [K in ConfigKey]: KeySpec<ConfigValues[K]> } =
     doc: 'Raft snapshots kept on disk (Consul keeps 2, fixed).',
     decode: int(1, 100, 'a whole number of snapshots from 1 to 100'),
   },
+  'acl.enabled': {
+    type: 'boolean',
+    defaultText: 'false',
+    doc: 'Enables ACLs: requests are checked against tokens. The snapshot endpoints need a management token, so set acl.tokens.initial_management too.',
+    decode: bool,
+  },
+  'acl.default_policy': {
+    type: 'string',
+    defaultText: '"allow"',
+    doc: 'What a request without a matching rule gets when ACLs are enabled: "allow" or "deny" (Consul\'s key and default; "deny" is the production choice).',
+    decode: aclPolicy,
+  },
+  'acl.tokens.initial_management': {
+    type: 'string, a secret',
+    defaultText: 'none',
+    doc: 'Secret of a management token the leader creates if it does not exist (Consul\'s initial management token). Any string without spaces or control characters; a UUID is usual. Never shown in logs, the start banner or error messages.',
+    secret: true,
+    decode: aclToken,
+  },
+  'acl.tokens.master': {
+    type: 'string, a secret',
+    defaultText: 'none',
+    doc: 'Deprecated (as in Consul): use acl.tokens.initial_management. Accepted with a warning.',
+    secret: true,
+    deprecatedFor: 'acl.tokens.initial_management',
+    decode: aclToken,
+  },
+  acl_master_token: {
+    type: 'string, a secret',
+    defaultText: 'none',
+    doc: 'Deprecated (as in Consul): use acl.tokens.initial_management. Accepted with a warning.',
+    secret: true,
+    deprecatedFor: 'acl.tokens.initial_management',
+    decode: aclToken,
+  },
+  acl_default_policy: {
+    type: 'string',
+    defaultText: '"allow"',
+    doc: 'Deprecated (as in Consul): use acl.default_policy. Accepted with a warning.',
+    deprecatedFor: 'acl.default_policy',
+    decode: aclPolicy,
+  },
 };
 
 export const configKeys = Object.keys(keySpecs) as ConfigKey[];
 
-/** JSON objects that hold dotted keys: `ports` holds `ports.http` and `ports.server`. */
-export const nestedObjects: ReadonlySet<string> = new Set(configKeys.filter((k) => k.includes('.')).map((k) => k.split('.')[0]!));
+/**
+ * JSON objects that hold dotted keys, by their dotted path: `ports` holds `ports.http` and
+ * `ports.server`; `acl` holds `acl.enabled` and the object `acl.tokens`.
+ */
+export const nestedObjects: ReadonlySet<string> = new Set(
+  configKeys.flatMap((k) => {
+    const parts = k.split('.');
+    return parts.slice(1).map((_, i) => parts.slice(0, i + 1).join('.'));
+  }),
+);
+
+/** True for a key or object path whose value may hold a secret: an ACL token, or an object of them. */
+export function isSecretPath(path: string): boolean {
+  if (path === 'acl' || path === 'acl.tokens' || path.startsWith('acl.tokens.')) return true;
+  if (Object.hasOwn(keySpecs, path)) return keySpecs[path as ConfigKey].secret === true;
+  return unsupportedConsulKeys.has(path) && /token/.test(path);
+}
 
 /**
  * Consul agent keys Conclave does not implement. Naming them in the error tells a person the key is
  * real but unsupported here, rather than a typo.
  */
 export const unsupportedConsulKeys: ReadonlySet<string> = new Set([
-  'acl', 'acl_datacenter', 'acl_default_policy', 'acl_master_token', 'addresses.dns', 'addresses.grpc', 'addresses.https',
+  'acl.down_policy', 'acl.enable_key_list_policy', 'acl.enable_token_persistence', 'acl.enable_token_replication',
+  'acl.policy_ttl', 'acl.role_ttl', 'acl.token_ttl', 'acl.msp_disable_bootstrap', 'acl.tokens.agent',
+  'acl.tokens.agent_master', 'acl.tokens.agent_recovery', 'acl.tokens.config_file_service_registration',
+  'acl.tokens.default', 'acl.tokens.dns', 'acl.tokens.replication', 'acl_agent_master_token', 'acl_agent_token',
+  'acl_datacenter', 'acl_down_policy', 'acl_enforce_version_8', 'acl_replication_token', 'acl_token', 'acl_ttl',
+  'addresses.dns', 'addresses.grpc', 'addresses.https',
   'advertise_addr_wan', 'auto_config', 'auto_encrypt', 'autopilot', 'bootstrap', 'ca_file', 'ca_path', 'cert_file',
   'check', 'checks', 'config_entries', 'connect', 'disable_host_node_id', 'disable_update_check', 'dns_config',
   'domain', 'enable_debug', 'enable_local_script_checks', 'enable_script_checks', 'enable_syslog', 'encrypt',
@@ -271,7 +374,7 @@ export const unsupportedConsulKeys: ReadonlySet<string> = new Set([
   'node_id', 'node_meta', 'performance.leave_drain_time', 'performance.rpc_hold_timeout', 'pid_file', 'ports.dns',
   'ports.grpc', 'ports.grpc_tls', 'ports.https', 'ports.serf_lan', 'ports.serf_wan', 'primary_datacenter',
   'raft_boltdb', 'raft_logstore', 'raft_protocol', 'raft_snapshot_interval', 'recursors', 'rejoin_after_leave',
-  'retry_interval', 'retry_join_wan', 'retry_max', 'serf_lan', 'serf_wan', 'service', 'services',
+  'retry_interval', 'retry_interval_wan', 'retry_max', 'retry_max_wan', 'serf_lan', 'serf_wan', 'service', 'services',
   'skip_leave_on_interrupt', 'start_join', 'telemetry', 'tls', 'ui', 'ui_config', 'verify_incoming',
   'verify_outgoing', 'verify_server_hostname',
 ]);
@@ -298,5 +401,13 @@ export const sourceFlags: readonly FlagSpec[] = [
   },
 ];
 
+/** `-dev`: a source of defaults, not a key (Consul has no dev key either). */
+export const devFlag: FlagSpec = {
+  name: 'dev',
+  kind: 'bool',
+  usage:
+    'Starts the agent in development mode: one server on 127.0.0.1 that bootstraps itself (bootstrap_expect 1), log level debug, and its data in a fresh temporary directory removed when the agent stops, unless -data-dir or data_dir is given. Flags and config files override these defaults. Nothing is kept: never use it in production.',
+};
+
 /** Every flag of `conclave agent`. */
-export const agentFlags: readonly FlagSpec[] = [...sourceFlags, ...keyFlags.map((f) => f.flag)];
+export const agentFlags: readonly FlagSpec[] = [...sourceFlags, devFlag, ...keyFlags.map((f) => f.flag)];

@@ -6,6 +6,23 @@
 /** Pino's level names; Consul's ERR maps to 'error'. */
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
 
+/** acl.default_policy: what a request no rule matches gets when ACLs are enabled. */
+export type AclPolicy = 'allow' | 'deny';
+
+/** The acl block (Consul's keys). */
+export interface AclSettings {
+  /** acl.enabled (default false). */
+  readonly enabled: boolean;
+  /** acl.default_policy (default 'allow', Consul's). */
+  readonly defaultPolicy: AclPolicy;
+  /**
+   * acl.tokens.initial_management (or its deprecated aliases acl.tokens.master, acl_master_token): the
+   * secret of the management token the leader creates if missing. A SECRET: never log or print it;
+   * log `redactConfig(config)` instead of the configuration itself.
+   */
+  readonly initialManagementToken: string | undefined;
+}
+
 /** Raft timing and log compaction, in the shape src/node's RaftNodeOptions takes them. */
 export interface RaftSettings {
   /** One core tick, in milliseconds (conclave.raft_tick_ms). */
@@ -27,12 +44,24 @@ export interface AgentConfig {
   readonly nodeName: string;
   /** datacenter: lower-cased, [a-z0-9_-]+. */
   readonly datacenter: string;
-  /** data_dir, absolute. Loading never creates it; the agent does. */
+  /** data_dir, absolute. Loading never creates it (the agent does), except -dev's temporary one. */
   readonly dataDir: string;
   /** bootstrap_expect: servers to wait for before the first election; 0 = never bootstrap, join instead. */
   readonly bootstrapExpect: number;
   /** retry_join: other servers' RPC addresses, "host:port" ("[v6]:port"), without duplicates or this server. */
   readonly retryJoin: readonly string[];
+  /** retry_join_wan: RPC addresses of servers in other datacenters, same form, without duplicates or this server. */
+  readonly retryJoinWan: readonly string[];
+  /** The acl block. */
+  readonly acl: AclSettings;
+  /** -dev was given: dev-mode defaults applied (they may have been overridden by flags and files). */
+  readonly dev: boolean;
+  /**
+   * True when dataDir is the fresh temporary directory -dev made (no data_dir given). Whoever loaded
+   * the configuration owns it and removes it when the agent stops (src/cli does); a data_dir that was
+   * given is never temporary and never removed.
+   */
+  readonly dataDirIsTemporary: boolean;
 
   /** addresses.http, else client_addr: the IP the HTTP API listens on. */
   readonly httpHost: string;

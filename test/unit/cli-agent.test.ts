@@ -4,14 +4,14 @@
 
 import test, { type ExecutionContext } from 'ava';
 import { EventEmitter } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { runAgentCommand, type AgentCommandDeps, type RunningAgent, type ShutdownSignal, type StartAgent } from '../../src/cli/agent.js';
-import type { AgentConfig } from '../../src/config/index.js';
+import { loadAgentConfig, type AgentConfig } from '../../src/config/index.js';
 
 class FakeSignals extends EventEmitter {
   send(signal: ShutdownSignal | 'SIGHUP'): void {
@@ -297,4 +297,119 @@ test('human-readable logs get Consul\'s start banner on stdout; config warnings 
   t.regex(out, /==> Log data will now stream in as it occurs:/);
   t.regex(out, /==> Conclave agent running! HTTP API on http:\/\/127\.0\.0\.1:8500/);
   t.true(h.logs.some((l) => l.level === 'warn' && l.msg.startsWith('bootstrap_expect = 2')));
+});
+
+const secret = 'c0ffee00-dead-4bee-8f00-5ecre7t0ken1';
+
+test('the ACL token never reaches the log or the banner: the configuration is logged and printed redacted', async (t) => {
+  const dir = await dataDir(t);
+  const configFile = join(dir, '..', 'acl.json');
+  await writeFile(configFile, JSON.stringify({ acl: { enabled: true, default_policy: 'deny', tokens: { initial_management: secret } } }));
+  for (const json of [true, false]) {
+    const agent = fakeAgent();
+    const h = harness(t, async () => agent);
+    const make = h.deps.createLogger!;
+    // Every log line lands in h.logs (parsed JSON); json=false adds the banner on stdout.
+    const deps: AgentCommandDeps = { ...h.deps, createLogger: async (c, tty) => ({ ...(await make(c, tty)), json }) };
+    const run = runAgentCommand([...argv(dir), '-config-file', configFile], deps);
+    await until(() => h.started.length === 1);
+    t.is(h.started[0]!.acl.initialManagementToken, secret, 'the agent itself gets the token');
+    await new Promise((r) => setImmediate(r));
+    h.signals.send('SIGINT');
+    t.is(await settle(t, h, run), 0);
+    const everything = [...h.stdout, ...h.stderr, JSON.stringify(h.logs)].join('\n');
+    t.false(everything.includes(secret), `json=${json}: the token was printed`);
+    if (json) {
+      const first = h.logs.find((l) => l.msg === 'starting Conclave agent') as unknown as { config: { acl: unknown } };
+      t.deepEqual(first.config.acl, { enabled: true, defaultPolicy: 'deny', initialManagementToken: '<hidden>' });
+    } else {
+      t.regex(h.stdout.join(''), /ACL: enabled \(default policy: deny; initial management token: set, <hidden>\)/);
+    }
+  }
+});
+
+test('the agent\'s own logger hides the token even if the raw configuration were logged', async (t) => {
+  const dir = await dataDir(t);
+  const r = await loadAgentConfig([...argv(dir), '-config-file', await (async () => {
+    const f = join(dir, '..', 'acl2.json');
+    await writeFile(f, JSON.stringify({ acl: { enabled: true, tokens: { initial_management: secret } } }));
+    return f;
+  })()]);
+  if (!r.ok) throw new Error(r.message);
+  // createAgentLogger writes to fd 1; run it in a child so its output can be read.
+  const { execFile } = await import('node:child_process');
+  const script = `
+    import { createAgentLogger } from './src/cli/logger.ts';
+    const config = JSON.parse(process.argv[1]);
+    const { logger } = await createAgentLogger(config, false);
+    logger.info({ config }, 'raw configuration');
+    logger.info(config.acl, 'raw acl');
+  `;
+  const out = await new Promise<string>((resolve, reject) =>
+    execFile(process.execPath, ['--import=tsx', '--input-type=module', '-e', script, JSON.stringify(r.config)], { cwd: join(import.meta.dirname, '..', '..') }, (err, stdout) => (err ? reject(err) : resolve(stdout))),
+  );
+  t.is(out.trim().split('\n').length, 2, out);
+  t.false(out.includes(secret), out);
+  t.true(out.includes('<hidden>'));
+});
+
+test('-dev: the temporary data directory is removed after a clean shutdown and after a failed start', async (t) => {
+  const started: string[] = [];
+  for (const outcome of ['clean', 'failed-start'] as const) {
+    const agent = fakeAgent();
+    const h = harness(t, async () => {
+      if (outcome === 'failed-start') throw new Error('cannot listen on 127.0.0.1:8300: EADDRINUSE');
+      return agent;
+    });
+    const run = runAgentCommand(['-dev', '-http-port', '0', '-server-port', '1'], h.deps);
+    await until(() => h.started.length === 1);
+    const config = h.started[0]!;
+    t.true(config.dev && config.dataDirIsTemporary);
+    t.true(config.dataDir.startsWith(join(tmpdir(), 'conclave-dev-')));
+    started.push(config.dataDir);
+    t.true(existsSync(config.dataDir));
+    if (outcome === 'clean') {
+      await new Promise((r) => setImmediate(r));
+      h.signals.send('SIGTERM');
+    }
+    t.is(await settle(t, h, run), outcome === 'clean' ? 0 : 1);
+    t.false(existsSync(config.dataDir), `${outcome}: the temporary data dir is gone`);
+    t.true(h.logs.some((l) => l.msg === 'removed the temporary data directory of dev mode'));
+    t.true(h.logs.some((l) => l.level === 'warn' && l.msg.startsWith('Dev mode is enabled: all data lives in the temporary directory')));
+    t.true(h.logs.some((l) => l.msg.startsWith(`running in dev mode: data in ${config.dataDir} (temporary`)));
+  }
+  t.not(started[0], started[1]);
+});
+
+test('-dev: a second signal removes the temporary data directory before it exits', async (t) => {
+  const gate = deferred();
+  const agent = fakeAgent({ closeGate: gate.promise });
+  const h = harness(t, async () => agent);
+  const run = runAgentCommand(['-dev', '-http-port', '0', '-server-port', '1'], h.deps);
+  await until(() => h.started.length === 1);
+  const dir = h.started[0]!.dataDir;
+  await new Promise((r) => setImmediate(r));
+  h.signals.send('SIGINT');
+  await until(() => agent.closeCalls === 1);
+  h.signals.send('SIGINT');
+  t.deepEqual(h.exits, [1]);
+  t.false(existsSync(dir), 'removed synchronously before exiting');
+  gate.resolve();
+  t.is(await settle(t, h, run), 0);
+});
+
+test('-dev -data-dir: the given directory is kept', async (t) => {
+  const dir = await dataDir(t);
+  const agent = fakeAgent();
+  const h = harness(t, async () => {
+    await mkdir(dir, { recursive: true });
+    return agent;
+  });
+  const run = runAgentCommand(['-dev', '-data-dir', dir, '-http-port', '0', '-server-port', '1'], h.deps);
+  await until(() => h.started.length === 1);
+  t.like(h.started[0], { dev: true, dataDir: dir, dataDirIsTemporary: false });
+  await new Promise((r) => setImmediate(r));
+  h.signals.send('SIGTERM');
+  t.is(await settle(t, h, run), 0);
+  t.true(existsSync(dir));
 });

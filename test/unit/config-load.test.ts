@@ -43,6 +43,10 @@ test('defaults fill everything but data_dir', async (t) => {
     dataDir: join(dir, 'd'),
     bootstrapExpect: 0,
     retryJoin: [],
+    retryJoinWan: [],
+    acl: { enabled: false, defaultPolicy: 'allow', initialManagementToken: undefined },
+    dev: false,
+    dataDirIsTemporary: false,
     httpHost: '127.0.0.1',
     httpPort: 8500,
     serverBindHost: '0.0.0.0',
@@ -208,6 +212,7 @@ const badValues: { readonly [K in ConfigKey]: unknown } = {
   server: 'yes',
   bootstrap_expect: -1,
   retry_join: ['127.0.0.1:99999'],
+  retry_join_wan: '127.0.0.1:8300',
   bind_addr: '{{ GetPrivateIP }}',
   advertise_addr: 'example.com',
   client_addr: '127.0.0.1 10.0.0.1',
@@ -223,11 +228,21 @@ const badValues: { readonly [K in ConfigKey]: unknown } = {
   'conclave.raft_election_timeout_ticks': 1,
   'conclave.raft_heartbeat_interval_ticks': 0,
   'conclave.snapshots_retained': 0,
+  'acl.enabled': 'yes',
+  'acl.default_policy': 'Deny',
+  'acl.tokens.initial_management': 'has a space',
+  'acl.tokens.master': '',
+  acl_master_token: 42,
+  acl_default_policy: 'permit',
 };
 
+const secretKeys: ReadonlySet<ConfigKey> = new Set(['acl.tokens.initial_management', 'acl.tokens.master', 'acl_master_token']);
+
 function nest(key: string, value: unknown): Record<string, unknown> {
-  const [outer, inner] = key.split('.');
-  return inner === undefined ? { [outer!]: value } : { [outer!]: { [inner]: value } };
+  return key
+    .split('.')
+    .reverse()
+    .reduce<unknown>((inner, name) => ({ [name]: inner }), value) as Record<string, unknown>;
 }
 
 for (const key of configKeys) {
@@ -236,7 +251,8 @@ for (const key of configKeys) {
     const value = badValues[key];
     const file = await writeJson(dir, 'bad.json', { data_dir: 'd', bind_addr: '127.0.0.1', ...nest(key, value) });
     const message = await failure(['-config-file', file], dir);
-    t.true(message.startsWith(`config file "${file}": ${key} cannot be ${JSON.stringify(value)}`), message);
+    const shown = secretKeys.has(key) ? '<hidden>' : JSON.stringify(value);
+    t.true(message.startsWith(`config file "${file}": ${key} cannot be ${shown}`), message);
     t.regex(message, /\. Must be .{10,}/, 'says what is expected');
     t.false(existsSync(join(dir, 'd')), 'nothing created');
   });
@@ -252,7 +268,14 @@ test('flag values go through the same checks and the message names the flag', as
   const dir = await scratch(t);
   t.is(await failure(['-data-dir', 'd', '-http-port', '70000'], dir), 'flag -http-port: invalid value 70000 for ports.http. Must be a port number from 0 to 65535');
   t.regex(await failure(['-data-dir', 'd', '-retry-join', 'provider=aws tag_key=x'], dir), /^flag -retry-join: .*cloud auto-join \("provider=\.\.\."\) is not supported/);
-  t.regex(await failure(['-data-dir', 'd', '-datacenter', 'd c'], dir), /^flag -datacenter: invalid value "d c" for datacenter\. Must be a name of only \[a-z0-9-_\]/);
+  t.is(
+    await failure(['-data-dir', 'd', '-datacenter', 'd c'], dir),
+    'flag -datacenter: invalid value "d c" for datacenter. Must be a name of only [a-z0-9-_], upper case folded to lower case (datacenter can only contain lowercase alphanumeric, - or _ characters)',
+  );
+  t.is(
+    await failure(['-data-dir', 'd', '-datacenter='], dir),
+    'flag -datacenter: invalid value "" for datacenter. Must be a name of only [a-z0-9-_], upper case folded to lower case (datacenter cannot be empty)',
+  );
 });
 
 test('unknown keys are rejected by name, top-level and nested, with a hint when one is likely meant', async (t) => {
