@@ -44,11 +44,20 @@ const agentUsage = `Usage: conclave agent [options]
 
       conclave agent -config-file cluster-config/local-3/node1.json
 
+    A throwaway server for development (data in a temporary directory,
+    removed when it stops; nothing is kept):
+
+      conclave agent -dev
+
     The first of three servers on three machines, without a file:
 
       conclave agent -node=server-1 -data-dir=/var/lib/conclave \\
         -bind=10.0.0.1 -bootstrap-expect=3 \\
         -retry-join=10.0.0.2 -retry-join=10.0.0.3
+
+    A server that also knows a server of another datacenter:
+
+      conclave agent -config-file dc1.json -retry-join-wan=10.1.0.1
 
   Flags take "-flag value", "-flag=value" or "--flag"; boolean flags
   take "-flag" or "-flag=false". SIGINT or SIGTERM shuts the agent down

@@ -75,3 +75,28 @@ test('the data directories of the local clusters are git-ignored', (t) => {
   const ignored = readFileSync(join(root, '.gitignore'), 'utf8').split('\n').map((l) => l.trim());
   t.true(ignored.includes('cluster-config/*/data/'));
 });
+
+test('two-dc: dc1 with 3 servers and dc2 with 1 load without warnings, on ports apart from local-3/local-5, each listing the other datacenter in retry_join_wan', async (t) => {
+  const dir = join(root, 'cluster-config', 'two-dc');
+  const files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
+  t.deepEqual(files, ['dc1-node1.json', 'dc1-node2.json', 'dc1-node3.json', 'dc2-node1.json']);
+  const nodes: AgentConfig[] = [];
+  for (const file of files) {
+    const r = await loadAgentConfig(['-config-file', join(dir, file)], { cwd: tmpdir() });
+    if (!r.ok) throw new Error(`${file} does not load:\n${r.message}`);
+    t.deepEqual(r.config.warnings, [], file);
+    nodes.push(r.config);
+  }
+  const ports = nodes.flatMap((c) => [c.httpPort, c.serverPort]);
+  t.is(new Set(ports).size, ports.length);
+  for (const p of ports) t.false((p >= 8500 && p <= 8504) || (p >= 8300 && p <= 8304), `port ${p} collides with local-3/local-5`);
+  for (const c of nodes) {
+    const same = nodes.filter((o) => o.datacenter === c.datacenter && o !== c).map((o) => o.serverAdvertiseAddress).sort();
+    const other = nodes.filter((o) => o.datacenter !== c.datacenter).map((o) => o.serverAdvertiseAddress).sort();
+    t.deepEqual([...c.retryJoin].sort(), same, c.nodeName);
+    t.deepEqual([...c.retryJoinWan].sort(), other, c.nodeName);
+    t.is(c.bootstrapExpect, same.length + 1, c.nodeName);
+    t.is(c.nodeName.split('-')[0], c.datacenter);
+    t.is(c.dataDir, join(dir, 'data', c.nodeName));
+  }
+});
