@@ -71,6 +71,8 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
       agentLimits.leaderWaitMinMs,
       agentLimits.leaderWaitElectionTimeouts * config.raft.tickMs * config.raft.electionTimeoutTicks,
     ),
+    acl: { enabled: config.acl.enabled, managementToken: config.acl.initialManagementToken },
+    wanJoin: config.retryJoinWan,
   });
   rpcServer.setHandlers(server.rpcHandlers());
   const http = await startHttpServer({ host: config.httpHost, port: config.httpPort, api: server, logger: logger.child({ component: 'http' }) });
@@ -104,6 +106,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
     const closePart = (part: string, closing: Promise<void>): Promise<void> =>
       closing.catch((err: unknown) => logger.warn({ event: 'agent-close-failed', part, err }, `closing the ${part} failed; closing the rest`));
     await closePart('HTTP server', http.close());
+    server.close();
     await closePart('Raft node', node.close());
     await closePart('server RPC', rpcServer.close());
     await closePart('Raft transport', transport.close());

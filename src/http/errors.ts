@@ -38,6 +38,10 @@ export const serverErrorReplies: Readonly<Record<ServerErrorCode, { readonly sta
   'bad-request': { status: 400 },
   'not-found': { status: 404 },
   unavailable: { status: 503 },
+  'permission-denied': { status: 403 },
+  'acl-not-found': { status: 403, body: 'ACL not found' },
+  // Consul answers 500; a datacenter that does not exist is the request's fault (src/http/README.md).
+  'no-path-to-dc': { status: 400, body: 'No path to datacenter' },
   internal: { status: 500 },
 };
 

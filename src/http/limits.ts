@@ -37,6 +37,11 @@ export const httpLimits = {
    * stops clients that trickle bytes. It does not limit how long a blocking query may take to answer.
    */
   requestTimeoutMs: 2 * minute,
+  /**
+   * A streamed upload (PUT /v1/snapshot) has no time limit as a whole (a multi-GB archive may take
+   * many minutes); its connection is closed when no byte arrives for this long.
+   */
+  streamIdleTimeoutMs: 2 * minute,
   /** How long close() lets in-flight requests finish before it cuts their connections. */
   closeGraceMs: 5 * second,
   /** Bodies above this that no handler read are not drained; the connection is closed instead. */

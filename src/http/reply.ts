@@ -4,6 +4,7 @@
 // Connection: close when needed).
 
 import type { IncomingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
 import type { ServerApi } from '../server/index.js';
 import type { HttpError } from './errors.js';
 import { encodeJson } from './json.js';
@@ -41,6 +42,11 @@ export interface RequestContext {
    * builds the 413 (declaredBytes is undefined for a body of unknown length).
    */
   readBody(limitBytes: number, tooLarge: (declaredBytes: number | undefined) => HttpError): Promise<Buffer>;
+  /**
+   * The body as a stream of unlimited length, for uploads too large to buffer (PUT /v1/snapshot).
+   * The connection gets an inactivity timeout instead of a time limit for the whole body.
+   */
+  bodyStream(): Readable;
 }
 
 export interface Reply {
@@ -48,6 +54,12 @@ export interface Reply {
   readonly headers: Readonly<Record<string, string>>;
   /** Empty for no body. */
   readonly body: Buffer | string;
+  /**
+   * A body streamed after the headers (chunked), instead of `body`. If it fails midway the
+   * connection is aborted (no final chunk), so no client can take a cut-short body for a whole one.
+   * It is destroyed if the client goes away.
+   */
+  readonly stream?: Readable;
 }
 
 export const jsonContentType = 'application/json';

@@ -12,6 +12,7 @@ import {
   handleTransferLeader,
 } from './cluster.js';
 import { handleKv } from './kv.js';
+import { handleSnapshot } from './snapshot.js';
 import type { Reply, RequestContext } from './reply.js';
 import { handleTxn } from './txn.js';
 
@@ -30,6 +31,7 @@ const exact: ReadonlyMap<string, Route> = new Map<string, Route>([
   ['/v1/operator/raft/peer', { methods: ['DELETE'], handle: handleRaftPeer }],
   ['/v1/agent/self', { methods: ['GET'], handle: handleAgentSelf }],
   ['/v1/catalog/datacenters', { methods: ['GET'], handle: handleCatalogDatacenters }],
+  ['/v1/snapshot', { methods: ['GET', 'PUT'], handle: handleSnapshot }],
 ]);
 
 const kv: Route = { methods: ['GET', 'PUT', 'DELETE'], handle: handleKv };

@@ -16,7 +16,7 @@
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Duplex } from 'node:stream';
+import { pipeline, type Duplex, type Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { ServerError, type ServerApi } from '../server/index.js';
 import { HttpError, serverErrorReplies } from './errors.js';
@@ -66,7 +66,9 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   const inFlight = new Set<Promise<void>>();
 
   const server = createServer({
-    requestTimeout: httpLimits.requestTimeoutMs,
+    // Node's requestTimeout bounds every request's body as a whole, which would cut a large snapshot
+    // upload. Buffered bodies keep that bound in BodyReader.read; streamed ones get an idle timeout.
+    requestTimeout: 0,
     headersTimeout: httpLimits.headersTimeoutMs,
   });
   server.keepAliveTimeout = httpLimits.keepAliveTimeoutMs;
@@ -158,7 +160,7 @@ async function handleRequest(env: RequestEnv): Promise<void> {
   res.on('close', () => {
     if (!res.writableFinished) controller.abort(new ClientGone('the client closed the connection'));
   });
-  const body = new BodyReader(req, res, env.expectsContinue);
+  const body = new BodyReader(req, res, env.expectsContinue, started);
   let reply: Reply;
   try {
     reply = await dispatch(env, controller.signal, body);
@@ -172,6 +174,11 @@ async function handleRequest(env: RequestEnv): Promise<void> {
     return;
   }
   const closeConnection = env.shutdown.aborted || body.mustCloseConnection();
+  if (reply.stream !== undefined) {
+    await streamReply(res, reply, reply.stream, closeConnection, log);
+    log.debug({ method: req.method, url: redact(req.url), status: reply.status, ms: Math.round(performance.now() - started) }, 'http: streamed');
+    return;
+  }
   writeReply(res, reply, closeConnection);
   const ms = Math.round(performance.now() - started);
   const entry = { method: req.method, url: redact(req.url), status: reply.status, ms };
@@ -211,6 +218,7 @@ async function dispatch(env: RequestEnv, signal: AbortSignal, body: BodyReader):
     localAddress: req.socket.localAddress ?? '',
     pretty: query.has('pretty'),
     readBody: (limitBytes, tooLarge) => body.read(limitBytes, tooLarge),
+    bodyStream: () => body.stream(),
   };
   return route.handle(ctx);
 }
@@ -231,6 +239,27 @@ function replyForError(error: unknown, signal: AbortSignal, log: Logger, req: In
   log.error({ err: error, method: req.method, url: redact(req.url) }, 'http: unexpected failure while serving a request');
   const message = error instanceof Error ? error.message : String(error);
   return textReply(500, `Internal error while serving this request: ${message}`);
+}
+
+/**
+ * Writes the headers, then the stream, chunked. A stream that fails midway aborts the connection:
+ * the response never gets its final chunk, so the client sees a broken transfer, never a whole one.
+ * A client that goes away destroys the stream (which releases what it holds).
+ */
+function streamReply(res: ServerResponse, reply: Reply, stream: Readable, closeConnection: boolean, log: Logger): Promise<void> {
+  const headers: Record<string, string> = { ...reply.headers };
+  if (closeConnection) headers['Connection'] = 'close';
+  res.writeHead(reply.status, headers);
+  return new Promise((resolve) => {
+    pipeline(stream, res, (err) => {
+      if (err !== undefined && err !== null) {
+        if (!res.destroyed) log.warn({ err: err.message }, 'http: a streamed answer failed midway; the connection is aborted');
+        res.destroy(err);
+        stream.destroy();
+      }
+      resolve();
+    });
+  });
 }
 
 function writeReply(res: ServerResponse, reply: Reply, closeConnection: boolean): void {
@@ -263,7 +292,22 @@ class BodyReader {
     private readonly req: IncomingMessage,
     private readonly res: ServerResponse,
     private readonly expectsContinue: boolean,
+    /** performance.now() when the request arrived: a buffered body must be whole by requestTimeoutMs after. */
+    private readonly startedMs: number,
   ) {}
+
+  /** The body as a stream, with no length limit and an inactivity timeout instead of a deadline. */
+  stream(): Readable {
+    const { req } = this;
+    if (this.expectsContinue) this.res.writeContinue();
+    this.consumed = true;
+    req.setTimeout(httpLimits.streamIdleTimeoutMs, () => {
+      this.abandoned = true;
+      req.destroy(new Error(`no byte of the request body arrived for ${httpLimits.streamIdleTimeoutMs / 1000} s`));
+    });
+    req.once('end', () => req.setTimeout(0));
+    return req;
+  }
 
   /** True when the body was refused or left unread in a way node will not cheaply drain. */
   mustCloseConnection(): boolean {
@@ -289,11 +333,18 @@ class BodyReader {
       let total = 0;
       let ended = false;
       const cleanup = (): void => {
+        clearTimeout(deadline);
         req.off('data', onData);
         req.off('end', onEnd);
         req.off('error', onGone);
         req.off('close', onClose);
       };
+      const deadline = setTimeout(() => {
+        cleanup();
+        req.pause();
+        this.abandoned = true;
+        reject(new HttpError(408, `the request body was not received within ${httpLimits.requestTimeoutMs / 1000} s`));
+      }, Math.max(0, httpLimits.requestTimeoutMs - (performance.now() - this.startedMs)));
       const onData = (chunk: Buffer): void => {
         total += chunk.length;
         if (total > limitBytes) {

@@ -2,6 +2,7 @@
 // parses and answers requests; everything behind this interface decides where a request runs
 // (here, or forwarded to the leader), how consistent it is, and how long a blocking query waits.
 
+import type { Readable } from 'node:stream';
 import type { ApplyResult, Command, DirEntry, KvReadOp, TxnResult, TxnError } from '../fsm/index.js';
 
 /** Consul's three read modes (https://developer.hashicorp.com/consul/api-docs/features/consistency). */
@@ -59,6 +60,12 @@ export type ServerErrorCode =
   | 'not-found'
   /** HTTP 503: the server is shutting down or not ready. */
   | 'unavailable'
+  /** HTTP 403 with Consul's "Permission denied..." text: the token may not do this. */
+  | 'permission-denied'
+  /** HTTP 403 "ACL not found": the token is not one this server knows. */
+  | 'acl-not-found'
+  /** "No path to datacenter": ?dc names a datacenter this server has no route to. */
+  | 'no-path-to-dc'
   /** HTTP 500: anything else. */
   | 'internal';
 
@@ -75,6 +82,29 @@ export class ServerError extends Error {
 export interface ReadTxnReply {
   readonly results: readonly TxnResult[];
   readonly errors: readonly TxnError[];
+}
+
+/** How a snapshot request arrived: Consul reads only ?stale, ?dc and the token for /v1/snapshot. */
+export interface SnapshotOptions {
+  /** ?stale: any server answers from its own state (a save only; a restore refuses it). */
+  readonly stale: boolean;
+  /** ?dc; '' or absent: this server's datacenter. */
+  readonly dc?: string;
+  /** The ACL token the request carried ('' or absent: none). */
+  readonly token?: string;
+  /** Aborted when the client goes away. */
+  readonly signal?: AbortSignal;
+}
+
+/** A save: Consul's query meta, known before the first byte, and the archive (gzip bytes). */
+export interface SnapshotSaveReply {
+  readonly meta: { readonly index: number; readonly knownLeader: boolean; readonly lastContactMs: number };
+  /**
+   * The archive's bytes. It errors (never just ends) if the save fails midway, so a cut-short
+   * archive is never taken for a whole one. Read it to the end or destroy() it: either releases
+   * what the save holds (a scratch file, a stream from the leader).
+   */
+  readonly body: Readable;
 }
 
 export interface ServerApi {
@@ -106,4 +136,13 @@ export interface ServerApi {
   transferLeadership(targetId?: string): Promise<void>;
   /** DELETE /v1/operator/raft/peer with ?id= or ?address=. */
   removePeer(by: { readonly id?: string; readonly address?: string }): Promise<void>;
+
+  /** GET /v1/snapshot: consistent (on the leader, after a quorum round) unless `stale`. */
+  snapshotSave(o: SnapshotOptions): Promise<SnapshotSaveReply>;
+  /**
+   * PUT /v1/snapshot: checks the whole archive, then restores it through Raft on the leader.
+   * Resolves once the leader serves the restored state. A bad archive rejects with `bad-request`
+   * and changes nothing.
+   */
+  snapshotRestore(archive: Readable, o: SnapshotOptions): Promise<void>;
 }

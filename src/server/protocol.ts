@@ -6,6 +6,8 @@
 //   Apply     an FSM command (src/fsm's codec validates it)   -> ApplyResult
 //   Read      ForwardedRead: a ReadQuery and its options        -> ReadReply of that query's op
 //   Operator  OperatorCall: hello | join | remove | transfer    -> Hello for hello, `true` otherwise
+//   SnapshotSave     SnapshotCall  -> SaveHeader, then the archive's bytes
+//   SnapshotRestore  SnapshotCall, then the archive's bytes -> `true`
 //
 // A read's answer has one shape from the leader's function to the follower's caller: the ReadReply
 // the ServerApi method returns ({ meta, entry } for a get, ...), never rewrapped on the way.
@@ -68,6 +70,29 @@ export type OperatorCall =
   | { readonly op: 'remove'; readonly id: string }
   | { readonly op: 'transfer'; readonly id: string };
 
+/**
+ * A snapshot save or restore on its way to the server that runs it (the leader, or a server of
+ * another datacenter). The receiver handles it as if it had arrived over HTTP: it checks the token
+ * against its own ACL configuration and forwards it on if it does not lead.
+ */
+export interface SnapshotCall {
+  readonly stale: boolean;
+  /** The caller's ACL token ('' for none). Never logged. */
+  readonly token: string;
+  /** The datacenter asked for. */
+  readonly dc: string;
+  /** Servers this call has already passed through; a call is refused past a few (a forwarding loop). */
+  readonly hops: number;
+}
+
+/** What a save's stream opens with: the query meta Consul sends as X-Consul-* headers. */
+export interface SaveHeader {
+  /** The snapshot's Raft index (X-Consul-Index), >= 1. */
+  readonly index: number;
+  readonly knownLeader: boolean;
+  readonly lastContactMs: number;
+}
+
 /** A message that does not decode: where and what. */
 export class ProtocolError extends Error {
   override readonly name = 'ProtocolError';
@@ -98,6 +123,8 @@ export const encodeOperatorCall = (c: OperatorCall): Uint8Array => encode(c);
 export const encodeHello = (h: Hello): Uint8Array => encode(h);
 export const encodeDone = (): Uint8Array => encode(true);
 export const encodeApplyResult = (r: ApplyResult): Uint8Array => encode(r);
+export const encodeSnapshotCall = (c: SnapshotCall): Uint8Array => encode(c);
+export const encodeSaveHeader = (h: SaveHeader): Uint8Array => encode(h);
 
 // ---------------------------------------------------------------------------------------------
 // Decoding.
@@ -350,5 +377,22 @@ export function decodeDone(bytes: Uint8Array): Decoded<true> {
   return decodeWith(bytes, 'operator reply', (v, path) => {
     if (v !== true) throw new ProtocolError(path, `expected true, got ${describe(v)}`);
     return true as const;
+  });
+}
+
+/** The entry point of a forwarded snapshot save or restore. */
+export function decodeSnapshotCall(bytes: Uint8Array): Decoded<SnapshotCall> {
+  return decodeWith(bytes, 'snapshot call', (v, path) => {
+    const o = rec(v, path);
+    return { stale: bool(o, 'stale', path), token: str(o, 'token', path), dc: str(o, 'dc', path), hops: uint(o, 'hops', path) };
+  });
+}
+
+export function decodeSaveHeader(bytes: Uint8Array): Decoded<SaveHeader> {
+  return decodeWith(bytes, 'snapshot save header', (v, path) => {
+    const o = rec(v, path);
+    const index = uint(o, 'index', path);
+    if (index < 1) throw new ProtocolError(`${path}.index`, 'must be at least 1');
+    return { index, knownLeader: bool(o, 'knownLeader', path), lastContactMs: nonNegative(o, 'lastContactMs', path) };
   });
 }

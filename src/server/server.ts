@@ -3,6 +3,7 @@
 // them), reads follow Consul's consistency modes, blocking queries wait here (on the leader for
 // forwarded reads), and the operator calls (join, remove, transfer) run on the leader.
 
+import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { sleep } from '../base/index.js';
 import { decodeCommand, encodeCommand, type ApplyResult, type Command, type DirEntry, type KvReadOp, type WatchTarget } from '../fsm/index.js';
@@ -16,7 +17,12 @@ import {
   type RpcResult,
   type ServerRpcClient,
   type ServerRpcHandlers,
+  type SnapshotSaveAnswer,
 } from '../transport/index.js';
+import { Acl, type AclSettings } from './acl.js';
+import { Datacenters } from './datacenters.js';
+import { LeaderDuties } from './leader-duties.js';
+import { restoreLocal, saveLocal } from './snapshot.js';
 import {
   ServerError,
   type Consistency,
@@ -25,6 +31,8 @@ import {
   type ReadOptions,
   type ReadTxnReply,
   type ServerApi,
+  type SnapshotOptions,
+  type SnapshotSaveReply,
 } from './api.js';
 import { serverLimits } from './limits.js';
 import {
@@ -34,7 +42,11 @@ import {
   decodeHello,
   decodeOperatorCall,
   decodeReadReply,
+  decodeSaveHeader,
+  decodeSnapshotCall,
   encodeApplyResult,
+  encodeSaveHeader,
+  encodeSnapshotCall,
   encodeDone,
   encodeForwardedRead,
   encodeHello,
@@ -48,9 +60,10 @@ import {
   type ReadOp,
   type ReadQuery,
   type ReadReply,
+  type SnapshotCall,
 } from './protocol.js';
 
-export type { Hello };
+export type { Hello, AclSettings };
 
 export interface ServerOptions {
   readonly node: RaftNode;
@@ -63,6 +76,10 @@ export interface ServerOptions {
   readonly logger: Logger;
   /** How long a request waits for a leader to appear before Consul's "No cluster leader". */
   readonly leaderWaitMs: number;
+  /** ACLs as far as Conclave has them: with `enabled`, snapshots need the management token. */
+  readonly acl?: AclSettings;
+  /** Server RPC addresses of servers in other datacenters (retry_join_wan), for ?dc. */
+  readonly wanJoin?: readonly string[];
 }
 
 /** One read served from this server's own state: the index for X-Consul-Index and the answer. */
@@ -74,8 +91,13 @@ export class Server implements ServerApi {
   readonly nodeName: string;
   readonly datacenter: string;
   readonly version: string;
+  /** What only the leader keeps; bounced after a restore. */
+  readonly leaderDuties: LeaderDuties;
   private readonly node: RaftNode;
   private readonly o: ServerOptions;
+  private readonly acl: Acl;
+  private readonly datacenters: Datacenters;
+  private readonly offChange: () => void;
 
   constructor(o: ServerOptions) {
     this.o = o;
@@ -83,6 +105,138 @@ export class Server implements ServerApi {
     this.nodeName = o.nodeName;
     this.datacenter = o.datacenter;
     this.version = o.version;
+    this.acl = new Acl(o.acl);
+    this.leaderDuties = new LeaderDuties(o.logger);
+    this.offChange = this.node.onChange((s) => this.leaderDuties.noteLeading(s.role === 'leader'));
+    this.leaderDuties.noteLeading(this.node.status().role === 'leader');
+    this.datacenters = new Datacenters(o.datacenter, o.wanJoin ?? [], (address) => this.hello(address), o.logger);
+    this.datacenters.start();
+  }
+
+  /** Stops background work (WAN discovery, leader duties); the node is closed by its owner. */
+  close(): void {
+    this.offChange();
+    this.datacenters.close();
+    this.leaderDuties.noteLeading(false);
+  }
+
+  /** Datacenters this server knows a route to, its own included. */
+  knownDatacenters(): string[] {
+    return this.datacenters.names();
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Snapshots: GET and PUT /v1/snapshot (Consul's agent/consul/snapshot_endpoint.go dispatch:
+  // datacenter first, then the token, then the leader unless stale).
+  // ------------------------------------------------------------------------------------------
+
+  snapshotSave(o: SnapshotOptions): Promise<SnapshotSaveReply> {
+    return this.snapshotSaveHop(o, 0);
+  }
+
+  snapshotRestore(archive: Readable, o: SnapshotOptions): Promise<void> {
+    return this.snapshotRestoreHop(archive, o, 0);
+  }
+
+  private async snapshotSaveHop(o: SnapshotOptions, hops: number): Promise<SnapshotSaveReply> {
+    const call = this.snapshotCall(o, hops);
+    if (call.dc !== this.datacenter) return this.inDatacenter(call.dc, (address) => this.remoteSave(address, call, o.signal));
+    this.acl.requireManagement(o.token);
+    const here = async (): Promise<SnapshotSaveReply> => {
+      const r = await saveLocal(this.node, this.version, this.o.logger);
+      return { meta: this.saveMeta(r.index), body: r.body };
+    };
+    if (o.stale) return here();
+    return this.onLeader(
+      async () => {
+        await this.node.readBarrier(); // Consul's ConsistentRead: a quorum confirms this server leads
+        return here();
+      },
+      (address) => this.remoteSave(address, call, o.signal),
+    );
+  }
+
+  private async snapshotRestoreHop(archive: Readable, o: SnapshotOptions, hops: number): Promise<void> {
+    if (o.stale) throw new ServerError('bad-request', 'stale not allowed for restore');
+    const call = this.snapshotCall(o, hops);
+    if (call.dc !== this.datacenter) {
+      return this.inDatacenter(call.dc, (address) => this.remoteRestore(address, archive, call, o.signal));
+    }
+    this.acl.requireManagement(o.token);
+    // The archive can be read once: after a refusal that comes once it was (partly) read, no retry.
+    let read = false;
+    const once = (): void => {
+      if (read) {
+        throw new ServerError('unavailable', 'the leader changed while the archive was being sent to it; nothing was restored. Retry the restore');
+      }
+      read = true;
+    };
+    await this.onLeader(
+      async () => {
+        once();
+        await this.restoreHere(archive);
+      },
+      async (address) => {
+        once();
+        await this.remoteRestore(address, archive, call, o.signal);
+      },
+      false,
+    );
+  }
+
+  private async restoreHere(archive: Readable): Promise<void> {
+    try {
+      await restoreLocal(this.node, archive, this.o.logger);
+    } catch (e) {
+      if (e instanceof NodeError && e.code === 'unknown-outcome') {
+        throw new ServerError('unknown-outcome',
+          'leadership was lost before the restore committed: it may or may not take effect; check the state and restore again if needed', { cause: e });
+      }
+      if (e instanceof NodeError && (e.code === 'not-leader' || e.code === 'no-leader')) {
+        throw new ServerError('unavailable', `this server stopped leading before the restore was placed; nothing was restored. Retry the restore (${e.message})`, { cause: e });
+      }
+      throw e;
+    }
+    // Consul's reassertLeaderCh: whatever the leader built from the old state is rebuilt.
+    await this.leaderDuties.reestablish('snapshot restored');
+  }
+
+  private snapshotCall(o: SnapshotOptions, hops: number): SnapshotCall {
+    // Two servers that each believe the other leads would pass a call back and forth until the
+    // leader wait ends; a few hops are all a real route needs (a server, its leader, another DC).
+    if (hops > 4) throw new ServerError('no-leader', 'No cluster leader');
+    return { stale: o.stale, token: o.token ?? '', dc: o.dc === undefined || o.dc === '' ? this.datacenter : o.dc, hops: hops + 1 };
+  }
+
+  private async inDatacenter<T>(dc: string, call: (address: string) => Promise<T>): Promise<T> {
+    const address = await this.datacenters.route(dc);
+    try {
+      return await call(address);
+    } catch (e) {
+      if (e instanceof TransportError) this.datacenters.demote(dc, address);
+      throw e;
+    }
+  }
+
+  private saveMeta(index: number): SnapshotSaveReply['meta'] {
+    const m = this.meta(index, 'consistent');
+    return { index: m.index, knownLeader: m.knownLeader, lastContactMs: m.lastContactMs };
+  }
+
+  private async remoteSave(address: string, call: SnapshotCall, signal: AbortSignal | undefined): Promise<SnapshotSaveReply> {
+    const r = await this.o.rpc.snapshotSave(address, encodeSnapshotCall(call), signal !== undefined ? { signal } : {});
+    if (!r.ok) throw remoteError(r.error);
+    const h = decodeSaveHeader(r.header);
+    if (!h.ok) {
+      r.body.destroy();
+      throw new ServerError('internal', `snapshot save: the answer from ${address} is malformed: ${h.error.message}`);
+    }
+    return { meta: h.value, body: r.body };
+  }
+
+  private async remoteRestore(address: string, archive: Readable, call: SnapshotCall, signal: AbortSignal | undefined): Promise<void> {
+    const r = await this.o.rpc.snapshotRestore(address, encodeSnapshotCall(call), archive, signal !== undefined ? { signal } : {});
+    answerOf(r, decodeDone, 'snapshot restore', address);
   }
 
   // ------------------------------------------------------------------------------------------
@@ -200,6 +354,26 @@ export class Server implements ServerApi {
 
   rpcHandlers(): Partial<ServerRpcHandlers> {
     return {
+      snapshotSave: async (bytes: Uint8Array, ctx: RpcContext): Promise<SnapshotSaveAnswer> => {
+        const d = decodeSnapshotCall(bytes);
+        if (!d.ok) return { ok: false, error: malformedError('snapshot save', d.error) };
+        const c = d.value;
+        try {
+          const reply = await this.snapshotSaveHop({ stale: c.stale, dc: c.dc, token: c.token, signal: ctx.signal }, c.hops);
+          return { ok: true, header: encodeSaveHeader(reply.meta), body: reply.body };
+        } catch (e) {
+          return { ok: false, error: this.refusalOf(e) };
+        }
+      },
+      snapshotRestore: async (header: Uint8Array, body: Readable, ctx: RpcContext): Promise<RpcResult> => {
+        const d = decodeSnapshotCall(header);
+        if (!d.ok) return malformed('snapshot restore', d.error);
+        const c = d.value;
+        return this.answer(async () => {
+          await this.snapshotRestoreHop(body, { stale: c.stale, dc: c.dc, token: c.token, signal: ctx.signal }, c.hops);
+          return encodeDone();
+        });
+      },
       apply: async (bytes: Uint8Array): Promise<RpcResult> => {
         const d = decodeCommand(bytes);
         if (!d.ok) return { ok: false, error: { code: 'bad-request', message: d.error.message } };
@@ -416,12 +590,16 @@ export class Server implements ServerApi {
     try {
       return { ok: true, result: await f() };
     } catch (e) {
-      const s = this.node.status();
-      const leader = { id: s.leader, address: s.leaderAddress };
-      if (e instanceof NodeError) return { ok: false, error: { code: e.code, message: e.message, leader } };
-      if (e instanceof ServerError) return { ok: false, error: { code: e.code, message: e.message, leader } };
-      throw e;
+      return { ok: false, error: this.refusalOf(e) };
     }
+  }
+
+  /** A typed error as the RpcError it travels as; anything else is rethrown (a bug, or the environment). */
+  private refusalOf(e: unknown): RpcError {
+    const s = this.node.status();
+    const leader = { id: s.leader, address: s.leaderAddress };
+    if (e instanceof NodeError || e instanceof ServerError) return { code: e.code, message: e.message, leader };
+    throw e;
   }
 
   private mapError(e: unknown): never {
@@ -469,6 +647,9 @@ function remoteError(e: RpcError): Error {
     case 'bad-request':
     case 'not-found':
     case 'unavailable':
+    case 'permission-denied':
+    case 'acl-not-found':
+    case 'no-path-to-dc':
     case 'internal':
       return new ServerError(e.code, e.message);
     default:
@@ -478,7 +659,11 @@ function remoteError(e: RpcError): Error {
 
 /** A message that does not decode is refused, and nothing is done. */
 function malformed(what: string, e: ProtocolError): RpcResult {
-  return { ok: false, error: { code: 'bad-request', message: `malformed ${what}: ${e.message}; nothing was done` } };
+  return { ok: false, error: malformedError(what, e) };
+}
+
+function malformedError(what: string, e: ProtocolError): RpcError {
+  return { code: 'bad-request', message: `malformed ${what}: ${e.message}; nothing was done` };
 }
 
 /** What a blocking query waits on; undefined: it cannot block (it waits out its time instead). */

@@ -3,7 +3,7 @@
 
 import { unreachable } from '../base/index.js';
 import { ArchiveError } from './errors.js';
-import { encodeIndexRecord, RecordType } from './records.js';
+import { encodeIndexRecord, encodeKvsRecord, encodeTombstoneRecord, RecordType } from './records.js';
 import { encodeStateBinHeader, readStateBin } from './statebin.js';
 
 /** The KV tables whose Index records are raised to the restore index. */
@@ -11,9 +11,11 @@ const raisedTables = ['kvs', 'tombstones'] as const;
 
 /**
  * Validates `stateBin` ('restore' record policy; throws StateBinError) and yields it again with the header's
- * LastIndex set to `restoreIndex` and the `kvs` and `tombstones` Index records set to
- * max(value, restoreIndex); a missing one is added after the last record (Consul writes Index records
- * last). Every other record is copied byte for byte, in order. Throws ArchiveError('state-bin') when
+ * LastIndex set to `restoreIndex`, every KVS record's ModifyIndex and every tombstone's index raised to
+ * at least `restoreIndex` (Consul answers a key's X-Consul-Index with its ModifyIndex), and the `kvs` and
+ * `tombstones` Index records set to max(value, restoreIndex); a missing one is added after the last
+ * record (Consul writes Index records last). Keys, values, flags, CreateIndex, LockIndex and Session are
+ * kept, and the records keep their order. Throws ArchiveError('state-bin') when
  * `restoreIndex` is below the stream's LastIndex.
  */
 export async function* rewriteForRestore(stateBin: AsyncIterable<Uint8Array>, restoreIndex: number): AsyncGenerator<Uint8Array> {
@@ -38,9 +40,14 @@ export async function* rewriteForRestore(stateBin: AsyncIterable<Uint8Array>, re
         yield item.raw.slice();
         break;
       case 'kvs':
+        // The restore rewrote every key at restoreIndex: a client's blocking query on it wakes, and a
+        // cas against an index from before the restore fails, as it would after any other write.
+        yield Uint8Array.of(RecordType.KVS);
+        yield item.entry.ModifyIndex >= restoreIndex ? item.raw.slice() : encodeKvsRecord({ ...item.entry, ModifyIndex: restoreIndex });
+        break;
       case 'tombstone':
-        yield Uint8Array.of(item.kind === 'kvs' ? RecordType.KVS : RecordType.Tombstone);
-        yield item.raw.slice();
+        yield Uint8Array.of(RecordType.Tombstone);
+        yield item.stone.Index >= restoreIndex ? item.raw.slice() : encodeTombstoneRecord({ ...item.stone, Index: restoreIndex });
         break;
       case 'other':
         unreachable(item as never);

@@ -162,6 +162,11 @@ export class ServerRpcClient {
       { deadline },
     );
     call.on('error', () => {});
+    // The caller giving up (its HTTP client went away) cancels the call, before or during the body.
+    const onAbort = (): void => call.cancel();
+    if (options.signal?.aborted === true) call.cancel();
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    call.on('close', () => options.signal?.removeEventListener('abort', onAbort));
     limitReadAhead(call, 1);
     const it = call[Symbol.asyncIterator]();
     let first: IteratorResult<unknown>;
@@ -228,6 +233,10 @@ export class ServerRpcClient {
       },
     );
     call.on('error', () => {});
+    const onAbort = (): void => call.cancel();
+    if (options.signal?.aborted === true) call.cancel();
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    void callEnded.then(() => options.signal?.removeEventListener('abort', onAbort));
     const gate = new WriteGate(call, this.chunksInFlight);
     const trailer = new TrailerBuilder();
     try {

@@ -21,6 +21,7 @@ import {
   type ReadOptions,
   type ReadTxnReply,
   type ServerApi,
+  type SnapshotSaveReply,
 } from '../../src/server/api.js';
 
 export interface LocalServerOptions {
@@ -132,6 +133,15 @@ export class LocalServer implements ServerApi {
     this.operatorCalls.push({ op: 'transfer-leader', arg: targetId });
     if (this.leaderless) throw new ServerError('no-leader', 'no leader is known');
     throw new ServerError('bad-request', 'cannot transfer leadership: this single-node cluster has no other voter');
+  }
+
+  /** Snapshots need a Raft node: tests of the HTTP route replace these with their own. */
+  async snapshotSave(): Promise<SnapshotSaveReply> {
+    throw new ServerError('internal', 'LocalServer has no snapshots; the test replaces snapshotSave');
+  }
+
+  async snapshotRestore(): Promise<void> {
+    throw new ServerError('internal', 'LocalServer has no snapshots; the test replaces snapshotRestore');
   }
 
   async removePeer(by: { readonly id?: string; readonly address?: string }): Promise<void> {

@@ -14,6 +14,9 @@ const expected: Record<ServerErrorCode, [number, string]> = {
   'bad-request': [400, 'the message'],
   'not-found': [404, 'the message'],
   unavailable: [503, 'the message'],
+  'permission-denied': [403, 'the message'],
+  'acl-not-found': [403, 'ACL not found'],
+  'no-path-to-dc': [400, 'No path to datacenter'],
   internal: [500, 'the message'],
 };
 

@@ -1,0 +1,103 @@
+// GET and PUT /v1/snapshot against real agent processes: saves through the leader and a follower,
+// restores checked by the product itself (every node's stale save decodes to the archive's state).
+import test from 'ava';
+import { ProcessCluster, waitFor } from '../support/process-cluster.js';
+import { buildArchive, decodeArchive, kvData } from '../support/snapshots.js';
+
+async function save(c: ProcessCluster, i: number, query = ''): Promise<{ status: number; headers: Headers; body: Buffer }> {
+  const r = await c.http(i, `/v1/snapshot${query}`);
+  return { status: r.status, headers: r.headers, body: Buffer.from(await r.arrayBuffer()) };
+}
+
+async function restore(c: ProcessCluster, i: number, archive: Uint8Array, query = ''): Promise<{ status: number; text: string }> {
+  const r = await c.http(i, `/v1/snapshot${query}`, { method: 'PUT', body: new Uint8Array(archive), headers: { 'Content-Type': 'application/octet-stream' } });
+  return { status: r.status, text: await r.text() };
+}
+
+/** Every running node's own state (a ?stale save), decoded. */
+async function statesOf(c: ProcessCluster): Promise<Array<Record<string, string>>> {
+  const out = [];
+  for (const i of c.running()) {
+    const s = await save(c, i, '?stale');
+    if (s.status !== 200) throw new Error(`stale save from ${c.node(i).name}: ${s.status} ${s.body.toString()}`);
+    out.push(kvData(await decodeArchive(s.body)));
+  }
+  return out;
+}
+
+test.serial('3 nodes: save through the leader and a follower, restore through a follower; every node ends with the archive state', async (t) => {
+  const c = await ProcessCluster.create(t, { size: 3 });
+  c.startAll();
+  const leader = await c.leader();
+  const follower = [0, 1, 2].find((i) => i !== leader) as number;
+  for (let i = 0; i < 20; i++) t.true(await c.put(follower, `app/k${i}`, `v${i}`));
+
+  const fromLeader = await save(c, leader);
+  t.is(fromLeader.status, 200);
+  t.is(fromLeader.headers.get('content-type'), 'application/x-gzip');
+  t.is(fromLeader.headers.get('x-consul-knownleader'), 'true');
+  t.is(fromLeader.headers.get('x-consul-lastcontact'), '0');
+  const saved = await decodeArchive(fromLeader.body);
+  t.is(Number(fromLeader.headers.get('x-consul-index')), saved.meta.Index, 'X-Consul-Index is the snapshot index');
+  t.is(saved.kv.size, 20);
+  t.is(saved.meta.Producer, 'conclave');
+
+  const fromFollower = await save(c, follower);
+  t.is(fromFollower.status, 200);
+  t.deepEqual(kvData(await decodeArchive(fromFollower.body)), kvData(saved), 'a save through a follower is the leader state');
+
+  // Change the state, then restore the archive through a follower.
+  for (let i = 0; i < 5; i++) t.true(await c.put(leader, `later/k${i}`, 'after the save'));
+  t.is((await c.http(leader, '/v1/kv/app/k3', { method: 'DELETE' })).status, 200);
+  const before = Number((await c.http(leader, '/v1/kv/later/k0')).headers.get('x-consul-index'));
+  const r = await restore(c, follower, fromLeader.body);
+  t.is(r.status, 200, r.text);
+  t.is(r.text, '', 'Consul answers a restore with an empty body');
+
+  // The restored state is what the leader serves once the restore answered.
+  t.is(await c.getRaw(leader, 'app/k3'), 'v3');
+  t.is(await c.getRaw(leader, 'later/k0'), undefined);
+  const after = await c.http(leader, '/v1/kv/app/k3');
+  t.true(Number(after.headers.get('x-consul-index')) > before, 'X-Consul-Index never goes backwards after a restore');
+  // Every node converges to exactly the archive's KV data.
+  await waitFor('every node to hold the restored state', async () => {
+    const states = await statesOf(c);
+    return states.every((s) => JSON.stringify(s) === JSON.stringify(kvData(saved))) ? true : undefined;
+  }, 30_000);
+  for (const i of [0, 1, 2]) {
+    const stale = await c.http(i, '/v1/kv/app/k3?stale');
+    t.true(Number(stale.headers.get('x-consul-index')) > before, `${c.node(i).name}: index at least the restore's`);
+  }
+  // Writes go on after a restore.
+  t.true(await c.put(follower, 'after/restore', 'yes'));
+  t.is(await c.getRaw(leader, 'after/restore'), 'yes');
+});
+
+test.serial('a bad archive is refused with 400 and a reason, and nothing changes', async (t) => {
+  const c = await ProcessCluster.create(t, { size: 3 });
+  c.startAll();
+  const leader = await c.leader();
+  const follower = [0, 1, 2].find((i) => i !== leader) as number;
+  t.true(await c.put(leader, 'keep', 'me'));
+  const good = await buildArchive({ a: '1' }, 100);
+  const cases: Array<[string, Uint8Array, RegExp]> = [
+    ['not gzip (curl -d instead of --data-binary)', Buffer.from('{"hello":"world"}'), /failed to decompress snapshot.*gzip/i],
+    ['truncated', good.subarray(0, Math.floor(good.length / 2)), /failed (to decompress|reading) snapshot/],
+    ['unknown record type', await buildArchive({ a: '1' }, 100, Uint8Array.of(3, 0x80)), /Session|msg type 3/],
+  ];
+  for (const [what, body, reason] of cases) {
+    for (const i of [leader, follower]) {
+      const r = await restore(c, i, body);
+      t.is(r.status, 400, `${what} via ${c.node(i).name}`);
+      t.regex(r.text, /^failed to read snapshot file: /, what);
+      t.regex(r.text, reason, what);
+    }
+  }
+  t.is(await c.getRaw(leader, 'keep'), 'me', 'nothing changed');
+  const stale = await restore(c, leader, good, '?stale');
+  t.is(stale.status, 400);
+  t.is(stale.text, 'stale not allowed for restore');
+  t.is(await c.getRaw(follower, 'keep'), 'me');
+  // The servers still take writes after refusing the archives.
+  t.true(await c.put(follower, 'still', 'writable'));
+});
