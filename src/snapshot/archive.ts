@@ -106,6 +106,8 @@ export const defaultArchiveLimits: ArchiveLimits = {
   recordMaxBytes: snapshotLimits.stateBinRecordMaxBytes,
 };
 
+/** Compressed input is fed to zlib in slices of this size (see InflatedInput). */
+const inflateSliceBytes = 4 * KiB;
 /** GNU tar pads an archive to a 10 KiB record with zeros; that much zero padding is accepted. */
 const tarRecordBytes = 10 * KiB;
 /** Past the accepted padding, trailing bytes are counted up to here for the message, then reading stops. */
@@ -300,8 +302,9 @@ async function checkTrailing(input: InflatedInput): Promise<void> {
 }
 
 /**
- * The inflated bytes of the input, pulled on demand. gunzip's own buffers are small (16 KiB windows), so
- * a gzip bomb costs only as much inflating as the reader asks for before it stops.
+ * The inflated bytes of the input, pulled on demand. gunzip's buffers are small and its input arrives in
+ * 4 KiB slices, so a gzip bomb costs only as much inflating as the reader asks for (plus one slice's worth)
+ * before it stops.
  */
 class InflatedInput {
   /** Inflated bytes handed out so far. */
@@ -323,7 +326,9 @@ class InflatedInput {
           for (let i = 0; i < chunk.length && self.head.length < 2; i++) self.head.push(chunk[i] as number);
           self.compressed += chunk.length;
           onProgress?.(self.compressed);
-          yield chunk;
+          // zlib inflates a whole input chunk before it looks at backpressure, and deflate reaches ~1000:1,
+          // so small slices bound what one step can inflate into memory (4 KiB in: at most ~4 MiB out).
+          for (let at = 0; at < chunk.length; at += inflateSliceBytes) yield chunk.subarray(at, at + inflateSliceBytes);
         }
       } catch (error) {
         self.sourceError = { error };
