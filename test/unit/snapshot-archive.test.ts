@@ -25,6 +25,7 @@ import {
   readArchive,
   readStateBin,
   rewriteForRestore,
+  type StateBinItem,
   writeArchive,
   type ArchiveErrorCode,
   type ArchiveMeta,
@@ -394,17 +395,24 @@ test('the writer refuses a state.bin that is not exactly Size bytes, with Consul
   }
 });
 
-test('rewriteForRestore raises LastIndex and the KV table indexes, copies the rest byte for byte', async (t) => {
+test('rewriteForRestore raises LastIndex, every key\'s and tombstone\'s index and the KV table indexes; keeps the rest', async (t) => {
+  const before: StateBinItem[] = [];
+  for await (const item of readStateBin(chunked(sampleState))) before.push(item);
   const out = await collect(rewriteForRestore(chunked(sampleState, 5), 100));
-  const items = [];
+  const items: StateBinItem[] = [];
   for await (const item of readStateBin(chunked(out))) items.push(item);
   t.is(items[0]?.kind === 'header' ? items[0].lastIndex : -1, 100);
   const indexes = items.flatMap((i) => (i.kind === 'index' ? [[i.index.Key, i.index.Value]] : []));
   t.deepEqual(indexes, [['kvs', 100], ['tombstones', 100]]);
-  const tail = sampleState.subarray(encodeStateBinHeader(20).length);
-  const kept = out.subarray(encodeStateBinHeader(100).length);
-  const recordsBeforeIndex = tail.length - (items.filter((i) => i.kind === 'index').reduce((n, i) => n + i.bytes, 0));
-  t.deepEqual(kept.subarray(0, recordsBeforeIndex), Buffer.from(tail.subarray(0, recordsBeforeIndex)));
+  // Keys, values, flags, CreateIndex, LockIndex and Session kept, in order; ModifyIndex raised to 100.
+  const kvOf = (list: typeof items) => list.flatMap((i) => (i.kind === 'kvs' ? [i.entry] : []));
+  t.true(kvOf(before).length > 0);
+  t.deepEqual(kvOf(items), kvOf(before).map((e) => ({ ...e, ModifyIndex: 100 })));
+  const stonesOf = (list: typeof items) => list.flatMap((i) => (i.kind === 'tombstone' ? [i.stone] : []));
+  t.deepEqual(stonesOf(items), stonesOf(before).map((s) => ({ ...s, Index: 100 })));
+  // CreateIndex is kept even where ModifyIndex is raised.
+  const raised = await collect(rewriteForRestore(chunked(stateBin(300, [kvs('a', 250)])), 400));
+  for await (const item of readStateBin(chunked(raised))) if (item.kind === 'kvs') t.deepEqual([item.entry.CreateIndex, item.entry.ModifyIndex], [250, 400]);
 
   // Absent Index records are added at the end; other tables are kept as they are.
   const bare = stateBin(9, [kvs('a', 5), record(16, encodeIndexRecord({ Key: 'acl-tokens', Value: 3 }))]);
