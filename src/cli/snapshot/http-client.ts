@@ -206,10 +206,15 @@ export interface SnapshotRequest {
 
 export interface SnapshotResponse {
   readonly headers: IncomingMessage['headers'];
-  /** The body as it arrives; ends with an error (a ConnectionError) if the connection drops early. */
-  readonly body: IncomingMessage;
+  /**
+   * The body as it arrives. Iterating it throws a ConnectionError if the connection drops before the
+   * body's end (the agent aborts the connection when a save fails midway): never a clean, short end.
+   */
+  readonly body: AsyncIterable<Uint8Array>;
   /** The Content-Length the agent announced, when it did. */
   readonly length: number | undefined;
+  /** Drops the connection (after a failure on our side); harmless once the body was read. */
+  close(): void;
 }
 
 /** The request line's target: /v1/snapshot with dc= and stale= as the Go client encodes them. */
@@ -303,13 +308,18 @@ export function snapshotRequest(req: SnapshotRequest): Promise<SnapshotResponse>
         void readErrorBody(res).then((body) => fail(new StatusError(res.statusCode ?? 0, body)));
         return;
       }
-      // A body that stops before its end (the agent aborts the connection when a save fails midway)
-      // must reach the reader as an error, never as a clean end.
-      res.on('aborted', () => res.destroy(new ConnectionError(`${what}: the connection closed before the snapshot was complete`, true)));
       res.on('error', () => cr.destroy());
       const length = res.headers['content-length'] === undefined ? undefined : Number(res.headers['content-length']);
       settled = true;
-      resolve({ headers: res.headers, body: res, length: Number.isSafeInteger(length) ? length : undefined });
+      resolve({
+        headers: res.headers,
+        body: completeBody(res, what),
+        length: Number.isSafeInteger(length) ? length : undefined,
+        close: () => {
+          res.destroy();
+          cr.destroy();
+        },
+      });
     });
 
     if (req.body === undefined) {
@@ -320,6 +330,19 @@ export function snapshotRequest(req: SnapshotRequest): Promise<SnapshotResponse>
       body.pipe(cr);
     }
   });
+}
+
+/** The response body; a connection that closes before the body's end throws, whatever node calls it. */
+async function* completeBody(res: IncomingMessage, what: string): AsyncGenerator<Uint8Array> {
+  const early = (): ConnectionError => new ConnectionError(`${what}: the connection closed before the snapshot was complete`, true);
+  try {
+    for await (const chunk of res as AsyncIterable<Buffer>) yield chunk;
+  } catch (err) {
+    if (err instanceof ConnectionError) throw err;
+    if ((err as NodeJS.ErrnoException).code === 'ECONNRESET' || !res.complete) throw early();
+    throw new ConnectionError(`${what}: ${errorText(err)}`, true);
+  }
+  if (!res.complete) throw early();
 }
 
 /** The error body, trimmed, at most 64 KiB of it; what arrived when the connection drops midway. */

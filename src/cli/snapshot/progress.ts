@@ -4,7 +4,7 @@
 //   when it is not, as for a streamed save), left on screen when done.
 // - Otherwise (a pipe, a file, a CI log): a plain line at most every `intervalMs` (5 s) while the transfer
 //   runs, and one line at the end, e.g. `Saving snapshot: 12.3 MB received (45.6 MB/s)`. A transfer that
-//   ends within the interval prints only the final line.
+//   ends within the interval prints only the final line. A failure prints no final line: the error does.
 
 import cliProgress from 'cli-progress';
 import { humanBytes } from './format.js';
@@ -13,7 +13,7 @@ import type { TextOutput } from '../agent.js';
 export interface Progress {
   /** The number of bytes moved so far (not a delta). */
   update(bytes: number): void;
-  /** Ends the display; `ok` false after a failure (the line then says where it stopped). */
+  /** Ends the display: the final line after a success; after a failure nothing more (the error says it). */
   finish(ok: boolean): void;
 }
 
@@ -66,9 +66,9 @@ class LineProgress implements Progress {
   finish(ok: boolean): void {
     if (this.done) return;
     this.done = true;
+    if (!ok) return; // the error line that follows says what happened
     const ms = this.now() - this.start;
-    const when = ok ? `in ${(ms / 1000).toFixed(1)} s` : `before the failure, after ${(ms / 1000).toFixed(1)} s`;
-    this.opts.stderr.write(`${this.opts.label}: ${humanBytes(this.bytes)} ${this.opts.verb} ${when} (${rate(this.bytes, ms)})\n`);
+    this.opts.stderr.write(`${this.opts.label}: ${humanBytes(this.bytes)} ${this.opts.verb} in ${(ms / 1000).toFixed(1)} s (${rate(this.bytes, ms)})\n`);
   }
 }
 

@@ -75,7 +75,7 @@ export async function runSave(args: readonly string[], deps: SnapshotDeps, verif
     }
     done = true;
   } finally {
-    response.body.destroy();
+    response.close();
     if (!done) await rm(unverified, { force: true }).catch(() => undefined);
   }
   deps.stdout.write(`Saved and verified snapshot to index ${index}\n`);
