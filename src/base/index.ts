@@ -6,3 +6,4 @@ export { KiB, MiB, GiB } from './units.js';
 export { exists, fsyncDir } from './files.js';
 export { sleep } from './sleep.js';
 export { conclaveVersion } from './version.js';
+export { utf8, utf8DecodeStrict, isWellFormedText, compareBytes, concatBytes, bytesEqual } from './bytes.js';

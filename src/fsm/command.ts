@@ -17,11 +17,11 @@
 // the command before proposing it, never let followers compute them.
 
 import { decode, encode } from '@msgpack/msgpack';
-import { describeValue, isPlainMap, isWellFormedText, toUint, utf8DecodeStrict } from './bytes.js';
+import { isWellFormedText, utf8DecodeStrict } from '../base/index.js';
+import { describeValue, isPlainMap, measureMsgpack, toUint } from '../snapshot/index.js';
 import { unreachable } from '../base/index.js';
 import { CommandError } from './errors.js';
 import { fsmLimits } from './limits.js';
-import { measureMsgpack } from './msgpack-frame.js';
 
 /** Consul's structs.MessageType numbers used by our commands. */
 export const MessageType = {

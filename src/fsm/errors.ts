@@ -2,7 +2,8 @@
 //
 // - bugs: `InvariantError` through `assert()` (both from src/base). Never caught; the process stops.
 // - bad input at a boundary: `CommandError` (proposed command bytes) and `StateBinError` (a state.bin
-//   stream being restored). Decoders return or throw them; nothing has been changed when they appear.
+//   stream being restored; defined in src/snapshot). Decoders return or throw them; nothing has been
+//   changed when they appear.
 // - the environment and misuse of the API: `FsmError` with a stable code (disk failure while writing,
 //   a directory in an unknown format, an operation on a closed or poisoned FSM).
 
@@ -25,37 +26,6 @@ export class CommandError extends Error {
   constructor(
     readonly code: CommandErrorCode,
     readonly path: string,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
-}
-
-export type StateBinErrorCode =
-  | 'STATE_BIN_EMPTY'
-  | 'STATE_BIN_TRUNCATED'
-  | 'STATE_BIN_BAD_MSGPACK'
-  | 'STATE_BIN_RECORD_TOO_LARGE'
-  | 'STATE_BIN_UNKNOWN_TYPE'
-  | 'STATE_BIN_UNSUPPORTED_TYPE'
-  | 'STATE_BIN_ENTERPRISE_TYPE'
-  | 'STATE_BIN_MISSING_FIELD'
-  | 'STATE_BIN_BAD_FIELD'
-  | 'STATE_BIN_SIZE_MISMATCH';
-
-/**
- * A `state.bin` stream that cannot be restored. `record` is 0 for the header, counts records from 1, and
- * is -1 for a problem of the stream as a whole (its length); `byteOffset` is where that record starts in
- * the stream (or the stream length); `field` names the offending field when there is one.
- */
-export class StateBinError extends Error {
-  override readonly name = 'StateBinError';
-  constructor(
-    readonly code: StateBinErrorCode,
-    readonly record: number,
-    readonly byteOffset: number,
-    readonly field: string | undefined,
     message: string,
     options?: { cause?: unknown },
   ) {

@@ -23,7 +23,7 @@
 import { rename, rm } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { Level } from 'level';
-import { isWellFormedText } from './bytes.js';
+import { isWellFormedText } from '../base/index.js';
 import { decodeCommand, ignoreUnknownTypeFlag, isWriteOp, type Command, type KvWriteOp, type TxnOp } from './command.js';
 import { isCompleteRestore, newDirFor, oldDirFor, recoverFsmDir, type RecoveryAction } from './dirs.js';
 import { assert, exists, fsyncDir, unreachable } from '../base/index.js';

@@ -21,8 +21,6 @@ export {
   type KvWriteOp,
   type TxnOp,
 } from './command.js';
-export { readStateBin, encodeStateBinHeader, consulMessageTypeNames, type StateBinItem, type ReadStateBinOptions } from './statebin.js';
-export { RecordType, type IndexRecord } from './records.js';
 export { goQuote, type TxnOutcome } from './kv-logic.js';
 export type { WakeReason, WatchTarget } from './watch.js';
 export type {
@@ -41,9 +39,7 @@ export type {
 export {
   CommandError,
   FsmError,
-  StateBinError,
   type CommandErrorCode,
   type FsmErrorCode,
-  type StateBinErrorCode,
 } from './errors.js';
 export { fsmLimits } from './limits.js';

@@ -12,9 +12,9 @@
 // contains the byte 0xFF, so `table, prefix, 0xFF` is an exclusive upper bound for a prefix scan.
 
 import { decode, encode } from '@msgpack/msgpack';
-import { concatBytes, isPlainMap, toUint, utf8, utf8DecodeStrict } from './bytes.js';
+import { concatBytes, utf8, utf8DecodeStrict } from '../base/index.js';
+import { isPlainMap, RecordType, toUint } from '../snapshot/index.js';
 import { FsmError } from './errors.js';
-import { RecordType } from './records.js';
 
 export const layoutVersion = 1;
 

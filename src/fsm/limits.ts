@@ -1,6 +1,7 @@
 // Every limit of the state machine, with its unit last and its reason beside it.
 
 import { assert, KiB, MiB } from '../base/index.js';
+import { snapshotLimits } from '../snapshot/index.js';
 
 export const fsmLimits = {
   /**
@@ -14,14 +15,6 @@ export const fsmLimits = {
    * layer keeps Consul's.
    */
   txnOpsMaxCount: 4096,
-  /**
-   * Largest single state.bin record (type byte + msgpack body) that a restore buffers. A KV record is
-   * its value plus about 100 bytes; Consul's default value limit is 512 KiB, so this leaves room for
-   * clusters that raised `kv_max_value_size` while keeping restore memory bounded.
-   */
-  stateBinRecordMaxBytes: 64 * MiB,
-  /** When a restore's read buffer grows, it grows to at least this many bytes (fewer, tinier copies). */
-  stateBinBufferMinBytes: 64 * KiB,
   /** Snapshot output is coalesced into chunks of about this size (one record may exceed it). */
   snapshotChunkBytes: 64 * KiB,
   /** A restore writes its fresh database in batches of at most this many records... */
@@ -30,4 +23,4 @@ export const fsmLimits = {
   restoreBatchMaxBytes: 4 * MiB,
 } as const;
 
-assert(fsmLimits.snapshotChunkBytes < fsmLimits.stateBinRecordMaxBytes, 'a snapshot chunk is smaller than the record limit');
+assert(fsmLimits.snapshotChunkBytes < snapshotLimits.stateBinRecordMaxBytes, 'a snapshot chunk is smaller than the record limit');

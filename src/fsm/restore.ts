@@ -11,11 +11,10 @@ import { dirname } from 'node:path';
 import { Level } from 'level';
 import { fsyncTree, writeCompleteMarker } from './dirs.js';
 import { assert, exists, fsyncDir } from '../base/index.js';
-import { FsmError, StateBinError } from './errors.js';
+import { FsmError } from './errors.js';
 import { encodeApplied, encodeFormat, metaAppliedKey, metaFormatKey, Table, tableKey, type AppliedMark } from './layout.js';
 import { fsmLimits } from './limits.js';
-import { encodeIndexRecord, encodeKvsRecord, encodeTombstoneRecord } from './records.js';
-import { readStateBin } from './statebin.js';
+import { encodeIndexRecord, encodeKvsRecord, encodeTombstoneRecord, readStateBin, StateBinError } from '../snapshot/index.js';
 import type { BatchOp, Db } from './store.js';
 
 export interface RestoreOptions {

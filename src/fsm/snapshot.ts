@@ -12,13 +12,12 @@
 // fsmLimits.snapshotChunkBytes; nothing else is held.
 
 import type { Iterator as LevelIterator } from 'level';
-import { bytesEqual, concatBytes } from './bytes.js';
+import { bytesEqual, concatBytes } from '../base/index.js';
 import { assert } from '../base/index.js';
 import { FsmError } from './errors.js';
 import { decodeApplied, decodeFormat, layoutVersion, metaAppliedKey, metaFormatKey, Table, type AppliedMark } from './layout.js';
 import { fsmLimits } from './limits.js';
-import { dirEntryBodyHead, indexBodyHead } from './records.js';
-import { encodeStateBinHeader } from './statebin.js';
+import { dirEntryBodyHead, encodeStateBinHeader, indexBodyHead } from '../snapshot/index.js';
 import type { Db } from './store.js';
 
 type DbIterator = LevelIterator<Db, Uint8Array, Uint8Array>;

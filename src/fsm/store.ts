@@ -7,7 +7,7 @@
 
 import { decode } from '@msgpack/msgpack';
 import type { BatchOperation, Level } from 'level';
-import { compareBytes, utf8 } from './bytes.js';
+import { compareBytes, utf8 } from '../base/index.js';
 import { assert } from '../base/index.js';
 import { FsmError } from './errors.js';
 import { encodeApplied, metaAppliedKey, nameOf, prefixRange, Table, tableKey, type AppliedMark } from './layout.js';
@@ -18,7 +18,7 @@ import {
   parseIndexRecord,
   parseKvsRecord,
   parseTombstoneRecord,
-} from './records.js';
+} from '../snapshot/index.js';
 import type { DirEntry, KvTableName, Tombstone } from './types.js';
 
 export type Db = Level<Uint8Array, Uint8Array>;

@@ -6,30 +6,9 @@ export type LogIndex = number;
 /** A Raft term (same meaning as `Term` in src/raft/types.ts). */
 export type LogTerm = number;
 
-/**
- * One KV entry, Consul's `DirEntry`.
- * Invariant (stored entries): CreateIndex <= ModifyIndex <= the `kvs` table index <= the applied index.
- * Every read hands out its own copy of `Value`. (txn get-or-empty answers a missing key with zeros.)
- */
-export interface DirEntry {
-  readonly Key: string;
-  /** Opaque uint64 for clients; limited to 0..2^53-1 here (a JS number holds no more exactly). */
-  readonly Flags: number;
-  /** The value bytes; empty for "no value" (Consul's JSON shows `null` then). */
-  readonly Value: Uint8Array;
-  readonly CreateIndex: LogIndex;
-  readonly ModifyIndex: LogIndex;
-  /** How many times the lock on this key was acquired (sessions come later; 0 until then). */
-  readonly LockIndex: number;
-  /** The session holding the lock, '' when none. */
-  readonly Session: string;
-}
-
-/** A deleted key (or deleted prefix for a delete-tree) and the index at which it was deleted. */
-export interface Tombstone {
-  readonly Key: string;
-  readonly Index: LogIndex;
-}
+// The KV table rows are the bodies of state.bin records, so they are defined beside that codec.
+import type { DirEntry } from '../snapshot/index.js';
+export type { DirEntry, Tombstone } from '../snapshot/index.js';
 
 /** The tables that keep an index in the `index` table, with Consul's table names. */
 export type KvTableName = 'kvs' | 'tombstones';

@@ -11,11 +11,11 @@ import {
   Fsm,
   FsmError,
   MessageType,
-  readStateBin,
   type ApplyResult,
   type Command,
   type KvWriteOp,
 } from '../../src/fsm/index.js';
+import { readStateBin } from '../../src/snapshot/index.js';
 import { InvariantError } from '../../src/base/index.js';
 
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);

@@ -15,14 +15,12 @@ import {
   FsmError,
   newDirFor,
   oldDirFor,
-  readStateBin,
   restoreInto,
-  StateBinError,
   type Command,
   type KvOp,
   type KvWriteOp,
-  type StateBinErrorCode,
 } from '../../src/fsm/index.js';
+import { readStateBin, StateBinError, type StateBinErrorCode } from '../../src/snapshot/index.js';
 
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);
 

@@ -5,7 +5,8 @@ import test, { type ExecutionContext } from 'ava';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CommandError, encodeCommand, Fsm, readStateBin, type ApplyResult, type KvOp, type TxnOp } from '../../src/fsm/index.js';
+import { CommandError, encodeCommand, Fsm, type ApplyResult, type KvOp, type TxnOp } from '../../src/fsm/index.js';
+import { readStateBin } from '../../src/snapshot/index.js';
 
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);
 const empty = new Uint8Array(0);

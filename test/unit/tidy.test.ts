@@ -62,6 +62,7 @@ test('no focused, skipped or placeholder tests, and no FIXME', (t) => {
 const layers: readonly (readonly string[])[] = [
   ['base'], // what every folder needs: assert and InvariantError, units, exists/fsyncDir, sleep, the version
   ['raft', 'config'], // the pure consensus core; the agent's configuration (keys, flags, files)
+  ['snapshot'], // Consul's snapshot formats: the state.bin codec and the archive
   ['storage', 'fsm', 'transport'], // what the runtime drives: log and snapshot store, state machine, gRPC
   ['node'], // the runtime driving a core
   ['server'], // one server and its API: forwarding, consistency modes, membership

@@ -8,13 +8,20 @@
 // body, measures the body before decoding it (msgpack-frame.ts), and validates every field. Every error
 // names the record (0 = header, records count from 1), its byte offset and, when there is one, the field.
 //
-// Only the KV tables are restorable today (KVS 2, Tombstone 5, Index 16). Other Consul record types are
-// refused by name, so a Consul snapshot holding a catalog or sessions fails loudly instead of losing them.
+// Two record policies:
+// - 'restore' (the default): only the KV tables are restorable today (KVS 2, Tombstone 5, Index 16), and
+//   every field is validated. Other Consul record types are refused by name, so a Consul snapshot holding
+//   a catalog or sessions fails loudly instead of losing them.
+// - 'inspect': every type is framed (measured in bounded memory) and decoded generically, so inspect and
+//   decode can count and print any Consul archive. Known types too arrive as `kind: 'other'`.
+//
+// Every item carries `bytes`, the bytes consumed since the previous item (the header's own bytes for the
+// header; type byte + body for a record), and `raw`, the msgpack bytes of its body as read.
 
 import { decode, encode } from '@msgpack/msgpack';
-import { describeValue, isPlainMap, toUint } from './bytes.js';
+import { describeValue, isPlainMap, toUint } from './values.js';
 import { StateBinError, type StateBinErrorCode } from './errors.js';
-import { fsmLimits } from './limits.js';
+import { snapshotLimits } from './limits.js';
 import { measureMsgpack } from './msgpack-frame.js';
 import { parseIndexRecord, parseKvsRecord, parseTombstoneRecord, RecordType, type IndexRecord, type Parsed } from './records.js';
 import type { DirEntry, Tombstone } from './types.js';
@@ -33,20 +40,44 @@ export const consulMessageTypeNames: Readonly<Record<number, string>> = {
   40: 'PeeringSecret', 41: 'RaftLogVerifierCheckpoint', 42: 'Resource', 43: 'UpdateManualVirtualIPRequestType',
 };
 
+/** Consul's name of a message type; `Unknown(<n>)` as Consul CE tools print types they do not know. */
+export function messageTypeName(type: number): string {
+  return consulMessageTypeNames[type] ?? `Unknown(${type})`;
+}
+
 /** Consul CE treats types from here up as Enterprise entries. */
 const enterpriseTypeMin = 64;
 
+/** Where an item sits in the stream, and what it took. */
+interface ItemFrame {
+  /** Records count from 1 (the header is record 0). */
+  readonly record: number;
+  /** Byte offset of the record's type byte (of the header: 0). */
+  readonly offset: number;
+  /** Bytes consumed since the previous item: the header's own bytes, or type byte + body. */
+  readonly bytes: number;
+  /** The msgpack bytes of the body exactly as read (without the type byte). */
+  readonly raw: Uint8Array;
+}
+
 export type StateBinItem =
-  | { readonly kind: 'header'; readonly lastIndex: number }
-  | { readonly kind: 'kvs'; readonly record: number; readonly offset: number; readonly entry: DirEntry }
-  | { readonly kind: 'tombstone'; readonly record: number; readonly offset: number; readonly stone: Tombstone }
-  | { readonly kind: 'index'; readonly record: number; readonly offset: number; readonly index: IndexRecord };
+  | ({ readonly kind: 'header'; readonly lastIndex: number } & ItemFrame)
+  | ({ readonly kind: 'kvs'; readonly entry: DirEntry } & ItemFrame)
+  | ({ readonly kind: 'tombstone'; readonly stone: Tombstone } & ItemFrame)
+  | ({ readonly kind: 'index'; readonly index: IndexRecord } & ItemFrame)
+  /** Policy 'inspect' only: any record, its body decoded generically (strings as strings, 64-bit integers as bigint). */
+  | ({ readonly kind: 'other'; readonly type: number; readonly name: string; readonly body: unknown } & ItemFrame);
+
+/** 'restore': KVS, Tombstone and Index only, fully validated. 'inspect': every type, decoded generically. */
+export type RecordPolicy = 'restore' | 'inspect';
 
 export interface ReadStateBinOptions {
   /** When known (the Raft snapshot's Size), the stream must be exactly this long. */
   readonly expectedBytes?: number;
-  /** Defaults to fsmLimits.stateBinRecordMaxBytes. */
+  /** Defaults to snapshotLimits.stateBinRecordMaxBytes. */
   readonly recordMaxBytes?: number;
+  /** Defaults to 'restore'. */
+  readonly records?: RecordPolicy;
 }
 
 export function encodeStateBinHeader(lastIndex: number): Uint8Array {
@@ -58,22 +89,24 @@ export function encodeStateBinHeader(lastIndex: number): Uint8Array {
  * what "nothing was restored" means for it.
  */
 export async function* readStateBin(source: AsyncIterable<Uint8Array>, options: ReadStateBinOptions = {}): AsyncGenerator<StateBinItem> {
-  const recordMaxBytes = options.recordMaxBytes ?? fsmLimits.stateBinRecordMaxBytes;
+  const recordMaxBytes = options.recordMaxBytes ?? snapshotLimits.stateBinRecordMaxBytes;
+  const inspect = (options.records ?? 'restore') === 'inspect';
   const queue = new ByteQueue(source[Symbol.asyncIterator](), options.expectedBytes);
   try {
     if (!(await queue.ensure(1))) {
       throw new StateBinError('STATE_BIN_EMPTY', 0, 0, undefined, 'state.bin is empty: expected a msgpack header {LastIndex}');
     }
-    const headerBody = await readValue(queue, queue.position(), 0, 'header', recordMaxBytes);
-    yield { kind: 'header', lastIndex: parseHeader(headerBody) };
+    const header = await readValue(queue, queue.position(), 0, 'header', recordMaxBytes, false);
+    yield { kind: 'header', lastIndex: parseHeader(header.body), record: 0, offset: 0, bytes: header.raw.length, raw: header.raw };
 
     for (let record = 1; ; record++) {
       if (!(await queue.ensure(1))) break;
       const offset = queue.position();
       const type = queue.take(1)[0] as number;
-      const name = checkType(type, record, offset);
-      const body = await readValue(queue, offset, record, name, recordMaxBytes - 1);
-      yield parseRecord(type, name, body, record, offset);
+      const name = inspect ? messageTypeName(type) : checkType(type, record, offset);
+      const { body, raw } = await readValue(queue, offset, record, name, recordMaxBytes - 1, inspect);
+      const frame: ItemFrame = { record, offset, bytes: 1 + raw.length, raw };
+      yield inspect ? { kind: 'other', type, name, body, ...frame } : parseRecord(type, name, body, frame);
     }
     queue.checkExpectedEnd();
   } finally {
@@ -90,26 +123,34 @@ function checkType(type: number, record: number, offset: number): string {
   const at = `state.bin record ${record} at byte offset ${offset}`;
   if (type >= enterpriseTypeMin) {
     throw new StateBinError('STATE_BIN_ENTERPRISE_TYPE', record, offset, undefined,
-      `msg type ${type} is a Consul Enterprise log entry. Consul CE cannot restore it (${at})`);
+      `msg type ${type} is a Consul Enterprise log entry. Consul CE cannot restore it, and Conclave cannot restore it yet (${at})`,
+      { type });
   }
   const known = consulMessageTypeNames[type];
   if (known === undefined) {
-    throw new StateBinError('STATE_BIN_UNKNOWN_TYPE', record, offset, undefined, `Unrecognized msg type ${type} (${at})`);
+    throw new StateBinError('STATE_BIN_UNKNOWN_TYPE', record, offset, undefined,
+      `Unrecognized msg type ${type} (${at}); Conclave cannot restore it`, { type });
   }
   throw new StateBinError('STATE_BIN_UNSUPPORTED_TYPE', record, offset, undefined,
-    `${at} has type ${type} (${known}), which this Conclave version cannot restore yet (only KVS, Tombstone and Index records)`);
+    `${at} has type ${type} (${known}), which this Conclave version cannot restore yet (only KVS, Tombstone and Index records)`,
+    { type });
 }
 
-/** Reads exactly one msgpack value from the queue and decodes it. */
-async function readValue(queue: ByteQueue, offset: number, record: number, name: string, maxBytes: number): Promise<unknown> {
+/**
+ * Reads exactly one msgpack value from the queue and decodes it: strings as raw bytes for the validating
+ * parsers, or (`generic`) as strings with 64-bit integers as bigint, for inspect.
+ */
+async function readValue(
+  queue: ByteQueue, offset: number, record: number, name: string, maxBytes: number, generic: boolean,
+): Promise<{ body: unknown; raw: Uint8Array }> {
   for (;;) {
     const view = queue.view();
     const frame = measureMsgpack(view, 0, view.length, maxBytes);
     switch (frame.kind) {
       case 'complete': {
-        const bytes = queue.take(frame.end);
+        const raw = queue.take(frame.end);
         try {
-          return decode(bytes, { rawStrings: true, useBigInt64: true });
+          return { body: decode(raw, generic ? { useBigInt64: true } : { rawStrings: true, useBigInt64: true }), raw };
         } catch (cause) {
           throw new StateBinError('STATE_BIN_BAD_MSGPACK', record, offset, undefined,
             `${where(record, offset, name)} is not valid msgpack: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
@@ -147,14 +188,15 @@ function parseHeader(body: unknown): number {
   return lastIndex;
 }
 
-function parseRecord(type: number, name: string, body: unknown, record: number, offset: number): StateBinItem {
+function parseRecord(type: number, name: string, body: unknown, frame: ItemFrame): StateBinItem {
+  const { record, offset } = frame;
   switch (type) {
     case RecordType.KVS:
-      return { kind: 'kvs', record, offset, entry: accept(parseKvsRecord(body), record, offset, name) };
+      return { kind: 'kvs', entry: accept(parseKvsRecord(body), record, offset, name), ...frame };
     case RecordType.Tombstone:
-      return { kind: 'tombstone', record, offset, stone: accept(parseTombstoneRecord(body), record, offset, name) };
+      return { kind: 'tombstone', stone: accept(parseTombstoneRecord(body), record, offset, name), ...frame };
     default:
-      return { kind: 'index', record, offset, index: accept(parseIndexRecord(body), record, offset, name) };
+      return { kind: 'index', index: accept(parseIndexRecord(body), record, offset, name), ...frame };
   }
 }
 
@@ -228,7 +270,7 @@ class ByteQueue {
   private append(chunk: Uint8Array): void {
     if (this.end + chunk.length > this.buf.length) {
       const unread = this.end - this.start;
-      const capacity = Math.max(2 * (unread + chunk.length), fsmLimits.stateBinBufferMinBytes);
+      const capacity = Math.max(2 * (unread + chunk.length), snapshotLimits.stateBinBufferMinBytes);
       const grown = new Uint8Array(capacity);
       grown.set(this.buf.subarray(this.start, this.end), 0);
       this.base += this.start;

@@ -15,7 +15,8 @@
 // nil []byte.
 
 import { Encoder } from '@msgpack/msgpack';
-import { describeValue, isPlainMap, toUint, utf8DecodeStrict } from './bytes.js';
+import { utf8DecodeStrict } from '../base/index.js';
+import { describeValue, isPlainMap, toUint } from './values.js';
 import type { DirEntry, Tombstone } from './types.js';
 
 export const RecordType = {

@@ -1,0 +1,58 @@
+// Consul's snapshot formats: the state.bin record stream (reader, record bodies, header) and the
+// snapshot archive (gzip of tar [meta.json, state.bin, SHA256SUMS]). Other folders import from here only.
+
+export {
+  readStateBin,
+  encodeStateBinHeader,
+  consulMessageTypeNames,
+  messageTypeName,
+  type StateBinItem,
+  type ReadStateBinOptions,
+  type RecordPolicy,
+} from './statebin.js';
+export {
+  RecordType,
+  encodeKvsRecord,
+  encodeTombstoneRecord,
+  encodeIndexRecord,
+  parseKvsRecord,
+  parseTombstoneRecord,
+  parseIndexRecord,
+  dirEntryBodyHead,
+  indexBodyHead,
+  type IndexRecord,
+  type Parsed,
+  type ParseFailure,
+} from './records.js';
+export { measureMsgpack, type FrameResult } from './msgpack-frame.js';
+export { isUint, toUint, describeValue, isPlainMap } from './values.js';
+export type { DirEntry, Tombstone } from './types.js';
+export { StateBinError, type StateBinErrorCode } from './errors.js';
+export { snapshotLimits } from './limits.js';
+export { ArchiveError, type ArchiveErrorCode } from './errors.js';
+export {
+  archiveMeta,
+  archiveProducer,
+  stateBinFormat,
+  encodeMetaJson,
+  parseMetaJson,
+  type ArchiveMeta,
+  type ArchiveMetaArgs,
+  type ArchiveServer,
+  type ArchiveSuffrage,
+} from './meta.js';
+export {
+  writeArchive,
+  readArchive,
+  defaultGzipLevel,
+  defaultArchiveLimits,
+  metaJsonName,
+  stateBinName,
+  sha256SumsName,
+  type WriteArchiveOptions,
+  type ReadArchiveOptions,
+  type ArchiveContents,
+  type ArchiveLimits,
+  type RecordTypeStats,
+} from './archive.js';
+export { rewriteForRestore } from './rewrite.js';

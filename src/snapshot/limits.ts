@@ -1,0 +1,14 @@
+// Every limit of the snapshot codecs, with its unit last and its reason beside it.
+
+import { KiB, MiB } from '../base/index.js';
+
+export const snapshotLimits = {
+  /**
+   * Largest single state.bin record (type byte + msgpack body) that a restore buffers. A KV record is
+   * its value plus about 100 bytes; Consul's default value limit is 512 KiB, so this leaves room for
+   * clusters that raised `kv_max_value_size` while keeping restore memory bounded.
+   */
+  stateBinRecordMaxBytes: 64 * MiB,
+  /** When a restore's read buffer grows, it grows to at least this many bytes (fewer, tinier copies). */
+  stateBinBufferMinBytes: 64 * KiB,
+} as const;

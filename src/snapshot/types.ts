@@ -1,0 +1,29 @@
+// The KV table rows as state.bin carries them, named as Consul names them (structs.DirEntry,
+// state.Tombstone). The FSM stores the same shapes and re-exports these types.
+
+import type { Index as LogIndex } from '../raft/index.js';
+
+/**
+ * One KV entry, Consul's `DirEntry`.
+ * Invariant (stored entries): CreateIndex <= ModifyIndex <= the `kvs` table index <= the applied index.
+ * Every read hands out its own copy of `Value`. (txn get-or-empty answers a missing key with zeros.)
+ */
+export interface DirEntry {
+  readonly Key: string;
+  /** Opaque uint64 for clients; limited to 0..2^53-1 here (a JS number holds no more exactly). */
+  readonly Flags: number;
+  /** The value bytes; empty for "no value" (Consul's JSON shows `null` then). */
+  readonly Value: Uint8Array;
+  readonly CreateIndex: LogIndex;
+  readonly ModifyIndex: LogIndex;
+  /** How many times the lock on this key was acquired (sessions come later; 0 until then). */
+  readonly LockIndex: number;
+  /** The session holding the lock, '' when none. */
+  readonly Session: string;
+}
+
+/** A deleted key (or deleted prefix for a delete-tree) and the index at which it was deleted. */
+export interface Tombstone {
+  readonly Key: string;
+  readonly Index: LogIndex;
+}
