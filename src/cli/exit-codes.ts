@@ -5,10 +5,13 @@
 // |--------|----------------------------------------------------------------------------------------|
 // | 0      | `--help`, `-h`, `version`; the agent shut down cleanly after SIGINT or SIGTERM, or      |
 // |        | stopped by itself without an error                                                     |
+// | 0      | `snapshot save/restore/inspect/decode` succeeded                                       |
 // | 1      | no command or an unknown command (help is printed to stderr); a bad flag or a bad       |
 // |        | configuration (nothing was started, nothing written); the server module failed to load; |
 // |        | the agent failed to start, stopped with an error, or failed to close; a clean shutdown |
-// |        | took longer than 15 s; a second SIGINT/SIGTERM during shutdown (exits at once)         |
+// |        | took longer than 15 s; a second SIGINT/SIGTERM during shutdown (exits at once); any     |
+// |        | `snapshot` error (argument, connection, HTTP status, file, verification), or           |
+// |        | `snapshot` without a subcommand                                                         |
 //
 // SIGHUP is logged and ignored (Consul reloads on it; Conclave cannot).
 // Node itself exits with 1 on an uncaught exception (an invariant failure is one), and a process killed

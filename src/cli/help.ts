@@ -2,6 +2,7 @@
 // flag list). The flag and key lists are generated from src/config's tables, so they cannot drift.
 
 import { agentFlags, configKeys, formatFlagHelp, keySpecs, wrap } from '../config/index.js';
+import { snapshotSynopsis } from './snapshot/help.js';
 
 export interface CommandInfo {
   readonly name: string;
@@ -10,6 +11,7 @@ export interface CommandInfo {
 
 export const commands: readonly CommandInfo[] = [
   { name: 'agent', synopsis: 'Runs a Conclave server agent' },
+  { name: 'snapshot', synopsis: snapshotSynopsis },
   { name: 'version', synopsis: 'Prints the Conclave version' },
 ];
 

@@ -8,6 +8,8 @@ const code = await runCli(process.argv.slice(2), {
   stdout: process.stdout,
   stderr: process.stderr,
   stdoutIsTty: process.stdout.isTTY === true,
+  stderrTerminal: process.stderr.isTTY === true ? process.stderr : undefined,
+  env: process.env,
   loadStartAgent: async () => (await import('./agent-command.js')).startAgent,
   signals: process,
   exitNow: (status) => process.exit(status),

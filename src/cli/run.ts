@@ -7,8 +7,9 @@ import { isHelpFlag } from '../config/index.js';
 import { runAgentCommand, type AgentCommandDeps } from './agent.js';
 import { exitCodes } from './exit-codes.js';
 import { agentHelp, commands, topHelp, versionText } from './help.js';
+import { runSnapshotCommand, type SnapshotDeps } from './snapshot/command.js';
 
-export type CliDeps = AgentCommandDeps;
+export type CliDeps = AgentCommandDeps & Pick<SnapshotDeps, 'env' | 'stderrTerminal'>;
 
 export async function runCli(argv: readonly string[], deps: CliDeps): Promise<number> {
   const end = argv.indexOf('--') === -1 ? argv.length : argv.indexOf('--');
@@ -41,6 +42,9 @@ export async function runCli(argv: readonly string[], deps: CliDeps): Promise<nu
         return exitCodes.ok;
       }
       return runAgentCommand(args, deps);
+    case 'snapshot':
+      // The snapshot command shows its own help or a subcommand's; a help flag before "snapshot" counts.
+      return runSnapshotCommand(help && !args.some(isHelpFlag) ? [...args, '-h'] : args, deps);
     case 'version':
       deps.stdout.write(versionText(conclaveVersion()));
       return exitCodes.ok;

@@ -40,8 +40,9 @@ test('conclave --help lists the commands on stdout and exits 0', async (t) => {
   const r = await run(['--help']);
   t.is(r.code, 0, r.stderr);
   t.true(r.stdout.startsWith('Usage: conclave [--version] [--help] <command> [<args>]\n'));
-  t.regex(r.stdout, /^ {4}agent {6}Runs a Conclave server agent$/m);
-  t.regex(r.stdout, /^ {4}version {4}Prints the Conclave version$/m);
+  t.regex(r.stdout, /^ {4}agent {7}Runs a Conclave server agent$/m);
+  t.regex(r.stdout, /^ {4}snapshot {4}Saves, restores and inspects snapshots of Conclave server state$/m);
+  t.regex(r.stdout, /^ {4}version {5}Prints the Conclave version$/m);
   t.is(r.stderr, '');
 });
 
