@@ -23,8 +23,8 @@ export async function handleStatusPeers(ctx: RequestContext): Promise<Reply> {
  * and like Consul it sets no X-Consul-* headers.
  */
 export async function handleRaftConfiguration(ctx: RequestContext): Promise<Reply> {
-  const { consistency } = parseReadOptions(ctx);
-  return jsonReply(ctx, await ctx.api.raftConfiguration({ consistency, signal: ctx.signal }));
+  const { consistency, dc } = parseReadOptions(ctx);
+  return jsonReply(ctx, await ctx.api.raftConfiguration({ consistency, signal: ctx.signal, dc: dc ?? '' }));
 }
 
 /** POST /v1/operator/raft/transfer-leader[?id=<server id>]: {"Success": true} once transferred. */
@@ -73,5 +73,5 @@ export async function handleAgentSelf(ctx: RequestContext): Promise<Reply> {
 
 /** GET /v1/catalog/datacenters: the datacenters this cluster knows, i.e. its own. */
 export async function handleCatalogDatacenters(ctx: RequestContext): Promise<Reply> {
-  return jsonReply(ctx, [ctx.api.datacenter]);
+  return jsonReply(ctx, [...ctx.api.knownDatacenters()]);
 }

@@ -20,7 +20,7 @@ import { assert } from '../base/index.js';
 import { badRequest, HttpError } from './errors.js';
 import { dirEntryJson, goQuote } from './json.js';
 import type { ReadOptions } from '../server/index.js';
-import { conflictingFlags, flag, metaHeaders, parseReadOptions, uintParam } from './params.js';
+import { conflictingFlags, datacenterOf, flag, metaHeaders, parseReadOptions, uintParam } from './params.js';
 import { emptyReply, jsonReply, type Reply, type RequestContext } from './reply.js';
 
 const kvMaxValueSizeDocs = 'https://developer.hashicorp.com/docs/agent/config/config-files#kv_max_value_size';
@@ -117,7 +117,7 @@ async function remove(ctx: RequestContext, key: string): Promise<Reply> {
 }
 
 async function applyKvs(ctx: RequestContext, op: KvWriteOp): Promise<boolean> {
-  const result = await ctx.api.apply({ type: 'kvs', op });
+  const result = await ctx.api.apply({ type: 'kvs', op }, { dc: datacenterOf(ctx) });
   assert(result.kind === 'kvs', 'a kvs command applies to a kvs result');
   return result.ok;
 }

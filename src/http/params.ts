@@ -44,7 +44,7 @@ export function uintParam(query: Query, name: string): number | undefined {
   return Number(text);
 }
 
-/** Consul's ?dc: only the local datacenter is served; another gets Consul's text for an unknown one. */
+/** ?dc for endpoints answered by this server alone (status, operator): only its own datacenter. */
 export function checkDatacenter(ctx: RequestContext): void {
   const dc = ctx.query.get('dc');
   // Consul answers 500 (structs.ErrNoDCPath from RPC routing). A datacenter this cluster does not have is
@@ -94,11 +94,19 @@ export function parseBlocking(ctx: RequestContext): { readonly minIndex?: number
   return { minIndex, waitMs: Math.max(1, Math.ceil(waitMs + jitter)) };
 }
 
+/**
+ * ?dc for endpoints the server can route to another datacenter (KV, txn, snapshots, raft
+ * configuration): '' for this one; the server answers "No path to datacenter" for an unknown one.
+ */
+export function datacenterOf(ctx: RequestContext): string {
+  const dc = ctx.query.get('dc');
+  return dc === ctx.api.datacenter ? '' : dc;
+}
+
 /** Everything Consul's parse() does for a read: dc, consistency, blocking. */
 export function parseReadOptions(ctx: RequestContext): ReadOptions {
-  checkDatacenter(ctx);
   const consistency = parseConsistency(ctx.query);
-  return { consistency, ...parseBlocking(ctx), signal: ctx.signal };
+  return { consistency, ...parseBlocking(ctx), signal: ctx.signal, dc: datacenterOf(ctx) };
 }
 
 const effectiveConsistency: Readonly<Record<Consistency, string>> = {

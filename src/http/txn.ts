@@ -22,7 +22,7 @@ import { assert } from '../base/index.js';
 import { badRequest, HttpError } from './errors.js';
 import { describeJson, foldedFields, goQuote, isJsonObject, txnResponseJson } from './json.js';
 import { sessionsNotImplemented } from './kv.js';
-import { checkDatacenter, metaHeaders, parseReadOptions } from './params.js';
+import { datacenterOf, metaHeaders, parseReadOptions } from './params.js';
 import { jsonReply, type Reply, type RequestContext } from './reply.js';
 
 const txnMaxReqLenDocs = 'https://www.consul.io/docs/agent/config/config-files#txn_max_req_len';
@@ -62,20 +62,19 @@ export async function handleTxn(ctx: RequestContext): Promise<Reply> {
   const writes = ops.some(isWriteOp);
   // Consul parses ?dc for both kinds, and consistency and ?wait/?index (ignored: no blocking) for reads.
   let options: ReadOptions | undefined;
-  if (writes) checkDatacenter(ctx);
-  else options = parseReadOptions(ctx);
+  if (!writes) options = parseReadOptions(ctx);
   // Consul's preCheck (kvsPreApply): every verb but delete-tree needs a key; reported per op as a 409.
   const missingKeys = wire.flatMap((op, i) => (op.key === '' && op.verb !== 'delete-tree' ? [{ OpIndex: i, What: 'Must provide key' }] : []));
   if (missingKeys.length > 0) return jsonReply(ctx, txnResponseJson([], missingKeys), 409);
   if (ops.length === 0) return jsonReply(ctx, txnResponseJson([], []));
   if (options === undefined) {
     const txnOps: TxnOp[] = ops.map((op) => ({ kind: 'kv', op }));
-    const result = await ctx.api.apply({ type: 'txn', ops: txnOps });
+    const result = await ctx.api.apply({ type: 'txn', ops: txnOps }, { dc: datacenterOf(ctx) });
     assert(result.kind === 'txn', 'a txn command applies to a txn result');
     return jsonReply(ctx, txnResponseJson(result.results, result.errors), result.errors.length > 0 ? 409 : 200);
   }
   // Read-only txns do not block (Consul's Txn.Read ignores ?index).
-  const { meta, reply } = await ctx.api.readTxn(ops as KvReadOp[], { consistency: options.consistency, signal: ctx.signal });
+  const { meta, reply } = await ctx.api.readTxn(ops as KvReadOp[], { consistency: options.consistency, signal: ctx.signal, dc: options.dc ?? '' });
   return jsonReply(ctx, txnResponseJson(reply.results, reply.errors), reply.errors.length > 0 ? 409 : 200, metaHeaders(meta));
 }
 

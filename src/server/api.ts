@@ -19,6 +19,13 @@ export interface ReadOptions {
   readonly waitMs?: number;
   /** Aborted when the client goes away. */
   readonly signal?: AbortSignal;
+  /** ?dc: another datacenter's servers answer (forwarded over gRPC); '' or absent: this one. */
+  readonly dc?: string;
+}
+
+/** Where a write runs: ?dc names another datacenter, '' or absent this one. */
+export interface ApplyOptions {
+  readonly dc?: string;
 }
 
 /** What Consul reports about a read in its X-Consul-* headers. */
@@ -117,7 +124,7 @@ export interface ServerApi {
    * Runs a write through Raft (on the leader; a follower forwards it) and returns what applying
    * it produced. Rejects with ServerError.
    */
-  apply(command: Command): Promise<ApplyResult>;
+  apply(command: Command, o?: ApplyOptions): Promise<ApplyResult>;
 
   kvGet(key: string, o: ReadOptions): Promise<{ meta: ReadMeta; entry: DirEntry | undefined }>;
   /** Every entry whose key starts with `prefix` (recurse). */
@@ -129,6 +136,8 @@ export interface ServerApi {
 
   /** The leader's server RPC address ("127.0.0.1:8300"), '' when there is none. */
   leaderAddress(): Promise<string>;
+  /** Every datacenter this server has a route to, its own included, sorted (/v1/catalog/datacenters). */
+  knownDatacenters(): readonly string[];
   /** The voters' server RPC addresses. */
   peers(): Promise<readonly string[]>;
   raftConfiguration(o: ReadOptions): Promise<RaftConfigurationReply>;

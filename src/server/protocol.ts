@@ -68,7 +68,11 @@ export type OperatorCall =
   | { readonly op: 'hello' }
   | { readonly op: 'join'; readonly id: string; readonly address: string }
   | { readonly op: 'remove'; readonly id: string }
-  | { readonly op: 'transfer'; readonly id: string };
+  | { readonly op: 'transfer'; readonly id: string }
+  /** A write for this server's datacenter from a server of another (?dc): run as if it came over HTTP. */
+  | { readonly op: 'dc-apply'; readonly command: Uint8Array }
+  /** A read for this server's datacenter from another (?dc): an encoded ForwardedRead, run as if over HTTP. */
+  | { readonly op: 'dc-read'; readonly read: Uint8Array };
 
 /**
  * A snapshot save or restore on its way to the server that runs it (the leader, or a server of
@@ -263,7 +267,7 @@ export function decodeForwardedRead(bytes: Uint8Array): Decoded<ForwardedRead> {
 export function decodeOperatorCall(bytes: Uint8Array): Decoded<OperatorCall> {
   return decodeWith(bytes, 'operator', (v, path): OperatorCall => {
     const o = rec(v, path);
-    const op = oneOf(o, 'op', path, ['hello', 'join', 'remove', 'transfer'] as const);
+    const op = oneOf(o, 'op', path, ['hello', 'join', 'remove', 'transfer', 'dc-apply', 'dc-read'] as const);
     switch (op) {
       case 'hello':
         return { op };
@@ -272,6 +276,10 @@ export function decodeOperatorCall(bytes: Uint8Array): Decoded<OperatorCall> {
       case 'remove':
       case 'transfer':
         return { op, id: str(o, 'id', path) };
+      case 'dc-apply':
+        return { op, command: bin(o, 'command', path) };
+      case 'dc-read':
+        return { op, read: bin(o, 'read', path) };
     }
   });
 }

@@ -31,6 +31,7 @@ import {
   type ReadOptions,
   type ReadTxnReply,
   type ServerApi,
+  type ApplyOptions,
   type SnapshotOptions,
   type SnapshotSaveReply,
 } from './api.js';
@@ -208,13 +209,19 @@ export class Server implements ServerApi {
     return { stale: o.stale, token: o.token ?? '', dc: o.dc === undefined || o.dc === '' ? this.datacenter : o.dc, hops: hops + 1 };
   }
 
-  private async inDatacenter<T>(dc: string, call: (address: string) => Promise<T>): Promise<T> {
+  /** Runs `call` against a server of `dc`; a write whose call may have reached it has an unknown outcome. */
+  private async inDatacenter<T>(dc: string, call: (address: string) => Promise<T>, write = false): Promise<T> {
     const address = await this.datacenters.route(dc);
     try {
       return await call(address);
     } catch (e) {
-      if (e instanceof TransportError) this.datacenters.demote(dc, address);
-      throw e;
+      if (!(e instanceof TransportError)) throw e;
+      this.datacenters.demote(dc, address);
+      if (e.code === 'CANCELLED') throw e;
+      if (write && e.code !== 'NOT_SENT') {
+        throw new ServerError('unknown-outcome', `forwarding the write to datacenter ${dc} (${address}) failed after it was sent (${e.message}); it may or may not have been applied`, { cause: e });
+      }
+      throw new ServerError('unavailable', `datacenter ${dc} could not be reached through ${address}: ${e.message}; nothing was done`, { cause: e });
     }
   }
 
@@ -243,8 +250,11 @@ export class Server implements ServerApi {
   // Writes
   // ------------------------------------------------------------------------------------------
 
-  async apply(command: Command): Promise<ApplyResult> {
+  async apply(command: Command, o: ApplyOptions = {}): Promise<ApplyResult> {
     const bytes = encodeCommand(command);
+    if (o.dc !== undefined && o.dc !== '' && o.dc !== this.datacenter) {
+      return this.inDatacenter(o.dc, (address) => this.operator(address, { op: 'dc-apply', command: bytes }, decodeApplyResult), true);
+    }
     return this.onLeader(
       () => this.node.propose(bytes),
       async (address) => answerOf(await this.o.rpc.apply(address, bytes), decodeApplyResult, 'forwarded apply', address),
@@ -412,6 +422,16 @@ export class Server implements ServerApi {
       case 'transfer':
         this.transferLocal(call.id);
         return encodeDone();
+      case 'dc-apply': {
+        const d = decodeCommand(call.command);
+        if (!d.ok) throw new ServerError('bad-request', `malformed command from another datacenter: ${d.error.message}; nothing was done`);
+        return encodeApplyResult(await this.apply(d.command));
+      }
+      case 'dc-read': {
+        const d = decodeForwardedRead(call.read);
+        if (!d.ok) throw new ServerError('bad-request', `malformed read from another datacenter: ${d.error.message}`);
+        return encodeReadReply(await this.read(d.value.query, d.value.options));
+      }
     }
   }
 
@@ -424,6 +444,12 @@ export class Server implements ServerApi {
    * for ?stale), or forwarded to the leader, which serves it through this same function.
    */
   private async read<Op extends ReadOp>(query: Extract<ReadQuery, { op: Op }>, o: ReadOptions): Promise<ReadReply<Op>> {
+    if (o.dc !== undefined && o.dc !== '' && o.dc !== this.datacenter) {
+      const waitMs = o.minIndex ? o.waitMs ?? 0 : 0;
+      const read = encodeForwardedRead({ query, options: { consistency: o.consistency, minIndex: o.minIndex ?? 0, waitMs: o.waitMs ?? 0 } });
+      const options = { timeoutMs: waitMs + serverLimits.forwardedReadMarginMs, ...(o.signal ? { signal: o.signal } : {}) };
+      return this.inDatacenter(o.dc, (address) => this.operator(address, { op: 'dc-read', read }, (b) => decodeReadReply<Op>(query.op as Op, b), options));
+    }
     const serveHere = o.consistency === 'stale' || this.node.status().role === 'leader';
     if (!serveHere) {
       return this.onLeader(

@@ -20,6 +20,7 @@ import {
   type ReadMeta,
   type ReadOptions,
   type ReadTxnReply,
+  type ApplyOptions,
   type ServerApi,
   type SnapshotSaveReply,
 } from '../../src/server/api.js';
@@ -67,8 +68,9 @@ export class LocalServer implements ServerApi {
     return new LocalServer(fsm, options);
   }
 
-  async apply(command: Command): Promise<ApplyResult> {
+  async apply(command: Command, o: ApplyOptions = {}): Promise<ApplyResult> {
     this.applied.push(command);
+    noOtherDatacenter(o.dc);
     if (this.leaderless) throw new ServerError('no-leader', 'no leader is known');
     let bytes: Uint8Array;
     try {
@@ -117,6 +119,10 @@ export class LocalServer implements ServerApi {
     return this.leaderless ? '' : this.selfAddress;
   }
 
+  knownDatacenters(): readonly string[] {
+    return [this.datacenter];
+  }
+
   async peers(): Promise<readonly string[]> {
     return [this.selfAddress];
   }
@@ -155,6 +161,7 @@ export class LocalServer implements ServerApi {
   }
 
   private checkLeader(o: ReadOptions): void {
+    noOtherDatacenter(o.dc);
     if (this.leaderless && o.consistency !== 'stale') throw new ServerError('no-leader', 'no leader is known');
   }
 
@@ -175,4 +182,9 @@ export class LocalServer implements ServerApi {
       this.blockingNow -= 1;
     }
   }
+}
+
+/** This stand-in knows no other datacenter: the Server's answer for one it has no route to. */
+function noOtherDatacenter(dc: string | undefined): void {
+  if (dc !== undefined && dc !== '') throw new ServerError('no-path-to-dc', 'No path to datacenter');
 }
