@@ -17,6 +17,8 @@ export const fsmLimits = {
   txnOpsMaxCount: 4096,
   /** Snapshot output is coalesced into chunks of about this size (one record may exceed it). */
   snapshotChunkBytes: 64 * KiB,
+  /** LevelDB's memtable while a restore fills a fresh database (default 4 MiB): fewer compactions. */
+  restoreWriteBufferBytes: 16 * MiB,
   /** A restore writes its fresh database in batches of at most this many records... */
   restoreBatchMaxCount: 1000,
   /** ...or of at most this many bytes, whichever comes first. */

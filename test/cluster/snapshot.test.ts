@@ -101,3 +101,67 @@ test.serial('a bad archive is refused with 400 and a reason, and nothing changes
   // The servers still take writes after refusing the archives.
   t.true(await c.put(follower, 'still', 'writable'));
 });
+
+test.serial('concurrent saves under writes are each whole and point-in-time; a blocking query wakes on a restore', async (t) => {
+  // A tiny snapshot threshold: the log is compacted to Raft snapshots while the saves run.
+  const c = await ProcessCluster.create(t, { size: 3, snapshotThreshold: 20, trailingLogs: 5 });
+  c.startAll();
+  const leader = await c.leader();
+  const follower = [0, 1, 2].find((i) => i !== leader) as number;
+  let writing = true;
+  let written = 0;
+  const writer = (async () => {
+    while (writing && written < 2000) if (await c.put(leader, `w/${String(written).padStart(5, '0')}`, 'x')) written++;
+  })();
+  const saves = await Promise.all([leader, follower, leader, follower, leader].map((i) => save(c, i)));
+  writing = false;
+  await writer;
+  for (const s of saves) {
+    t.is(s.status, 200);
+    const d = await decodeArchive(s.body);
+    // Point in time: the writer writes keys in order, so a save holds exactly w/00000 .. w/(n-1).
+    const keys = [...d.kv.keys()].filter((k) => k.startsWith('w/')).sort();
+    t.deepEqual(keys, keys.map((_, j) => `w/${String(j).padStart(5, '0')}`), 'a prefix of the writes, no gap');
+  }
+  t.true(written > 0);
+  // The server still saves and serves after those (no snapshot it needs was deleted by another save).
+  t.is((await save(c, follower)).status, 200);
+
+  // A blocking query on a key wakes when a restore replaces the state.
+  const before = await c.http(leader, '/v1/kv/w/00000');
+  const index = Number(before.headers.get('x-consul-index'));
+  const blocking = c.http(follower, `/v1/kv/w/00000?index=${index}&wait=60s`);
+  const archive = await buildArchive({ 'w/00000': 'restored' }, 10);
+  const started = Date.now();
+  t.is((await restore(c, leader, archive)).status, 200);
+  const woke = await blocking;
+  t.true(Date.now() - started < 30_000, 'the blocking query answered long before its 60 s wait');
+  t.true(Number(woke.headers.get('x-consul-index')) > index);
+  t.is(JSON.parse(await woke.text())[0].Value, Buffer.from('restored').toString('base64'));
+});
+
+test.serial('a save that fails midway (its leader killed) aborts the connection: no client takes a cut-short archive for a whole one', async (t) => {
+  const c = await ProcessCluster.create(t, { size: 3 });
+  c.startAll();
+  const leader = await c.leader();
+  const follower = [0, 1, 2].find((i) => i !== leader) as number;
+  // About 15 MB of incompressible values, so the stream is still running when the leader dies.
+  const entries: Record<string, Uint8Array> = {};
+  const { randomBytes } = await import('node:crypto');
+  for (let i = 0; i < 15_000; i++) entries[`big/${i}`] = randomBytes(1000);
+  t.is((await restore(c, leader, await buildArchive(entries, 100))).status, 200);
+  const r = await c.http(follower, '/v1/snapshot');
+  t.is(r.status, 200);
+  const reader = (r.body as ReadableStream<Uint8Array>).getReader();
+  let received = (await reader.read()).value?.length ?? 0;
+  await c.kill(leader);
+  const outcome = await (async () => {
+    for (;;) {
+      const next = await reader.read();
+      if (next.done) return 'ended';
+      received += next.value.length;
+    }
+  })().catch((e: Error) => `failed: ${e.message}`);
+  t.regex(outcome, /^failed/, `the body must fail, not end (received ${received} bytes)`);
+  t.true(received < 15_000_000);
+});

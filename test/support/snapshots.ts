@@ -57,11 +57,11 @@ export async function collect(source: AsyncIterable<Uint8Array>): Promise<Buffer
 }
 
 /** An archive of `entries` (key -> value) at `index`, as a Conclave save would write it. */
-export async function buildArchive(entries: Record<string, string>, index: number, extraStateBin?: Uint8Array): Promise<Buffer> {
+export async function buildArchive(entries: Record<string, string | Uint8Array>, index: number, extraStateBin?: Uint8Array): Promise<Buffer> {
   const parts: Uint8Array[] = [encodeStateBinHeader(index)];
   let i = 1;
   for (const [key, value] of Object.entries(entries)) {
-    const e: DirEntry = { LockIndex: 0, Key: key, Flags: 0, Value: Buffer.from(value), Session: '', CreateIndex: i, ModifyIndex: i };
+    const e: DirEntry = { LockIndex: 0, Key: key, Flags: 0, Value: typeof value === 'string' ? Buffer.from(value) : value, Session: '', CreateIndex: i, ModifyIndex: i };
     parts.push(Uint8Array.of(2), encodeKvsRecord(e));
     i = Math.min(index, i + 1);
   }
