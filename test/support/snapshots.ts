@@ -2,8 +2,12 @@
 // comparable state, build archives from chosen records. Test-only.
 
 import { encode } from '@msgpack/msgpack';
+import { createHash } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
+import tar from 'tar-stream';
 import {
   archiveMeta,
+  encodeMetaJson,
   encodeIndexRecord,
   encodeKvsRecord,
   encodeStateBinHeader,
@@ -81,3 +85,110 @@ export async function buildArchive(entries: Record<string, string | Uint8Array>,
 }
 
 export { encode as msgpackEncode };
+
+// ---------------------------------------------------------------------------------------------
+// Hostile archives: each one a way an upload can be wrong, with the reason a restore must give.
+// ---------------------------------------------------------------------------------------------
+
+
+interface Member {
+  readonly name: string;
+  readonly data?: Uint8Array;
+  readonly type?: 'file' | 'symlink';
+  readonly linkname?: string;
+}
+
+async function tarOf(members: readonly Member[]): Promise<Buffer> {
+  const pack = tar.pack();
+  const out = collect(pack as AsyncIterable<Uint8Array>);
+  for (const m of members) {
+    await new Promise<void>((resolve, reject) => {
+      const header = { name: m.name, mode: 0o600, type: m.type ?? 'file', linkname: m.linkname, size: m.data?.length ?? 0 };
+      const done = (err?: Error | null): void => (err ? reject(err) : resolve());
+      if (m.data === undefined) pack.entry(header, done);
+      else pack.entry(header, Buffer.from(m.data), done);
+    });
+  }
+  pack.finalize();
+  return out;
+}
+
+const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+
+function stateBinOf(entries: Record<string, string>, lastIndex: number): Buffer {
+  const parts: Uint8Array[] = [encodeStateBinHeader(lastIndex)];
+  for (const [key, value] of Object.entries(entries)) {
+    parts.push(Uint8Array.of(2), encodeKvsRecord({ LockIndex: 0, Key: key, Flags: 0, Value: Buffer.from(value), Session: '', CreateIndex: 1, ModifyIndex: 1 }));
+  }
+  return Buffer.concat(parts);
+}
+
+function membersOf(stateBin: Uint8Array, meta: ArchiveMeta): { meta: Uint8Array; state: Uint8Array; sums: Uint8Array } {
+  const metaBytes = encodeMetaJson(meta);
+  return { meta: metaBytes, state: stateBin, sums: Buffer.from(`${sha(metaBytes)}  meta.json\n${sha(stateBin)}  state.bin\n`) };
+}
+
+function metaOf(stateBin: Uint8Array, index: number, over: Partial<ArchiveMeta> = {}): ArchiveMeta {
+  return {
+    ...archiveMeta({
+      index,
+      term: 1,
+      configuration: { servers: [{ id: 'x', address: '127.0.0.1:8300', suffrage: 'voter' }] },
+      configurationIndex: 1,
+      size: stateBin.length,
+      nowMs: 1_700_000_000_000,
+      producerVersion: 'test',
+    }),
+    ...over,
+  };
+}
+
+/** [what, archive bytes, what the 400's body must say]. Every one must be refused and change nothing. */
+export async function hostileArchives(): Promise<Array<[string, Uint8Array, RegExp]>> {
+  const state = stateBinOf({ 'hostile/a': 'x', 'hostile/b': 'y' }, 10);
+  const meta = metaOf(state, 10);
+  const m = membersOf(state, meta);
+  const good = [
+    { name: 'meta.json', data: m.meta },
+    { name: 'state.bin', data: m.state },
+    { name: 'SHA256SUMS', data: m.sums },
+  ];
+  const goodTar = await tarOf(good);
+  const goodGz = gzipSync(goodTar);
+  const out: Array<[string, Uint8Array, RegExp]> = [];
+  out.push(['not gzip (curl -d)', Buffer.from('hostile/a=x&hostile/b=y'), /failed to decompress snapshot: .*gzip/]);
+  for (const at of [1, 10, 30, Math.floor(goodGz.length / 3), Math.floor(goodGz.length / 2), goodGz.length - 20, goodGz.length - 1]) {
+    out.push([`truncated at ${at} of ${goodGz.length}`, goodGz.subarray(0, at), /failed (to decompress|reading) snapshot|unexpected end|truncated/]);
+  }
+  // A flipped byte inside each member's data (found in the tar by content).
+  for (const [name, data] of [['meta.json', m.meta], ['state.bin', m.state], ['SHA256SUMS', m.sums]] as const) {
+    const t = Buffer.from(goodTar);
+    const at = t.indexOf(Buffer.from(data)) + Math.floor(data.length / 2);
+    t[at] = (t[at] as number) ^ 0x01;
+    out.push([`a flipped byte in ${name}`, gzipSync(t), /hash check failed|failed to decode snapshot metadata|failed checking integrity|list missing hash/]);
+  }
+  const wrongSums = Buffer.from(`${'0'.repeat(64)}  meta.json\n${sha(m.state)}  state.bin\n`);
+  out.push(['a wrong hash', gzipSync(await tarOf([good[0]!, good[1]!, { name: 'SHA256SUMS', data: wrongSums }])), /hash check failed for "meta.json"/]);
+  out.push(['no SHA256SUMS', gzipSync(await tarOf([good[0]!, good[1]!])), /missing|SHA256SUMS/]);
+  out.push(['no state.bin', gzipSync(await tarOf([good[0]!, good[2]!])), /state\.bin/]);
+  out.push(['state.bin twice', gzipSync(await tarOf([...good, good[1]!])), /state\.bin/]);
+  out.push(['an extra member', gzipSync(await tarOf([...good, { name: 'extra.txt', data: Buffer.from('hi') }])), /unexpected file "extra.txt" in snapshot/]);
+  out.push(['a ../ name', gzipSync(await tarOf([good[0]!, { name: '../state.bin', data: m.state }, good[2]!])), /unexpected file "\.\.\/state\.bin"/]);
+  out.push(['a symlink', gzipSync(await tarOf([good[0]!, { name: 'state.bin', type: 'symlink', linkname: '/etc/passwd' }, good[2]!])), /state\.bin/]);
+  // 64 MiB of zeros in about 64 KiB of gzip, declared as a small state.bin.
+  const bombState = Buffer.alloc(64 * 1024 * 1024);
+  out.push(['a gzip bomb', gzipSync(await tarOf([good[0]!, { name: 'state.bin', data: bombState }, good[2]!]), { level: 9 }), /state\.bin|Size|too large|bytes/]);
+  const huge = membersOf(state, metaOf(state, 10, { Size: 2 ** 50 }));
+  out.push(['a huge Size', gzipSync(await tarOf([{ name: 'meta.json', data: huge.meta }, good[1]!, { name: 'SHA256SUMS', data: huge.sums }])), /Size|size/]);
+  const unknown = Buffer.concat([state, Uint8Array.of(3), Buffer.from(encode({ ID: 'session' }))]);
+  const u = membersOf(unknown, metaOf(unknown, 10));
+  out.push(['an unknown record type (Session)', gzipSync(await tarOf([{ name: 'meta.json', data: u.meta }, { name: 'state.bin', data: u.state }, { name: 'SHA256SUMS', data: u.sums }])), /Session/]);
+  const garbage = Buffer.concat([state, Buffer.from([2, 0xc1, 0xc1, 0xc1])]);
+  const g = membersOf(garbage, metaOf(garbage, 10));
+  out.push(['a malformed state.bin with valid hashes', gzipSync(await tarOf([{ name: 'meta.json', data: g.meta }, { name: 'state.bin', data: g.state }, { name: 'SHA256SUMS', data: g.sums }])), /state\.bin|record/]);
+  const above = stateBinOf({ 'hostile/a': 'x' }, 99);
+  const a = membersOf(above, metaOf(above, 10));
+  out.push(['LastIndex above Index', gzipSync(await tarOf([{ name: 'meta.json', data: a.meta }, { name: 'state.bin', data: a.state }, { name: 'SHA256SUMS', data: a.sums }])), /LastIndex/]);
+  out.push(['trailing garbage after the tar', gzipSync(Buffer.concat([goodTar, Buffer.alloc(20 * 1024, 7)])), /unread uncompressed bytes remain/]);
+  return out;
+}
