@@ -90,7 +90,7 @@ test('a malformed operator call or answer is refused the same way', (t) => {
   t.is(bad({ op: 'join', id: 'n4' }), 'operator.address: missing');
   t.is(bad({ op: 'remove', id: 2 }), 'operator.id: expected a string, got number 2');
   t.is(bad({ t: 'remove', id: 'n2' }), 'operator.op: missing');
-  t.is(bad({ op: 'shutdown' }), 'operator.op: unknown value "shutdown"; expected one of hello, join, remove, transfer');
+  t.is(bad({ op: 'shutdown' }), 'operator.op: unknown value "shutdown"; expected one of hello, join, remove, transfer, dc-apply, dc-read');
   t.is(refusal(decodeReadReply('kv-get', encode({ meta, entry: null }))), 'kv-get reply.entry: expected a map, got nil');
   t.is(refusal(decodeReadReply('kv-get', encode({ meta: { ...meta, index: 0 } }))), 'kv-get reply.meta.index: must be at least 1');
   t.is(refusal(decodeReadReply('kv-list', encode({ meta, entries: [{ ...entry, Value: 'x' }] }))), 'kv-list reply.entries[0].Value: expected bytes, got "x"');
