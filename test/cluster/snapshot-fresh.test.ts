@@ -107,6 +107,7 @@ async function restoreAndCheck(t: ExecutionContext, c: ProcessCluster, via: numb
   t.is(await c.getRaw(leader, 'base/k2'), 'with flags');
   t.is(await c.getRaw(leader, 'base/k3'), undefined);
   await waitConverged(c, 60_000, a.kv);
+  t.deepEqual(c.nodes.filter((n) => n.proc === undefined).map((n) => n.name), [], 'every node is still up');
   t.pass(`every node holds the archive's ${Object.keys(a.kv).length} keys after the restore through the ${what}`);
 }
 
