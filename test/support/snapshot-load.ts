@@ -58,13 +58,14 @@ export async function stateOf(c: ProcessCluster, i: number): Promise<{ decoded: 
 export async function waitConverged(c: ProcessCluster, timeoutMs: number, expected?: KvState): Promise<KvState> {
   let last = '';
   return waitFor('every running node to hold the same state', async () => {
+    const nodes = c.running();
     const states: KvState[] = [];
-    for (const i of c.running()) states.push((await stateOf(c, i)).kv);
+    for (const i of nodes) states.push((await stateOf(c, i)).kv);
     const first = states[0];
     if (first === undefined) return undefined;
     const want = expected ?? first;
     const same = states.every((s) => sameState(s, want));
-    last = states.map((s, k) => `${c.node(c.running()[k] ?? -1)?.name}: ${s === undefined ? '?' : `${Object.keys(s).length} keys, ${diffSummary(s, want)}`}`).join('; ');
+    last = states.map((s, k) => `${c.node(nodes[k] as number).name}: ${Object.keys(s).length} keys, ${diffSummary(s, want)}`).join('; ');
     return same ? want : undefined;
   }, timeoutMs, () => `states: ${last}\n${c.describe()}`);
 }
