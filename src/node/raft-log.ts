@@ -88,7 +88,11 @@ export class RaftLog implements LogPort<Promise<void>> {
       if (this.pending !== undefined && pendingBase === w.snapshotBase.index) {
         // The pending restore committed: its entries move into the main log in the same batch.
         const p = this.pending;
-        main.entries = p.lastIndex() > w.snapshotBase.index ? await p.entries(w.snapshotBase.index + 1, p.lastIndex() + 1) : [];
+        // This round's truncation and entries come after the promotion (PersistRound's order), so
+        // they apply to the moved entries too: a follower whose own entry after the restore conflicts
+        // with the new leader's learns both in one round.
+        const moved = p.lastIndex() > w.snapshotBase.index ? await p.entries(w.snapshotBase.index + 1, p.lastIndex() + 1) : [];
+        main.entries = w.truncateFrom === undefined ? moved : moved.filter((e) => e.index < (w.truncateFrom as Index));
         promoted = true;
       } else if (this.pending !== undefined) {
         await this.dropPending();
@@ -101,13 +105,18 @@ export class RaftLog implements LogPort<Promise<void>> {
       if (split !== undefined && w.truncateFrom > split) pendingTruncate = w.truncateFrom;
       else main.truncateFrom = w.truncateFrom;
     }
-    const mainEntries = [...main.entries];
+    const newMain: Entry[] = [];
     const pendingEntries: Entry[] = [];
     for (const e of w.entries) {
       if (split !== undefined && e.index > split) pendingEntries.push(e);
-      else mainEntries.push(e);
+      else newMain.push(e);
     }
-    main.entries = mainEntries;
+    // New entries overwrite moved ones with the same index (as they would stored ones).
+    const firstNew = newMain[0]?.index;
+    const lastNew = newMain[newMain.length - 1]?.index;
+    if (firstNew !== undefined && lastNew !== undefined) {
+      main.entries = [...main.entries.filter((e) => e.index < firstNew), ...newMain, ...main.entries.filter((e) => e.index > lastNew)];
+    }
     if (w.hardState !== undefined) main.hardState = w.hardState;
     if (main.snapshotBase !== undefined || main.truncateFrom !== undefined || main.entries.length > 0 || main.hardState !== undefined || w.sync) {
       await this.main.persist(main);

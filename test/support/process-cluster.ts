@@ -17,6 +17,8 @@ export interface AgentProcess {
   readonly dataDir: string;
   readonly configFile: string;
   proc: ChildProcess | undefined;
+  /** SIGSTOPped by `pause` and not yet SIGCONTed: its sockets accept connections but nothing answers. */
+  paused?: boolean;
   /** Everything the process printed, for failure reports. */
   readonly output: string[];
 }
@@ -154,7 +156,10 @@ export class ProcessCluster {
     proc.stdout?.on('data', keep);
     proc.stderr?.on('data', keep);
     proc.once('exit', () => {
-      if (n.proc === proc) n.proc = undefined;
+      if (n.proc === proc) {
+        n.proc = undefined;
+        n.paused = false;
+      }
     });
     n.proc = proc;
   }
@@ -168,6 +173,22 @@ export class ProcessCluster {
     await this.signal(i, 'SIGKILL');
   }
 
+  /** SIGSTOP: the process is frozen (peers time out on it rather than being refused) until `resume`. */
+  pause(i: number): void {
+    const n = this.node(i);
+    if (n.proc === undefined || n.paused === true) throw new Error(`${n.name} is not running, or already paused`);
+    n.proc.kill('SIGSTOP');
+    n.paused = true;
+  }
+
+  /** SIGCONT after `pause`. */
+  resume(i: number): void {
+    const n = this.node(i);
+    if (n.proc === undefined || n.paused !== true) throw new Error(`${n.name} is not paused`);
+    n.proc.kill('SIGCONT');
+    n.paused = false;
+  }
+
   /** SIGTERM: a clean shutdown; waits for the process to exit. */
   async stop(i: number): Promise<number | null> {
     return this.signal(i, 'SIGTERM');
@@ -177,6 +198,7 @@ export class ProcessCluster {
     const n = this.node(i);
     const proc = n.proc;
     if (proc === undefined || proc.exitCode !== null) return proc?.exitCode ?? null;
+    if (n.paused === true && sig !== 'SIGKILL') throw new Error(`${n.name} is paused: resume it before ${sig}`);
     const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
     proc.kill(sig);
     const code = await Promise.race([exited, sleep(20_000).then(() => 'timeout' as const)]);
@@ -195,8 +217,40 @@ export class ProcessCluster {
     return n;
   }
 
+  /**
+   * Resolves as soon as a line of `i`'s output from now on matches `re` (listening to the process
+   * itself, not polling), or rejects after `timeoutMs`.
+   */
+  waitForOutput(i: number, re: RegExp, timeoutMs = 60_000): Promise<string> {
+    const n = this.node(i);
+    const proc = n.proc;
+    if (proc === undefined) return Promise.reject(new Error(`${n.name} is not running`));
+    return new Promise((resolve, reject) => {
+      let pending = '';
+      const done = (f: () => void): void => {
+        clearTimeout(timer);
+        proc.stdout?.off('data', onData);
+        proc.stderr?.off('data', onData);
+        proc.off('exit', onExit);
+        f();
+      };
+      const onData = (b: Buffer): void => {
+        const lines = (pending + b.toString()).split('\n');
+        pending = lines.pop() ?? '';
+        const hit = lines.find((l) => re.test(l));
+        if (hit !== undefined) done(() => resolve(hit));
+      };
+      const onExit = (): void => done(() => reject(new Error(`${n.name} exited before printing ${re}`)));
+      const timer = setTimeout(() => done(() => reject(new Error(`${n.name} did not print ${re} within ${timeoutMs} ms`))), timeoutMs);
+      proc.stdout?.on('data', onData);
+      proc.stderr?.on('data', onData);
+      proc.once('exit', onExit);
+    });
+  }
+
+  /** The nodes whose process is up and not paused. */
   running(): number[] {
-    return this.nodes.flatMap((n, i) => (n.proc !== undefined ? [i] : []));
+    return this.nodes.flatMap((n, i) => (n.proc !== undefined && n.paused !== true ? [i] : []));
   }
 
   async http(i: number, path: string, init: RequestInit = {}): Promise<Response> {
@@ -237,7 +291,7 @@ export class ProcessCluster {
   }
 
   describe(): string {
-    return this.nodes.map((n) => `--- ${n.name} (${n.proc === undefined ? 'down' : `pid ${n.proc.pid}`}):\n${n.output.join('').split('\n').slice(-15).join('\n')}`).join('\n');
+    return this.nodes.map((n) => `--- ${n.name} (${n.proc === undefined ? 'down' : `pid ${n.proc.pid}${n.paused === true ? ', paused' : ''}`}):\n${n.output.join('').split('\n').slice(-15).join('\n')}`).join('\n');
   }
 
   async destroy(): Promise<void> {
