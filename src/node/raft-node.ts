@@ -511,10 +511,18 @@ export class RaftNode {
     await this.fsm.swapIn(target);
     this.log.info({ event: 'snapshot-installed', index: meta.index, term: meta.term, bytes: info.size }, 'state machine restored from snapshot');
     this.snapshotWork.noteInstalled();
+    // A user restore (the pending restore, promoted in this round) skips the entries below it that
+    // had not committed when it was placed: they never apply. Any other snapshot includes every
+    // committed entry up to its index, so a write still waiting here may be in it.
+    const userRestore = this.persistedPending !== undefined && sameMeta(this.persistedPending, meta);
     for (const [index, w] of this.proposals) {
       if (index <= meta.index) {
         this.proposals.delete(index);
-        w.reject(new NodeError('aborted-by-restore', `overtaken by a snapshot at index ${meta.index}; the write was not applied`));
+        w.reject(
+          userRestore
+            ? new NodeError('aborted-by-restore', `overtaken by a snapshot restore at index ${meta.index}; the write was not applied`)
+            : new NodeError('unknown-outcome', `a snapshot at index ${meta.index} replaced this server's state before it saw the write applied; it may or may not have been applied`),
+        );
       }
     }
   }
