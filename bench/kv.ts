@@ -5,11 +5,9 @@
 // BENCH_SECONDS (per run), BENCH_CONCURRENCY (1,16,64), BENCH_TARGETS (leader,follower) and
 // BENCH_FAILOVERS (5) narrow or widen it. The CPU column is all three agents' user + system time
 // per acknowledged put: steadier than throughput on a shared machine.
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { Agent, request } from 'node:http';
-import { ProcessCluster } from '../test/support/process-cluster.js';
+import { agentsCpuMs, buildDist, Cleanup, ProcessCluster } from './support.js';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const concurrencies = (process.env.BENCH_CONCURRENCY ?? '1,16,64').split(',').map(Number);
@@ -27,22 +25,6 @@ function put(agent: Agent, port: number, key: string, value: Buffer): Promise<nu
     req.on('error', reject);
     req.end(value);
   });
-}
-
-/** CPU time (user + system, ms) the agents' processes have used so far; NaN where /proc is missing. */
-function agentsCpuMs(pids: readonly number[]): number {
-  let ticks = 0;
-  for (const pid of pids) {
-    try {
-      // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]);
-    } catch {
-      return NaN;
-    }
-  }
-  return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
 }
 
 async function load(port: number, clients: number): Promise<{ rate: number; p50: number; p99: number; errors: number }> {
@@ -67,11 +49,9 @@ async function load(port: number, clients: number): Promise<{ rate: number; p50:
 }
 
 async function main(): Promise<void> {
-  // Measure what users run: the compiled agent, as `npx conclave agent` starts it.
-  console.log('building dist/ ...');
-  execFileSync(process.execPath, [new URL('../node_modules/typescript/bin/tsc', import.meta.url).pathname, '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
-  const teardown: Array<() => Promise<void>> = [];
-  const c = await ProcessCluster.create({ teardown: (f) => teardown.push(f) }, { size: 3, tickMs: 50, electionTimeoutTicks: 8, compiled: true });
+  buildDist();
+  const cleanup = new Cleanup(); // also on SIGINT / SIGTERM
+  const c = await ProcessCluster.create(cleanup, { size: 3, tickMs: 50, electionTimeoutTicks: 8, compiled: true });
   try {
     c.startAll();
     const leader = await c.leader();
@@ -124,7 +104,7 @@ async function main(): Promise<void> {
     const shown = times.map((ms) => ms.toFixed(0)).join(', ');
     if (times.length > 0) console.log(`failover: first write acknowledged by the new leader after SIGKILL of the leader: ${shown} ms (max ${Math.max(...times).toFixed(0)})`);
   } finally {
-    for (const f of teardown) await f();
+    await cleanup.run();
   }
 }
 
