@@ -127,11 +127,30 @@ export async function forEachChunk(
   each: (chunk: Buffer) => Promise<void>,
 ): Promise<'done' | 'stopped'> {
   const it = rechunk(source, chunkBytes)[Symbol.asyncIterator]();
-  const stopped: Promise<typeof stoppedMark> = stop.then((): typeof stoppedMark => stoppedMark);
+  // Not Promise.race([it.next(), stopped]) in the loop: every race adds a reaction to `stopped` that
+  // keeps its result, the chunk, alive until `stopped` settles, so a long stream held every chunk it
+  // had sent (measured: +142 MiB of RSS sending a 150 MiB snapshot). One reaction, one waiter at a time.
+  let isStopped = false;
+  let wake: ((mark: typeof stoppedMark) => void) | undefined;
+  void stop.then(
+    () => {
+      isStopped = true;
+      wake?.(stoppedMark);
+    },
+    () => {
+      isStopped = true;
+      wake?.(stoppedMark);
+    },
+  );
   let finished = false;
   try {
     for (;;) {
-      const r = await Promise.race([it.next(), stopped]);
+      if (isStopped) return 'stopped';
+      const r = await new Promise<IteratorResult<Buffer> | typeof stoppedMark>((resolve, reject) => {
+        wake = resolve;
+        it.next().then(resolve, reject);
+      });
+      wake = undefined;
       if (r === stoppedMark) return 'stopped';
       if (r.done === true) {
         finished = true;
