@@ -15,7 +15,7 @@ import { FsmError } from './errors.js';
 import { encodeApplied, encodeFormat, metaAppliedKey, metaFormatKey, Table, tableKey, type AppliedMark } from './layout.js';
 import { fsmLimits } from './limits.js';
 import { encodeIndexRecord, encodeKvsRecord, encodeTombstoneRecord, readStateBin, StateBinError } from '../snapshot/index.js';
-import type { BatchOp, Db } from './store.js';
+import type { Db } from './store.js';
 
 export interface RestoreOptions {
   /**
@@ -141,22 +141,30 @@ function checkAtMost(value: number, lastIndex: number, at: { record: number; off
       `field "${field}" is ${value}, above the header's LastIndex ${lastIndex}`);
 }
 
-/** Accumulates puts and writes them in batches bounded by count and bytes. */
+/**
+ * Accumulates puts and writes them in batches bounded by count and bytes. A chained batch, not an
+ * array of operations: abstract-level copies and re-encodes every operation of an array batch in
+ * JavaScript, which was a third of a restore's time (300,000 puts: 2.2 s as arrays, 1.0 s chained).
+ */
 class BatchWriter {
-  private ops: BatchOp[] = [];
+  private batch: ReturnType<Db['batch']>;
+  private count = 0;
   private bytes = 0;
   private inFlight: Promise<void> | undefined;
 
-  constructor(private readonly db: Db) {}
+  constructor(private readonly db: Db) {
+    this.batch = db.batch();
+  }
 
   put(key: Uint8Array, value: Uint8Array): void {
-    this.ops.push({ type: 'put', key, value });
+    this.batch.put(key, value);
+    this.count += 1;
     this.bytes += key.length + value.length;
   }
 
   async add(key: Uint8Array, value: Uint8Array): Promise<void> {
     this.put(key, value);
-    if (this.ops.length >= fsmLimits.restoreBatchMaxCount || this.bytes >= fsmLimits.restoreBatchMaxBytes) await this.flush(false);
+    if (this.count >= fsmLimits.restoreBatchMaxCount || this.bytes >= fsmLimits.restoreBatchMaxBytes) await this.flush(false);
   }
 
   /**
@@ -167,13 +175,15 @@ class BatchWriter {
   async flush(sync: boolean): Promise<void> {
     await this.inFlight;
     this.inFlight = undefined;
-    if (this.ops.length === 0 && !sync) return;
-    const ops = this.ops;
-    this.ops = [];
+    if (this.count === 0 && !sync) return;
+    const batch = this.batch;
+    this.batch = this.db.batch();
+    this.count = 0;
     this.bytes = 0;
-    const write = this.db.batch(ops, { sync });
+    const write = batch.write({ sync });
     if (sync) {
       await write;
+      await this.batch.close();
       return;
     }
     // Marked handled now (a failure would otherwise be an unhandled rejection while the next batch is
