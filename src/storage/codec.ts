@@ -75,7 +75,7 @@ export function describeKey(key: Uint8Array): string {
 // ---------------------------------------------------------------------------------------------
 
 type Crc32 = (data: Uint8Array) => number;
-// zlib.crc32 arrived in Node 20.15; package.json allows 20.8, so keep a table-driven fallback.
+// zlib.crc32 arrived in Node 20.15, which package.json now requires; the table-driven fallback is kept for older runtimes.
 const nativeCrc32 = (zlib as { crc32?: Crc32 }).crc32;
 let crcTable: Uint32Array | undefined;
 
