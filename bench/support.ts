@@ -10,7 +10,10 @@ import { ProcessCluster, freePorts, sleep, waitFor } from '../test/support/proce
 
 export { ProcessCluster, freePorts, sleep, waitFor };
 
-/** Measure what users run: the compiled agent, as `npx conclave agent` starts it. */
+/**
+ * Measure what users run: the compiled agent. Agents are started as `node dist/cli/main.js agent`
+ * (ProcessCluster with `compiled`), never through npx, so a signal to the PID reaches the agent.
+ */
 export function buildDist(): void {
   console.log('building dist/ ...');
   execFileSync(process.execPath, [new URL('../node_modules/typescript/bin/tsc', import.meta.url).pathname, '-p', 'tsconfig.build.json'], {

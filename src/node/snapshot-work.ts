@@ -89,17 +89,7 @@ export class SnapshotWork {
       const core = this.d.core();
       if (core.termAt(stateBin.index) === undefined || stateBin.index <= core.snapshotMeta().index) return;
       const meta = core.snapshotMetaAt(stateBin.index);
-      const sink = await this.d.snapshots.create(meta);
-      try {
-        for await (const chunk of stateBin) {
-          this.d.checkOpen();
-          await sink.write(chunk);
-        }
-      } catch (e) {
-        await cancelQuietly(sink, this.d.logger);
-        throw e;
-      }
-      const info = await sink.close();
+      const info = await this.store(meta, stateBin);
       this.d.checkOpen(); // the snapshot is stored; compaction waits for the next start
       const first = this.d.core().compact(meta.index, this.trailingCount(meta.index));
       await this.d.log.compact(meta, first);
@@ -147,26 +137,14 @@ export class SnapshotWork {
 
   /** Stores an incoming snapshot's bytes durably; the core gets the message once this resolves. */
   receive(m: SnapshotMessage, data: AsyncIterable<Uint8Array>): Promise<void> {
-    return this.track(this.store(m.snapshot, data));
+    return this.track(this.store(m.snapshot, data).then(() => undefined));
   }
 
-  /**
-   * Stores a snapshot's bytes (a received one, or a user restore's). On failure nothing is left
-   * behind: the temp file is removed.
-   */
-  async store(meta: SnapshotMeta, data: AsyncIterable<Uint8Array>): Promise<void> {
-    this.d.checkOpen();
-    const sink = await this.d.snapshots.create(meta);
-    try {
-      for await (const chunk of data) {
-        this.d.checkOpen();
-        await sink.write(chunk);
-      }
-      await sink.close();
-    } catch (e) {
-      await cancelQuietly(sink, this.d.logger);
-      throw e;
-    }
+  /** Stores a snapshot's bytes (a taken or a received one). On failure nothing is left behind. */
+  async store(meta: SnapshotMeta, data: AsyncIterable<Uint8Array>): Promise<SnapshotInfo> {
+    const sink = await this.prepare(meta, data);
+    // close() discards the snapshot itself when it fails before the commit point.
+    return sink.close();
   }
 
   /**

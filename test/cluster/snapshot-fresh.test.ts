@@ -7,13 +7,12 @@
 // The first test takes the archive the later ones restore; they fail at once without it.
 
 import test, { type ExecutionContext } from 'ava';
-import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
-import { freePorts, ProcessCluster, sleep, waitFor } from '../support/process-cluster.js';
+import { startDev } from '../support/dev-agent.js';
+import { ProcessCluster, sleep, waitFor } from '../support/process-cluster.js';
 import {
   checkPrefixCut,
   describeAnswer,
@@ -28,7 +27,6 @@ import {
 } from '../support/snapshot-load.js';
 import { decodeArchive, kvData, type DecodedState } from '../support/snapshots.js';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
 const raft = { tickMs: 50, electionTimeoutTicks: 20 };
 
 // The source cluster lives for the whole file, so no fresh cluster can be given its ports.
@@ -156,22 +154,7 @@ test.serial('restore into a single -dev agent, and save from it', async (t) => {
   const a = needArchive(t);
   const tmp = await mkdtemp(join(tmpdir(), 'conclave-snapdev-'));
   t.teardown(() => rm(tmp, { recursive: true, force: true }));
-  const [httpPort, serverPort] = (await freePorts(2)) as [number, number];
-  const proc = spawn(process.execPath, ['--import=tsx', join(root, 'src/cli/main.ts'), 'agent', '-dev', '-http-port', String(httpPort), '-server-port', String(serverPort), '-log-level', 'info'], {
-    cwd: root,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, TMPDIR: tmp, NODE_ENV: 'test' },
-  });
-  const output: string[] = [];
-  proc.stdout?.on('data', (b: Buffer) => output.push(b.toString()));
-  proc.stderr?.on('data', (b: Buffer) => output.push(b.toString()));
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-  t.teardown(async () => {
-    if (proc.exitCode === null && proc.signalCode === null) {
-      proc.kill('SIGKILL');
-      await Promise.race([exited, sleep(5000)]);
-    }
-  });
+  const { proc, output, exited, httpPort, serverPort } = await startDev(t, tmp);
   const tail = (): string => output.join('').split('\n').slice(-20).join('\n');
   const http = (path: string, init: RequestInit = {}): Promise<Response> =>
     fetch(`http://127.0.0.1:${httpPort}${path}`, { ...init, signal: AbortSignal.timeout(60_000) });

@@ -91,14 +91,15 @@ export { encode as msgpackEncode };
 // ---------------------------------------------------------------------------------------------
 
 
-interface Member {
+export interface TarMember {
   readonly name: string;
   readonly data?: Uint8Array;
-  readonly type?: 'file' | 'symlink';
+  readonly type?: 'file' | 'symlink' | 'directory' | 'link';
   readonly linkname?: string;
 }
 
-async function tarOf(members: readonly Member[]): Promise<Buffer> {
+/** A tar built by tar-stream (not by our writer), for archives made wrong on purpose. */
+export async function tarOf(members: readonly TarMember[]): Promise<Buffer> {
   const pack = tar.pack();
   const out = collect(pack as AsyncIterable<Uint8Array>);
   for (const m of members) {

@@ -4,22 +4,12 @@
 // stopped by its own PID.
 
 import test, { type ExecutionContext } from 'ava';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { startDev, type DevAgent } from '../support/dev-agent.js';
 import { freePorts, sleep, waitFor } from '../support/process-cluster.js';
-
-const root = fileURLToPath(new URL('../..', import.meta.url));
-
-interface Dev {
-  readonly proc: ChildProcess;
-  readonly output: string[];
-  readonly exited: Promise<number | null>;
-  readonly httpPort: number;
-}
 
 async function scratch(t: ExecutionContext): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'conclave-dev-process-'));
@@ -27,37 +17,17 @@ async function scratch(t: ExecutionContext): Promise<string> {
   return dir;
 }
 
-async function startDev(t: ExecutionContext, tmp: string, extra: readonly string[] = []): Promise<Dev> {
-  const [httpPort, serverPort] = (await freePorts(2)) as [number, number];
-  const proc = spawn(process.execPath, ['--import=tsx', join(root, 'src/cli/main.ts'), 'agent', '-dev', '-http-port', String(httpPort), '-server-port', String(serverPort), '-log-level', 'info', ...extra], {
-    cwd: root,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, TMPDIR: tmp, NODE_ENV: 'test' },
-  });
-  const output: string[] = [];
-  proc.stdout?.on('data', (b: Buffer) => output.push(b.toString()));
-  proc.stderr?.on('data', (b: Buffer) => output.push(b.toString()));
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-  t.teardown(async () => {
-    if (proc.exitCode === null && proc.signalCode === null) {
-      proc.kill('SIGKILL');
-      await Promise.race([exited, sleep(5000)]);
-    }
-  });
-  return { proc, output, exited, httpPort };
-}
-
 /** The conclave-dev-* directories in `tmp` (tsx keeps its own cache there too). */
 async function devDirs(tmp: string): Promise<string[]> {
   return (await readdir(tmp)).filter((n) => n.startsWith('conclave-dev-'));
 }
 
-async function http(d: Dev, path: string, init: RequestInit = {}): Promise<Response> {
+async function http(d: DevAgent, path: string, init: RequestInit = {}): Promise<Response> {
   return fetch(`http://127.0.0.1:${d.httpPort}${path}`, { ...init, signal: AbortSignal.timeout(10_000) });
 }
 
 /** Waits for a leader, writes and reads a key, then SIGTERMs the agent and returns its exit status. */
-async function exercise(t: ExecutionContext, d: Dev): Promise<number | null> {
+async function exercise(t: ExecutionContext, d: DevAgent): Promise<number | null> {
   const leader = await waitFor('the dev server to elect itself', async () => {
     const r = await http(d, '/v1/status/leader');
     const v = r.status === 200 ? String(await r.json()) : '';
@@ -78,7 +48,7 @@ async function exercise(t: ExecutionContext, d: Dev): Promise<number | null> {
 }
 
 /** The first JSON log line's configuration (stdout is a pipe, so logs are JSON). */
-function loggedConfig(d: Dev): { dataDir: string; dev: boolean; dataDirIsTemporary: boolean } {
+function loggedConfig(d: DevAgent): { dataDir: string; dev: boolean; dataDirIsTemporary: boolean } {
   for (const line of d.output.join('').split('\n')) {
     if (!line.startsWith('{')) continue;
     const entry = JSON.parse(line) as { msg?: string; config?: { dataDir: string; dev: boolean; dataDirIsTemporary: boolean } };

@@ -31,6 +31,7 @@ import {
   type ArchiveMeta,
   type ReadArchiveOptions,
 } from '../../src/snapshot/index.js';
+import { tarOf, type TarMember } from '../support/snapshots.js';
 
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);
 
@@ -83,35 +84,13 @@ async function written(state: Uint8Array, meta = metaFor(state)): Promise<Buffer
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
-interface HandEntry {
-  readonly name: string;
-  readonly data?: Uint8Array;
-  readonly type?: 'file' | 'symlink' | 'directory' | 'link';
-  readonly linkname?: string;
-}
-
-/** A tar built by tar-stream (not by our writer). */
-async function handTar(entries: readonly HandEntry[]): Promise<Buffer> {
-  const pack = tar.pack();
-  const out = collect(pack as AsyncIterable<Uint8Array>);
-  for (const e of entries) {
-    await new Promise<void>((resolve, reject) => {
-      const header = { name: e.name, mode: 0o600, type: e.type ?? 'file', linkname: e.linkname, size: e.data?.length ?? 0 };
-      const done = (err?: Error | null): void => (err ? reject(err) : resolve());
-      if (e.data === undefined) pack.entry(header, done);
-      else pack.entry(header, Buffer.from(e.data), done);
-    });
-  }
-  pack.finalize();
-  return out;
-}
 
 function sums(lines: ReadonlyArray<readonly [string, Uint8Array]>): Uint8Array {
   return text(lines.map(([name, data]) => `${sha(data)}  ${name}\n`).join(''));
 }
 
 /** The three members, right hashes, in the order given. */
-function members(state: Uint8Array, meta: ArchiveMeta, order: readonly string[] = ['meta.json', 'state.bin', 'SHA256SUMS']): HandEntry[] {
+function members(state: Uint8Array, meta: ArchiveMeta, order: readonly string[] = ['meta.json', 'state.bin', 'SHA256SUMS']): TarMember[] {
   const metaBytes = encodeMetaJson(meta);
   const all: Record<string, Uint8Array> = {
     'meta.json': metaBytes,
@@ -121,8 +100,8 @@ function members(state: Uint8Array, meta: ArchiveMeta, order: readonly string[] 
   return order.map((name) => ({ name, data: all[name] as Uint8Array }));
 }
 
-async function handArchive(entries: readonly HandEntry[]): Promise<Buffer> {
-  return gzipSync(await handTar(entries));
+async function handArchive(entries: readonly TarMember[]): Promise<Buffer> {
+  return gzipSync(await tarOf(entries));
 }
 
 async function refused(t: ExecutionContext, archive: Uint8Array, code: ArchiveErrorCode, message: RegExp, options: Partial<ReadArchiveOptions> = {}): Promise<ArchiveError> {
@@ -265,8 +244,8 @@ test('hostile: missing, duplicate, extra, path-trick and non-regular members', a
 });
 
 /** gzip of a tar whose state.bin member announces `zeros` bytes and holds that many zeros, streamed. */
-async function zeroBomb(before: readonly HandEntry[], zeros: number, trailing = 0): Promise<Buffer> {
-  const head = await handTar([...before, { name: 'state.bin', data: new Uint8Array(0) }]);
+async function zeroBomb(before: readonly TarMember[], zeros: number, trailing = 0): Promise<Buffer> {
+  const head = await tarOf([...before, { name: 'state.bin', data: new Uint8Array(0) }]);
   // Patch the last member's size field: re-encode its header by hand-building with tar-stream is too eager
   // (it wants the data), so take the header block tar-stream wrote and fix size and checksum.
   const headerAt = head.length - 1024 - 512;

@@ -53,3 +53,23 @@ export function wantsHelp(args: readonly string[]): boolean {
 export function goQuote(s: string): string {
   return JSON.stringify(s);
 }
+
+export type Subcommand =
+  | { readonly ok: true; readonly flags: ParsedFlags; readonly file: string; readonly fail: (line: string) => number }
+  | { readonly ok: false; readonly code: number };
+
+/**
+ * What every subcommand starts with: its flags and its one FILE argument (each reported on stderr
+ * when wrong), and `fail`, which writes a line to stderr and gives the exit status 1.
+ */
+export function startSubcommand(specs: readonly FlagSpec[], args: readonly string[], command: string, deps: SnapshotDeps): Subcommand {
+  const parsed = parseSubcommandFlags(specs, args, command, deps);
+  if (!parsed.ok) return parsed;
+  const file = fileArgument(parsed.flags, deps);
+  if (file === undefined) return { ok: false, code: 1 };
+  const fail = (line: string): number => {
+    deps.stderr.write(`${line}\n`);
+    return 1;
+  };
+  return { ok: true, flags: parsed.flags, file, fail };
+}

@@ -8,7 +8,7 @@
 // memory), so no line comes from a file that then fails its hash check. A raw state.bin is read once.
 
 import { open } from 'node:fs/promises';
-import { parseSubcommandFlags, fileArgument, type SnapshotDeps } from './common.js';
+import { startSubcommand, type SnapshotDeps } from './common.js';
 import { isRawStateBin, kvsValueBytes, readRawMeta, readRecords, readVerifiedMeta, SnapshotReadError } from './files.js';
 import { goJson } from './format.js';
 import { errorText } from './http-client.js';
@@ -16,14 +16,9 @@ import { errorText } from './http-client.js';
 const kvsType = 2;
 
 export async function runDecode(args: readonly string[], deps: SnapshotDeps): Promise<number> {
-  const parsed = parseSubcommandFlags([], args, 'decode', deps);
-  if (!parsed.ok) return parsed.code;
-  const file = fileArgument(parsed.flags, deps);
-  if (file === undefined) return 1;
-  const fail = (line: string): number => {
-    deps.stderr.write(`${line}\n`);
-    return 1;
-  };
+  const start = startSubcommand([], args, 'decode', deps);
+  if (!start.ok) return start.code;
+  const { file, fail } = start;
   let handle;
   try {
     handle = await open(file, 'r');

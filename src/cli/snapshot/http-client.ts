@@ -85,6 +85,16 @@ export interface HttpClientConfig {
 export class ClientConfigError extends Error {}
 
 /** The client configuration from the flags and the environment; rejects with ClientConfigError. */
+/** resolveHttpClient, with a bad setting (address, token file) reported as Consul reports it, as a failure to connect. */
+export async function httpClientOrFail(flags: ParsedFlags, env: Env, fail: (line: string) => number): Promise<HttpClientConfig | number> {
+  try {
+    return await resolveHttpClient(flags, env);
+  } catch (err) {
+    if (err instanceof ClientConfigError) return fail(`Error connecting to Conclave agent: ${err.message}`);
+    throw err;
+  }
+}
+
 export async function resolveHttpClient(flags: ParsedFlags, env: Env): Promise<HttpClientConfig> {
   const addrFlag = lastFlag(flags, 'http-addr');
   const address = typeof addrFlag === 'string' ? addrFlag : nonEmpty(env['CONSUL_HTTP_ADDR']) ?? '127.0.0.1:8500';

@@ -11,7 +11,7 @@
 import { open } from 'node:fs/promises';
 import type { FlagSpec } from '../../config/index.js';
 import { lastFlag } from '../../config/index.js';
-import { fileArgument, parseSubcommandFlags, type SnapshotDeps } from './common.js';
+import { startSubcommand, type SnapshotDeps } from './common.js';
 import { kvsKey, readRecords, SnapshotReadError } from './files.js';
 import { formatInspectJson, formatInspectPretty, sortStats, type InspectOutput, type TypeStats } from './format.js';
 import { errorText } from './http-client.js';
@@ -26,20 +26,15 @@ export const inspectFlags: readonly FlagSpec[] = [
 const kvsType = 2;
 
 export async function runInspect(args: readonly string[], deps: SnapshotDeps): Promise<number> {
-  const parsed = parseSubcommandFlags(inspectFlags, args, 'inspect', deps);
-  if (!parsed.ok) return parsed.code;
-  const file = fileArgument(parsed.flags, deps);
-  if (file === undefined) return 1;
-  const fail = (line: string): number => {
-    deps.stderr.write(`${line}\n`);
-    return 1;
-  };
-  const kvDetails = lastFlag(parsed.flags, 'kvdetails') === true;
-  const kvDepthFlag = lastFlag(parsed.flags, 'kvdepth');
+  const start = startSubcommand(inspectFlags, args, 'inspect', deps);
+  if (!start.ok) return start.code;
+  const { flags, file, fail } = start;
+  const kvDetails = lastFlag(flags, 'kvdetails') === true;
+  const kvDepthFlag = lastFlag(flags, 'kvdepth');
   const kvDepth = typeof kvDepthFlag === 'number' ? kvDepthFlag : 2;
-  const kvFilterFlag = lastFlag(parsed.flags, 'kvfilter');
+  const kvFilterFlag = lastFlag(flags, 'kvfilter');
   const kvFilter = typeof kvFilterFlag === 'string' ? kvFilterFlag : '';
-  const format = String(lastFlag(parsed.flags, 'format') ?? 'pretty');
+  const format = String(lastFlag(flags, 'format') ?? 'pretty');
   // Consul checks the format after reading the whole file; the message is the same, found before the work.
   if (format !== 'pretty' && format !== 'json') return fail(`Error outputting enhanced snapshot data: Unknown format: ${format}`);
   if (kvDepth < 1) return fail(`Invalid -kvdepth ${kvDepth}: must be 1 or more`);

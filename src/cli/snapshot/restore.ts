@@ -6,29 +6,19 @@
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { Transform } from 'node:stream';
-import { fileArgument, parseSubcommandFlags, type SnapshotDeps } from './common.js';
-import { ClientConfigError, ConnectionError, errorText, httpClientFlags, resolveHttpClient, serverFlags, snapshotRequest, StatusError } from './http-client.js';
+import { startSubcommand, type SnapshotDeps } from './common.js';
+import { ConnectionError, errorText, httpClientFlags, httpClientOrFail, serverFlags, snapshotRequest, StatusError } from './http-client.js';
 import { createProgress } from './progress.js';
 
 export const restoreFlags = [...httpClientFlags, ...serverFlags];
 
 export async function runRestore(args: readonly string[], deps: SnapshotDeps): Promise<number> {
-  const parsed = parseSubcommandFlags(restoreFlags, args, 'restore', deps);
-  if (!parsed.ok) return parsed.code;
-  const file = fileArgument(parsed.flags, deps);
-  if (file === undefined) return 1;
-  const fail = (line: string): number => {
-    deps.stderr.write(`${line}\n`);
-    return 1;
-  };
+  const start = startSubcommand(restoreFlags, args, 'restore', deps);
+  if (!start.ok) return start.code;
+  const { flags, file, fail } = start;
 
-  let config;
-  try {
-    config = await resolveHttpClient(parsed.flags, deps.env ?? process.env);
-  } catch (err) {
-    if (err instanceof ClientConfigError) return fail(`Error connecting to Conclave agent: ${err.message}`);
-    throw err;
-  }
+  const config = await httpClientOrFail(flags, deps.env ?? process.env, fail);
+  if (typeof config === 'number') return config;
 
   // Open first, so a missing file is reported before anything is sent; the stream reads from this
   // descriptor, so the length sent is the length of the file that is read.

@@ -12,8 +12,8 @@ import { createReadStream } from 'node:fs';
 import { open, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fsyncDir } from '../../base/index.js';
-import { fileArgument, goQuote, parseSubcommandFlags, type SnapshotDeps } from './common.js';
-import { ClientConfigError, ConnectionError, errorText, httpClientFlags, resolveHttpClient, serverFlags, snapshotRequest, StatusError } from './http-client.js';
+import { goQuote, startSubcommand, type SnapshotDeps } from './common.js';
+import { ConnectionError, errorText, httpClientFlags, httpClientOrFail, serverFlags, snapshotRequest, StatusError } from './http-client.js';
 import { createProgress, type Progress } from './progress.js';
 
 export const saveFlags = [...httpClientFlags, ...serverFlags];
@@ -22,22 +22,12 @@ export const saveFlags = [...httpClientFlags, ...serverFlags];
 export type VerifyArchive = (source: AsyncIterable<Uint8Array>, onProgress: (compressedBytes: number) => void) => Promise<void>;
 
 export async function runSave(args: readonly string[], deps: SnapshotDeps, verify: VerifyArchive): Promise<number> {
-  const parsed = parseSubcommandFlags(saveFlags, args, 'save', deps);
-  if (!parsed.ok) return parsed.code;
-  const file = fileArgument(parsed.flags, deps);
-  if (file === undefined) return 1;
-  const fail = (line: string): number => {
-    deps.stderr.write(`${line}\n`);
-    return 1;
-  };
+  const start = startSubcommand(saveFlags, args, 'save', deps);
+  if (!start.ok) return start.code;
+  const { flags, file, fail } = start;
 
-  let config;
-  try {
-    config = await resolveHttpClient(parsed.flags, deps.env ?? process.env);
-  } catch (err) {
-    if (err instanceof ClientConfigError) return fail(`Error connecting to Conclave agent: ${err.message}`);
-    throw err;
-  }
+  const config = await httpClientOrFail(flags, deps.env ?? process.env, fail);
+  if (typeof config === 'number') return config;
 
   let response;
   try {
