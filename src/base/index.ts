@@ -7,3 +7,4 @@ export { exists, fsyncDir } from './files.js';
 export { sleep } from './sleep.js';
 export { conclaveVersion } from './version.js';
 export { utf8, utf8DecodeStrict, isWellFormedText, compareBytes, concatBytes, bytesEqual } from './bytes.js';
+export { Feed } from './feed.js';

@@ -29,6 +29,7 @@ import { isCompleteRestore, newDirFor, oldDirFor, recoverFsmDir, type RecoveryAc
 import { assert, exists, fsyncDir, unreachable } from '../base/index.js';
 import { CommandError, FsmError } from './errors.js';
 import { Gate } from './gate.js';
+import { fsmLimits } from './limits.js';
 import {
   kvsDelete,
   kvsDeleteCas,
@@ -368,7 +369,7 @@ export class Fsm {
     if (!this.gate.tryEnterShared()) await this.gate.enterShared();
     try {
       this.checkUsable();
-      const iterator: SnapshotIterator = this.db.iterator();
+      const iterator: SnapshotIterator = this.db.iterator({ highWaterMarkBytes: fsmLimits.snapshotReadAheadBytes });
       const snapshot = await openStateBinSnapshot(iterator, (s) => this.snapshots.delete(s));
       this.snapshots.add(snapshot);
       return snapshot;

@@ -15,10 +15,19 @@ export const fsmLimits = {
    * layer keeps Consul's.
    */
   txnOpsMaxCount: 4096,
+  /**
+   * How many bytes of entries the snapshot's LevelDB iterator reads ahead in one trip to the thread
+   * pool (classic-level's default is 16 KiB, about 50 KV rows; each trip costs a thread-pool round).
+   */
+  snapshotReadAheadBytes: 1 * MiB,
   /** Snapshot output is coalesced into chunks of about this size (one record may exceed it). */
   snapshotChunkBytes: 64 * KiB,
-  /** LevelDB's memtable while a restore fills a fresh database (default 4 MiB): fewer compactions. */
-  restoreWriteBufferBytes: 16 * MiB,
+  /**
+   * LevelDB's memtable while a restore fills a fresh database: LevelDB's default. 16 MiB was tried and
+   * was no faster (1,000,000 keys in one process: 5.96 s against 5.51 s), while every server building a
+   * restore held the larger memtable.
+   */
+  restoreWriteBufferBytes: 4 * MiB,
   /** A restore writes its fresh database in batches of at most this many records... */
   restoreBatchMaxCount: 1000,
   /** ...or of at most this many bytes, whichever comes first. */

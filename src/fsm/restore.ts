@@ -10,11 +10,11 @@ import { rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Level } from 'level';
 import { fsyncTree, writeCompleteMarker } from './dirs.js';
-import { assert, exists, fsyncDir } from '../base/index.js';
+import { assert, exists, fsyncDir, unreachable } from '../base/index.js';
 import { FsmError } from './errors.js';
-import { encodeApplied, encodeFormat, metaAppliedKey, metaFormatKey, Table, tableKey, type AppliedMark } from './layout.js';
+import { encodeApplied, encodeFormat, metaAppliedKey, metaFormatKey, Table, tableKey, type AppliedMark, type TableByte } from './layout.js';
 import { fsmLimits } from './limits.js';
-import { encodeIndexRecord, encodeKvsRecord, encodeTombstoneRecord, readStateBin, StateBinError } from '../snapshot/index.js';
+import { encodeIndexRecord, encodeKvsRecord, encodeTombstoneRecord, readStateBinBatches, StateBinError, withModifyIndex } from '../snapshot/index.js';
 import type { Db } from './store.js';
 
 export interface RestoreOptions {
@@ -54,7 +54,7 @@ export async function restoreInto(dir: string, source: AsyncIterable<Uint8Array>
   const db: Db = new Level<Uint8Array, Uint8Array>(dir, { keyEncoding: 'view', valueEncoding: 'view' });
   let open = false;
   try {
-    // A larger memtable than the default 4 MiB: a bulk load then compacts far less often.
+    // The memtable size is set explicitly (fsmLimits): every server builds a restore at once, so it bounds their memory.
     await db.open({ createIfMissing: true, errorIfExists: true, writeBufferSize: fsmLimits.restoreWriteBufferBytes } as Parameters<Db['open']>[0]);
     open = true;
     const summary = await writeRecords(db, source, options);
@@ -86,43 +86,63 @@ async function writeRecords(db: Db, source: AsyncIterable<Uint8Array>, options: 
   // the kvs and tombstones indexes to the highest row index too, via indexUpdateMaxTxn).
   let kvsIndex = 0;
   let tombstonesIndex = 0;
+  // A user restore's stream (rewriteForRestore) asks for every row index below this to be raised to it.
+  let raiseTo = 0;
 
-  for await (const item of readStateBin(source, options.expectedBytes === undefined ? {} : { expectedBytes: options.expectedBytes })) {
-    if (item.kind === 'header') {
-      lastIndex = item.lastIndex;
-      if (options.appliedIndex !== undefined && options.appliedIndex < lastIndex) {
-        throw new StateBinError('STATE_BIN_BAD_FIELD', 0, 0, 'LastIndex',
-          `state.bin header: LastIndex ${lastIndex} is above the snapshot index ${options.appliedIndex} it was restored for`);
+  for await (const items of readStateBinBatches(source, options.expectedBytes === undefined ? {} : { expectedBytes: options.expectedBytes })) {
+    for (const item of items) {
+      if (item.kind === 'header') {
+        lastIndex = item.lastIndex;
+        raiseTo = item.restoreIndex ?? 0;
+        if (options.appliedIndex !== undefined && options.appliedIndex < lastIndex) {
+          throw new StateBinError('STATE_BIN_BAD_FIELD', 0, 0, 'LastIndex',
+            `state.bin header: LastIndex ${lastIndex} is above the snapshot index ${options.appliedIndex} it was restored for`);
+        }
+        continue;
       }
-      continue;
-    }
-    const limit = lastIndex as number;
-    switch (item.kind) {
-      case 'kvs':
-        checkAtMost(item.entry.ModifyIndex, limit, item, 'KVS', 'ModifyIndex');
-        checkAtMost(item.entry.CreateIndex, limit, item, 'KVS', 'CreateIndex');
-        kvsIndex = Math.max(kvsIndex, item.entry.ModifyIndex);
-        kvsCount += 1;
-        await batch.add(tableKey(Table.kvs, item.entry.Key), encodeKvsRecord(item.entry));
-        break;
-      case 'tombstone':
-        checkAtMost(item.stone.Index, limit, item, 'Tombstone', 'ModifyIndex');
-        tombstonesIndex = Math.max(tombstonesIndex, item.stone.Index);
-        tombstoneCount += 1;
-        await batch.add(tableKey(Table.tombstones, item.stone.Key), encodeTombstoneRecord(item.stone));
-        break;
-      case 'index':
-        checkAtMost(item.index.Value, limit, item, 'Index', 'Value');
-        indexCount += 1;
-        // Later records of the same table win, as Consul's restore overwrites; the KV tables keep the max.
-        if (item.index.Key === 'kvs') kvsIndex = Math.max(kvsIndex, item.index.Value);
-        else if (item.index.Key === 'tombstones') tombstonesIndex = Math.max(tombstonesIndex, item.index.Value);
-        else await batch.add(tableKey(Table.index, item.index.Key), encodeIndexRecord(item.index));
-        break;
+      const limit = lastIndex as number;
+      let full: boolean;
+      switch (item.kind) {
+        case 'kvs': {
+          const { entry, raw, canonicalModifyIndexAt: at } = item;
+          checkAtMost(entry.ModifyIndex, limit, item, 'KVS', 'ModifyIndex');
+          checkAtMost(entry.CreateIndex, limit, item, 'KVS', 'CreateIndex');
+          kvsCount += 1;
+          // A stored value is the record body (layout.ts): our own record bytes are stored as they are.
+          let value: Uint8Array;
+          if (entry.ModifyIndex >= raiseTo) value = at >= 0 ? raw : encodeKvsRecord(entry);
+          else value = at >= 0 ? withModifyIndex(raw, at, raiseTo) : encodeKvsRecord({ ...entry, ModifyIndex: raiseTo });
+          kvsIndex = Math.max(kvsIndex, entry.ModifyIndex, raiseTo);
+          full = batch.put(rowKey(Table.kvs, item.keyBytes), value);
+          break;
+        }
+        case 'tombstone': {
+          checkAtMost(item.stone.Index, limit, item, 'Tombstone', 'ModifyIndex');
+          const index = Math.max(item.stone.Index, raiseTo);
+          tombstonesIndex = Math.max(tombstonesIndex, index);
+          tombstoneCount += 1;
+          full = batch.put(rowKey(Table.tombstones, item.keyBytes), encodeTombstoneRecord({ Key: item.stone.Key, Index: index }));
+          break;
+        }
+        case 'index':
+          checkAtMost(item.index.Value, limit, item, 'Index', 'Value');
+          indexCount += 1;
+          // Later records of the same table win, as Consul's restore overwrites; the KV tables keep the max.
+          if (item.index.Key === 'kvs') kvsIndex = Math.max(kvsIndex, item.index.Value);
+          else if (item.index.Key === 'tombstones') tombstonesIndex = Math.max(tombstonesIndex, item.index.Value);
+          full = item.index.Key !== 'kvs' && item.index.Key !== 'tombstones' && batch.put(tableKey(Table.index, item.index.Key), encodeIndexRecord(item.index));
+          break;
+        case 'other':
+          unreachable(item as never);
+      }
+      if (full) await batch.flush(false);
     }
   }
   // readStateBin yields the header first or throws STATE_BIN_EMPTY.
   assert(lastIndex !== undefined, 'a state.bin stream starts with its header');
+  // A user restore writes every table row at its index: both KV tables' indexes are at least that.
+  kvsIndex = Math.max(kvsIndex, raiseTo);
+  tombstonesIndex = Math.max(tombstonesIndex, raiseTo);
 
   if (kvsIndex > 0) batch.put(tableKey(Table.index, 'kvs'), encodeIndexRecord({ Key: 'kvs', Value: kvsIndex }));
   if (tombstonesIndex > 0) batch.put(tableKey(Table.index, 'tombstones'), encodeIndexRecord({ Key: 'tombstones', Value: tombstonesIndex }));
@@ -131,6 +151,14 @@ async function writeRecords(db: Db, source: AsyncIterable<Uint8Array>, options: 
   // Synced: LevelDB fsyncs its log on a sync write, which makes every earlier write in it durable too.
   await batch.flush(true);
   return { lastIndex, applied, kvsCount, tombstoneCount, indexCount, kvsIndex, tombstonesIndex };
+}
+
+/** The database key of a row: the table byte, then the key's UTF-8 bytes (layout.ts's tableKey). */
+function rowKey(table: TableByte, keyBytes: Uint8Array): Uint8Array {
+  const out = new Uint8Array(1 + keyBytes.length);
+  out[0] = table;
+  out.set(keyBytes, 1);
+  return out;
 }
 
 function checkAtMost(value: number, lastIndex: number, at: { record: number; offset: number }, name: string, field: string): void {
@@ -156,15 +184,12 @@ class BatchWriter {
     this.batch = db.batch();
   }
 
-  put(key: Uint8Array, value: Uint8Array): void {
+  /** Adds one put; true when the batch is full and should be flushed. */
+  put(key: Uint8Array, value: Uint8Array): boolean {
     this.batch.put(key, value);
     this.count += 1;
     this.bytes += key.length + value.length;
-  }
-
-  async add(key: Uint8Array, value: Uint8Array): Promise<void> {
-    this.put(key, value);
-    if (this.count >= fsmLimits.restoreBatchMaxCount || this.bytes >= fsmLimits.restoreBatchMaxBytes) await this.flush(false);
+    return this.count >= fsmLimits.restoreBatchMaxCount || this.bytes >= fsmLimits.restoreBatchMaxBytes;
   }
 
   /**

@@ -12,7 +12,7 @@
 // fsmLimits.snapshotChunkBytes; nothing else is held.
 
 import type { Iterator as LevelIterator } from 'level';
-import { bytesEqual, concatBytes } from '../base/index.js';
+import { bytesEqual } from '../base/index.js';
 import { assert } from '../base/index.js';
 import { FsmError } from './errors.js';
 import { decodeApplied, decodeFormat, layoutVersion, metaAppliedKey, metaFormatKey, Table, type AppliedMark } from './layout.js';
@@ -23,7 +23,7 @@ import type { Db } from './store.js';
 type DbIterator = LevelIterator<Db, Uint8Array, Uint8Array>;
 type DbEntry = [Uint8Array, Uint8Array];
 
-const pullBatchCount = 256;
+const pullBatchCount = 1000;
 
 /** The iterator a snapshot reads from: over the whole database, created by `db.iterator()`. */
 export type SnapshotIterator = DbIterator;
@@ -108,29 +108,38 @@ export class StateBinSnapshot implements AsyncIterable<Uint8Array> {
 
   private async *stream(): AsyncGenerator<Uint8Array> {
     if (this.closed) throw this.abortError ?? new FsmError('FSM_SNAPSHOT_ABORTED', 'snapshot stream was closed before it was read');
-    let chunk: Uint8Array[] = [encodeStateBinHeader(this.applied.index)];
-    let chunkBytes = (chunk[0] as Uint8Array).length;
+    // Records are copied into one chunk buffer (no per-record allocation); a chunk is handed out when
+    // the next record would not fit, and a record larger than a chunk goes out in a chunk of its own.
+    const chunkBytes = fsmLimits.snapshotChunkBytes;
+    let chunk = Buffer.allocUnsafe(chunkBytes);
+    let at = 0;
+    const header = encodeStateBinHeader(this.applied.index);
+    chunk.set(header, 0);
+    at = header.length;
     let entries = this.pending;
     this.pending = [];
     while (entries.length > 0) {
       for (const [key, value] of entries) {
-        const table = key[0];
+        const table = key[0] as number;
         if (table !== Table.kvs && table !== Table.tombstones && table !== Table.index) {
-          throw new FsmError('FSM_CORRUPT', `FSM database holds a key in unknown table 0x${(table ?? 0).toString(16)}`);
+          throw new FsmError('FSM_CORRUPT', `FSM database holds a key in unknown table 0x${table.toString(16)}`);
         }
         // Pairing check with records.ts: what we stored is the record body we wrote.
         assert(value[0] === (table === Table.index ? indexBodyHead : dirEntryBodyHead), 'a stored value is a record body of its table');
-        chunk.push(Uint8Array.of(table), value);
-        chunkBytes += 1 + value.length;
-        if (chunkBytes >= fsmLimits.snapshotChunkBytes) {
-          yield concatBytes(chunk);
-          chunk = [];
-          chunkBytes = 0;
+        const size = 1 + value.length;
+        if (at + size > chunkBytes && at > 0) {
+          // Handed out whole: the consumer may keep it, so the next chunk is a new buffer.
+          yield chunk.subarray(0, at);
+          chunk = Buffer.allocUnsafe(Math.max(chunkBytes, size));
+          at = 0;
         }
+        chunk[at] = table;
+        chunk.set(value, at + 1);
+        at += size;
       }
       if (this.abortError !== undefined) throw this.abortError;
       entries = (await this.iterator.nextv(pullBatchCount)) as DbEntry[];
     }
-    if (chunkBytes > 0) yield concatBytes(chunk);
+    if (at > 0) yield chunk.subarray(0, at);
   }
 }

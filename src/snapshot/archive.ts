@@ -10,11 +10,11 @@ import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { pipeline } from 'node:stream';
 import { constants as zlibConstants, crc32, createDeflateRaw, createGunzip } from 'node:zlib';
-import { concatBytes, KiB, MiB, GiB, utf8, utf8DecodeStrict } from '../base/index.js';
+import { concatBytes, Feed, KiB, MiB, GiB, utf8, utf8DecodeStrict } from '../base/index.js';
 import { ArchiveError, StateBinError } from './errors.js';
 import { snapshotLimits } from './limits.js';
 import { describeProducer, encodeMetaJson, parseMetaJson, type ArchiveMeta } from './meta.js';
-import { messageTypeName, readStateBin, type StateBinItem } from './statebin.js';
+import { messageTypeName, readStateBinBatches, type StateBinItem } from './statebin.js';
 import { decodeTarHeader, encodeTarHeader, isZeroBlock, tarBlockBytes, tarEndBytes, tarPadding } from './tar.js';
 
 export const metaJsonName = 'meta.json';
@@ -502,9 +502,11 @@ class RecordChecker {
   constructor(policy: 'restore' | 'inspect', recordMaxBytes: number, private readonly onRecord: ((item: StateBinItem) => void) | undefined) {
     this.task = (async () => {
       try {
-        for await (const item of readStateBin(this.feed, { records: policy, recordMaxBytes })) {
-          this.see(item);
-          this.onRecord?.(item);
+        for await (const batch of readStateBinBatches(this.feed, { records: policy, recordMaxBytes })) {
+          for (const item of batch) {
+            this.see(item);
+            this.onRecord?.(item);
+          }
         }
       } catch (error) {
         this.error = error;
@@ -534,6 +536,8 @@ class RecordChecker {
   }
 
   push(chunk: Uint8Array): Promise<void> {
+    // The reader keeps views of chunks it has not consumed; the archive loop's chunks are gunzip's own
+    // buffers, which are never reused, so no copy is needed.
     return this.feed.push(chunk);
   }
 
@@ -566,60 +570,5 @@ class RecordChecker {
       throw new ArchiveError('state-bin', `${this.maxIndexWhere} has index ${this.maxIndex}, above the snapshot's Index ${meta.Index}`);
     }
     return { lastIndex: this.lastIndex, types: this.types };
-  }
-}
-
-/** A one-slot hand-off from a pushing loop to a pulling reader. */
-class Feed implements AsyncIterableIterator<Uint8Array> {
-  private taker: ((result: IteratorResult<Uint8Array>) => void) | undefined;
-  private wake: (() => void) | undefined;
-  private stopped = false;
-
-  [Symbol.asyncIterator](): this {
-    return this;
-  }
-
-  next(): Promise<IteratorResult<Uint8Array>> {
-    if (this.stopped) return Promise.resolve({ done: true, value: undefined });
-    return new Promise((resolve) => {
-      this.taker = resolve;
-      this.signal();
-    });
-  }
-
-  async return(): Promise<IteratorResult<Uint8Array>> {
-    this.stop();
-    return { done: true, value: undefined };
-  }
-
-  stop(): void {
-    this.stopped = true;
-    this.taker?.({ done: true, value: undefined });
-    this.taker = undefined;
-    this.signal();
-  }
-
-  private signal(): void {
-    const wake = this.wake;
-    this.wake = undefined;
-    wake?.();
-  }
-
-  private async give(result: IteratorResult<Uint8Array>): Promise<void> {
-    while (this.taker === undefined && !this.stopped) await new Promise<void>((resolve) => { this.wake = resolve; });
-    if (this.stopped) return;
-    const taker = this.taker as (result: IteratorResult<Uint8Array>) => void;
-    this.taker = undefined;
-    taker(result);
-  }
-
-  push(chunk: Uint8Array): Promise<void> {
-    // The reader keeps views of chunks it has not consumed; the archive loop's chunks are gunzip's own
-    // buffers, which are never reused, so no copy is needed.
-    return this.give({ done: false, value: chunk });
-  }
-
-  async end(): Promise<void> {
-    await this.give({ done: true, value: undefined });
   }
 }

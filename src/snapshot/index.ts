@@ -3,6 +3,7 @@
 
 export {
   readStateBin,
+  readStateBinBatches,
   encodeStateBinHeader,
   consulMessageTypeNames,
   messageTypeName,
@@ -15,6 +16,7 @@ export {
   encodeKvsRecord,
   encodeTombstoneRecord,
   encodeIndexRecord,
+  withModifyIndex,
   parseKvsRecord,
   parseTombstoneRecord,
   parseIndexRecord,

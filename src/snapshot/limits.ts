@@ -9,6 +9,8 @@ export const snapshotLimits = {
    * clusters that raised `kv_max_value_size` while keeping restore memory bounded.
    */
   stateBinRecordMaxBytes: 64 * MiB,
+  /** Largest state.bin header ({LastIndex}, about 20 bytes) that a user restore's rewrite reads. */
+  stateBinHeaderMaxBytes: 4 * KiB,
   /** When a restore's read buffer grows, it grows to at least this many bytes (fewer, tinier copies). */
   stateBinBufferMinBytes: 64 * KiB,
 } as const;

@@ -73,6 +73,35 @@ export function encodeIndexRecord(record: IndexRecord): Uint8Array {
   return encoder.encode({ Key: record.Key, Value: record.Value });
 }
 
+/**
+ * A body that encodeKvsRecord wrote, with its ModifyIndex (the last field, its value at `modifyIndexAt`)
+ * replaced by `index`: the same bytes as encodeKvsRecord of the entry with that ModifyIndex.
+ */
+export function withModifyIndex(body: Uint8Array, modifyIndexAt: number, index: number): Uint8Array {
+  // msgpack's smallest unsigned encoding, as the encoder writes it.
+  const tail = index < 0x80 ? 1 : index < 0x100 ? 2 : index < 0x10000 ? 3 : index < 0x1_0000_0000 ? 5 : 9;
+  // allocUnsafe takes small buffers from Node's pool: a restore patches every key's body.
+  const out = Buffer.allocUnsafe(modifyIndexAt + tail);
+  out.set(body.subarray(0, modifyIndexAt), 0);
+  const at = modifyIndexAt;
+  if (tail === 1) out[at] = index;
+  else if (tail === 2) {
+    out[at] = 0xcc;
+    out[at + 1] = index;
+  } else if (tail === 3) {
+    out[at] = 0xcd;
+    out.writeUInt16BE(index, at + 1);
+  } else if (tail === 5) {
+    out[at] = 0xce;
+    out.writeUInt32BE(index, at + 1);
+  } else {
+    out[at] = 0xcf;
+    out.writeUInt32BE(Math.floor(index / 0x1_0000_0000), at + 1);
+    out.writeUInt32BE(index >>> 0, at + 5);
+  }
+  return out;
+}
+
 /** The first byte of every KVS/Tombstone body we write: a msgpack fixmap of 7 entries. */
 export const dirEntryBodyHead = 0x87;
 /** The first byte of every Index body we write: a msgpack fixmap of 2 entries. */

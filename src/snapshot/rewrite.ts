@@ -1,61 +1,67 @@
 // Re-emitting a state.bin for a user restore, so every index a client sees after the restore is at least
 // the restore's Raft index, identically on every server (see README.md, "Restore index").
 
-import { unreachable } from '../base/index.js';
-import { ArchiveError } from './errors.js';
-import { encodeIndexRecord, encodeKvsRecord, encodeTombstoneRecord, RecordType } from './records.js';
-import { encodeStateBinHeader, readStateBin } from './statebin.js';
-
-/** The KV tables whose Index records are raised to the restore index. */
-const raisedTables = ['kvs', 'tombstones'] as const;
+import { decode } from '@msgpack/msgpack';
+import { concatBytes } from '../base/index.js';
+import { ArchiveError, StateBinError } from './errors.js';
+import { snapshotLimits } from './limits.js';
+import { measureMsgpack } from './msgpack-frame.js';
+import { encodeStateBinHeader, parseStateBinHeader } from './statebin.js';
 
 /**
- * Validates `stateBin` ('restore' record policy; throws StateBinError) and yields it again with the header's
- * LastIndex set to `restoreIndex`, every KVS record's ModifyIndex and every tombstone's index raised to
- * at least `restoreIndex` (Consul answers a key's X-Consul-Index with its ModifyIndex), and the `kvs` and
- * `tombstones` Index records set to max(value, restoreIndex); a missing one is added after the last
- * record (Consul writes Index records last). Keys, values, flags, CreateIndex, LockIndex and Session are
- * kept, and the records keep their order. Throws ArchiveError('state-bin') when
- * `restoreIndex` is below the stream's LastIndex.
+ * Yields `stateBin` with its header replaced by {LastIndex: restoreIndex, RestoreIndex: restoreIndex} and
+ * every record after it byte for byte. The restore that reads it (fsm/restore.ts) raises every key's
+ * ModifyIndex, every tombstone's index and the `kvs` and `tombstones` table indexes to at least
+ * `restoreIndex` as it builds the database; keys, values, flags, CreateIndex, LockIndex and Session are
+ * kept. Every server restores these same bytes, so the result is the same everywhere.
+ *
+ * Only the header is read here: the records were checked whole by readArchive before the restore began,
+ * and every server's restore checks them again as it builds its database. Throws ArchiveError('state-bin')
+ * when `restoreIndex` is below the stream's LastIndex, StateBinError for a bad header.
  */
 export async function* rewriteForRestore(stateBin: AsyncIterable<Uint8Array>, restoreIndex: number): AsyncGenerator<Uint8Array> {
-  const seen = new Set<string>();
-  for await (const item of readStateBin(stateBin, { records: 'restore' })) {
-    switch (item.kind) {
-      case 'header':
-        if (item.lastIndex > restoreIndex) {
-          throw new ArchiveError('state-bin',
-            `cannot restore at index ${restoreIndex}: state.bin's LastIndex ${item.lastIndex} is above it`);
-        }
-        yield encodeStateBinHeader(restoreIndex);
+  const source = stateBin[Symbol.asyncIterator]();
+  let finished = false;
+  try {
+    let pending: Uint8Array = new Uint8Array(0);
+    let headerEnd: number;
+    for (;;) {
+      const frame = measureMsgpack(pending, 0, pending.length, snapshotLimits.stateBinHeaderMaxBytes);
+      if (frame.kind === 'complete') {
+        headerEnd = frame.end;
         break;
-      case 'index':
-        if ((raisedTables as readonly string[]).includes(item.index.Key)) {
-          seen.add(item.index.Key);
-          yield Uint8Array.of(RecordType.Index);
-          yield encodeIndexRecord({ Key: item.index.Key, Value: Math.max(item.index.Value, restoreIndex) });
-          break;
-        }
-        yield Uint8Array.of(RecordType.Index);
-        yield item.raw.slice();
-        break;
-      case 'kvs':
-        // The restore rewrote every key at restoreIndex: a client's blocking query on it wakes, and a
-        // cas against an index from before the restore fails, as it would after any other write.
-        yield Uint8Array.of(RecordType.KVS);
-        yield item.entry.ModifyIndex >= restoreIndex ? item.raw.slice() : encodeKvsRecord({ ...item.entry, ModifyIndex: restoreIndex });
-        break;
-      case 'tombstone':
-        yield Uint8Array.of(RecordType.Tombstone);
-        yield item.stone.Index >= restoreIndex ? item.raw.slice() : encodeTombstoneRecord({ ...item.stone, Index: restoreIndex });
-        break;
-      case 'other':
-        unreachable(item as never);
+      }
+      if (frame.kind !== 'incomplete') {
+        throw new StateBinError('STATE_BIN_BAD_MSGPACK', 0, 0, undefined,
+          `state.bin header is not a msgpack value of at most ${snapshotLimits.stateBinHeaderMaxBytes} bytes`);
+      }
+      const next = await source.next();
+      if (next.done === true) {
+        finished = true;
+        throw new StateBinError(pending.length === 0 ? 'STATE_BIN_EMPTY' : 'STATE_BIN_TRUNCATED', 0, 0, undefined,
+          'state.bin ends inside its header {LastIndex}');
+      }
+      pending = concatBytes([pending, next.value]);
     }
-  }
-  for (const table of raisedTables) {
-    if (seen.has(table)) continue;
-    yield Uint8Array.of(RecordType.Index);
-    yield encodeIndexRecord({ Key: table, Value: restoreIndex });
+    let body: unknown;
+    try {
+      body = decode(pending.subarray(0, headerEnd), { useBigInt64: true });
+    } catch (cause) {
+      throw new StateBinError('STATE_BIN_BAD_MSGPACK', 0, 0, undefined, `state.bin header is not valid msgpack: ${(cause as Error).message}`, { cause });
+    }
+    const { lastIndex } = parseStateBinHeader(body);
+    if (lastIndex > restoreIndex) {
+      throw new ArchiveError('state-bin', `cannot restore at index ${restoreIndex}: state.bin's LastIndex ${lastIndex} is above it`);
+    }
+    yield encodeStateBinHeader(restoreIndex, restoreIndex);
+    if (headerEnd < pending.length) yield pending.subarray(headerEnd);
+    for (;;) {
+      const next = await source.next();
+      if (next.done === true) break;
+      yield next.value;
+    }
+    finished = true;
+  } finally {
+    if (!finished && source.return !== undefined) await source.return();
   }
 }

@@ -24,7 +24,9 @@ import { StateBinError, type StateBinErrorCode } from './errors.js';
 import { snapshotLimits } from './limits.js';
 import { measureMsgpack } from './msgpack-frame.js';
 import { parseIndexRecord, parseKvsRecord, parseTombstoneRecord, RecordType, type IndexRecord, type Parsed } from './records.js';
+import { scanDirEntry } from './record-scan.js';
 import type { DirEntry, Tombstone } from './types.js';
+import { utf8 } from '../base/index.js';
 
 /** Consul's structs.MessageType names (as `consul snapshot inspect` prints them). */
 export const consulMessageTypeNames: Readonly<Record<number, string>> = {
@@ -60,10 +62,29 @@ interface ItemFrame {
   readonly raw: Uint8Array;
 }
 
+/** What the KV table rows carry besides their parsed fields. */
+interface RowFrame extends ItemFrame {
+  /** The Key's UTF-8 bytes. */
+  readonly keyBytes: Uint8Array;
+  /**
+   * When `raw` is byte for byte what encodeKvsRecord writes for this row (our own snapshots), the offset
+   * in `raw` of the ModifyIndex value, the body's last field; otherwise -1.
+   */
+  readonly canonicalModifyIndexAt: number;
+}
+
 export type StateBinItem =
-  | ({ readonly kind: 'header'; readonly lastIndex: number } & ItemFrame)
-  | ({ readonly kind: 'kvs'; readonly entry: DirEntry } & ItemFrame)
-  | ({ readonly kind: 'tombstone'; readonly stone: Tombstone } & ItemFrame)
+  | ({
+    readonly kind: 'header';
+    readonly lastIndex: number;
+    /**
+     * Ours, written only by rewriteForRestore for a user restore (never into an archive): every row index
+     * below it is to be raised to it as the state is restored (see README.md, "Restore index").
+     */
+    readonly restoreIndex: number | undefined;
+  } & ItemFrame)
+  | ({ readonly kind: 'kvs'; readonly entry: DirEntry } & RowFrame)
+  | ({ readonly kind: 'tombstone'; readonly stone: Tombstone } & RowFrame)
   | ({ readonly kind: 'index'; readonly index: IndexRecord } & ItemFrame)
   /** Policy 'inspect' only: any record, its body decoded generically (strings as strings, 64-bit integers as bigint). */
   | ({ readonly kind: 'other'; readonly type: number; readonly name: string; readonly body: unknown } & ItemFrame);
@@ -80,8 +101,8 @@ export interface ReadStateBinOptions {
   readonly records?: RecordPolicy;
 }
 
-export function encodeStateBinHeader(lastIndex: number): Uint8Array {
-  return encode({ LastIndex: lastIndex });
+export function encodeStateBinHeader(lastIndex: number, restoreIndex?: number): Uint8Array {
+  return encode(restoreIndex === undefined ? { LastIndex: lastIndex } : { LastIndex: lastIndex, RestoreIndex: restoreIndex });
 }
 
 /**
@@ -89,6 +110,17 @@ export function encodeStateBinHeader(lastIndex: number): Uint8Array {
  * what "nothing was restored" means for it.
  */
 export async function* readStateBin(source: AsyncIterable<Uint8Array>, options: ReadStateBinOptions = {}): AsyncGenerator<StateBinItem> {
+  for await (const batch of readStateBinBatches(source, options)) yield* batch;
+}
+
+/**
+ * readStateBin's items in arrays: every record already buffered is read before one yield, which saves
+ * an await per record on the hot paths (the restore check and the database rebuild). A batch never
+ * holds more than the records of the bytes buffered at one time (one incoming chunk plus one record).
+ * The items are valid until the next batch is asked for (they are views into the read buffer, which is
+ * never overwritten, so they stay valid after too).
+ */
+export async function* readStateBinBatches(source: AsyncIterable<Uint8Array>, options: ReadStateBinOptions = {}): AsyncGenerator<StateBinItem[]> {
   const recordMaxBytes = options.recordMaxBytes ?? snapshotLimits.stateBinRecordMaxBytes;
   const inspect = (options.records ?? 'restore') === 'inspect';
   const queue = new ByteQueue(source[Symbol.asyncIterator](), options.expectedBytes);
@@ -97,16 +129,39 @@ export async function* readStateBin(source: AsyncIterable<Uint8Array>, options: 
       throw new StateBinError('STATE_BIN_EMPTY', 0, 0, undefined, 'state.bin is empty: expected a msgpack header {LastIndex}');
     }
     const header = await readValue(queue, queue.position(), 0, 'header', recordMaxBytes, false);
-    yield { kind: 'header', lastIndex: parseHeader(header.body), record: 0, offset: 0, bytes: header.raw.length, raw: header.raw };
+    let batch: StateBinItem[] = [{ kind: 'header', ...parseStateBinHeader(header.body), record: 0, offset: 0, bytes: header.raw.length, raw: header.raw }];
 
     for (let record = 1; ; record++) {
-      if (!(await queue.ensure(1))) break;
+      if (queue.buffered() === 0) {
+        // Hand out what is read before waiting for more bytes.
+        if (batch.length > 0) {
+          yield batch;
+          batch = [];
+        }
+        if (!(await queue.ensure(1))) break;
+      }
       const offset = queue.position();
       const type = queue.take(1)[0] as number;
       const name = inspect ? messageTypeName(type) : checkType(type, record, offset);
+      if (!inspect && type !== RecordType.Index) {
+        const view = queue.view();
+        const scanned = scanDirEntry(view, 0, view.length, recordMaxBytes - 1);
+        if (scanned !== undefined) {
+          const raw = queue.take(scanned.end);
+          const row = { record, offset, bytes: 1 + raw.length, raw, keyBytes: scanned.keyBytes, canonicalModifyIndexAt: scanned.canonicalModifyIndexAt };
+          const { entry } = scanned;
+          batch.push(type === RecordType.KVS ? { kind: 'kvs', entry, ...row } : { kind: 'tombstone', stone: { Key: entry.Key, Index: entry.ModifyIndex }, ...row });
+          continue;
+        }
+      }
+      // The general path may wait for more bytes: hand out the batch first.
+      if (batch.length > 0) {
+        yield batch;
+        batch = [];
+      }
       const { body, raw } = await readValue(queue, offset, record, name, recordMaxBytes - 1, inspect);
       const frame: ItemFrame = { record, offset, bytes: 1 + raw.length, raw };
-      yield inspect ? { kind: 'other', type, name, body, ...frame } : parseRecord(type, name, body, frame);
+      batch.push(inspect ? { kind: 'other', type, name, body, ...frame } : parseRecord(type, name, body, frame));
     }
     queue.checkExpectedEnd();
   } finally {
@@ -172,7 +227,8 @@ async function readValue(
   }
 }
 
-function parseHeader(body: unknown): number {
+/** Checks a decoded header: {LastIndex} and, from rewriteForRestore only, RestoreIndex (at most LastIndex). */
+export function parseStateBinHeader(body: unknown): { lastIndex: number; restoreIndex: number | undefined } {
   if (!isPlainMap(body)) {
     throw new StateBinError('STATE_BIN_BAD_FIELD', 0, 0, undefined,
       `state.bin header must be a msgpack map {LastIndex}, got ${describeValue(body)}`);
@@ -185,16 +241,26 @@ function parseHeader(body: unknown): number {
     throw new StateBinError('STATE_BIN_BAD_FIELD', 0, 0, 'LastIndex',
       `state.bin header: field "LastIndex" must be an integer in 0..2^53-1, got ${describeValue(body['LastIndex'])}`);
   }
-  return lastIndex;
+  if (!Object.prototype.hasOwnProperty.call(body, 'RestoreIndex')) return { lastIndex, restoreIndex: undefined };
+  const restoreIndex = toUint(body['RestoreIndex']);
+  if (restoreIndex === undefined || restoreIndex > lastIndex) {
+    throw new StateBinError('STATE_BIN_BAD_FIELD', 0, 0, 'RestoreIndex',
+      `state.bin header: field "RestoreIndex" must be an integer in 0..LastIndex (${lastIndex}), got ${describeValue(body['RestoreIndex'])}`);
+  }
+  return { lastIndex, restoreIndex };
 }
 
 function parseRecord(type: number, name: string, body: unknown, frame: ItemFrame): StateBinItem {
   const { record, offset } = frame;
   switch (type) {
-    case RecordType.KVS:
-      return { kind: 'kvs', entry: accept(parseKvsRecord(body), record, offset, name), ...frame };
-    case RecordType.Tombstone:
-      return { kind: 'tombstone', stone: accept(parseTombstoneRecord(body), record, offset, name), ...frame };
+    case RecordType.KVS: {
+      const entry = accept(parseKvsRecord(body), record, offset, name);
+      return { kind: 'kvs', entry, keyBytes: utf8(entry.Key), canonicalModifyIndexAt: -1, ...frame };
+    }
+    case RecordType.Tombstone: {
+      const stone = accept(parseTombstoneRecord(body), record, offset, name);
+      return { kind: 'tombstone', stone, keyBytes: utf8(stone.Key), canonicalModifyIndexAt: -1, ...frame };
+    }
     default:
       return { kind: 'index', index: accept(parseIndexRecord(body), record, offset, name), ...frame };
   }
@@ -230,6 +296,10 @@ class ByteQueue {
 
   view(): Uint8Array {
     return this.buf.subarray(this.start, this.end);
+  }
+
+  buffered(): number {
+    return this.end - this.start;
   }
 
   take(n: number): Uint8Array {

@@ -5,6 +5,7 @@
 import test from 'ava';
 import { encode } from '@msgpack/msgpack';
 import { CommandError, decodeCommand, encodeCommand, MessageType, type Command, type CommandErrorCode } from '../../src/fsm/index.js';
+import { prng } from '../support/prng.js';
 
 const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
 
@@ -132,18 +133,6 @@ test('fsm command: size bombs are refused without allocating what they claim', (
   t.false(decoded.ok);
 });
 
-/** xorshift32: a seeded PRNG so every fuzz run is the same run. */
-function prng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-}
 
 test('fsm command: seeded mutation fuzz never throws and never accepts an invalid command', (t) => {
   const next = prng(20240611);

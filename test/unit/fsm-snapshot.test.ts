@@ -20,7 +20,8 @@ import {
   type KvOp,
   type KvWriteOp,
 } from '../../src/fsm/index.js';
-import { readStateBin, StateBinError, type StateBinErrorCode } from '../../src/snapshot/index.js';
+import { readStateBin, rewriteForRestore, StateBinError, type StateBinErrorCode } from '../../src/snapshot/index.js';
+import { prng } from '../support/prng.js';
 
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);
 
@@ -51,18 +52,6 @@ async function* chunked(bytes: Uint8Array, size: number): AsyncGenerator<Uint8Ar
   for (let at = 0; at < bytes.length; at += size) yield bytes.subarray(at, at + size);
 }
 
-/** xorshift32. */
-function prng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-}
 
 /** A seeded mix of every KV command over a small key space, so keys collide, CAS fail and trees empty. */
 function workload(seed: number, count: number, valueBytes = 24, keyCount = 12): Command[] {
@@ -115,6 +104,22 @@ test('fsm snapshot: two FSMs fed the same commands produce byte-identical snapsh
   await feed(c, workload(8, 400));
   t.notDeepEqual(await snapshotBytes(c), bytesA);
   await a.checkInvariants();
+});
+
+test('fsm snapshot: records larger than a stream chunk come out whole, between small ones', async (t) => {
+  const fsm = await openFsm(t, join(await tempRoot(t), 'fsm'));
+  const sizes = [10, 70_000, 10, 150_000, 65_535, 65_536, 3, 0];
+  for (const [i, size] of sizes.entries()) {
+    await fsm.apply(i + 1, 1, encodeCommand({ type: 'kvs', op: { verb: 'set', key: `k/${i}`, value: new Uint8Array(size).fill(i + 1), flags: 0 } }));
+  }
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of await fsm.snapshot()) chunks.push(chunk);
+  t.true(chunks.length >= 4, `${chunks.length} chunks`);
+  const seen: Array<[string, number, number]> = [];
+  for await (const item of readStateBin(chunked(Buffer.concat(chunks), 1000))) {
+    if (item.kind === 'kvs') seen.push([item.entry.Key, item.entry.Value.length, item.entry.Value[0] ?? 0]);
+  }
+  t.deepEqual(seen, sizes.map((size, i) => [`k/${i}`, size, size === 0 ? 0 : i + 1]));
 });
 
 test('fsm snapshot: the header carries the applied index and the records come in Consul order', async (t) => {
@@ -322,6 +327,54 @@ test('fsm snapshot: records written the way Consul writes them restore (old-spec
   for await (const item of readStateBin(await fsm.snapshot())) if (item.kind === 'index') tables.push([item.index.Key, item.index.Value]);
   t.deepEqual(tables, [['kvs', 31], ['nodes', 12], ['tombstones', 35]]);
   await fsm.checkInvariants();
+});
+
+test('fsm snapshot: a user restore\'s stream raises every key\'s and tombstone\'s index and both KV table indexes, keeping the rest', async (t) => {
+  const root = await tempRoot(t);
+  const source = await openFsm(t, join(root, 'source'));
+  await feed(source, workload(71, 200));
+  const ours = await snapshotBytes(source);
+  // Consul-written records too (old-spec strings, omitted Session, an extra field, no Index records),
+  // which the restore re-encodes instead of storing as they are; one key already at the restore index.
+  const consulStyle = Buffer.concat([
+    header(800),
+    record(2, { LockIndex: 1, Key: 'c/a', Flags: 7, Value: 'raw bytes', CreateIndex: 5, ModifyIndex: 30, Namespace: 'default' }),
+    record(2, { LockIndex: 0, Key: 'c/b', Flags: 0, Value: null, Session: '', CreateIndex: 6, ModifyIndex: 800 }),
+    record(5, { LockIndex: 0, Key: 'c/gone', Flags: 0, Value: null, Session: '', CreateIndex: 0, ModifyIndex: 35 }),
+    record(16, { Key: 'nodes', Value: 12 }),
+  ]);
+  for (const [name, original, restoreIndex] of [['ours', ours, 500], ['consul-style', consulStyle, 800]] as const) {
+    const expectedRows: unknown[] = [];
+    const expectedTables: Array<[string, number]> = [];
+    for await (const item of readStateBin(chunked(original, 64))) {
+      if (item.kind === 'kvs') expectedRows.push({ ...item.entry, ModifyIndex: Math.max(item.entry.ModifyIndex, restoreIndex) });
+      else if (item.kind === 'tombstone') expectedRows.push({ ...item.stone, Index: Math.max(item.stone.Index, restoreIndex) });
+      else if (item.kind === 'index' && item.index.Key !== 'kvs' && item.index.Key !== 'tombstones') expectedTables.push([item.index.Key, item.index.Value]);
+    }
+    const kvsIndexAfter = Math.max(restoreIndex, ...expectedRows.map((r) => ('ModifyIndex' in (r as object) ? (r as { ModifyIndex: number }).ModifyIndex : 0)));
+    expectedTables.push(['kvs', kvsIndexAfter], ['tombstones', restoreIndex]);
+    expectedTables.sort((a, b) => (a[0] < b[0] ? -1 : 1));
+
+    const dir = join(root, name);
+    await restoreInto(newDirFor(dir), rewriteForRestore(chunked(original, 13), restoreIndex), { appliedIndex: restoreIndex, appliedTerm: 2 });
+    const fsm = await openFsm(t, dir);
+    const rows: unknown[] = [];
+    const tables: Array<[string, number]> = [];
+    let lastIndex = -1;
+    const restored = await snapshotBytes(fsm);
+    for await (const item of readStateBin(chunked(restored, 4096))) {
+      if (item.kind === 'header') lastIndex = item.lastIndex;
+      else if (item.kind === 'kvs') rows.push(item.entry);
+      else if (item.kind === 'tombstone') rows.push(item.stone);
+      else if (item.kind === 'index') tables.push([item.index.Key, item.index.Value]);
+    }
+    t.is(lastIndex, restoreIndex, name);
+    t.true(rows.length >= 3, name);
+    t.deepEqual(rows, expectedRows, `${name}: keys, values, flags, CreateIndex, LockIndex and Session kept; indexes raised`);
+    t.deepEqual(tables, expectedTables, `${name}: table indexes`);
+    t.is(await fsm.kvsIndex(), Math.max(kvsIndexAfter, restoreIndex), name);
+    await fsm.checkInvariants();
+  }
 });
 
 // --- Crash recovery of the swap ------------------------------------------------------------------
