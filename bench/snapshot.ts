@@ -20,7 +20,7 @@
 // Peak RSS: idle VmRSS read and VmHWM reset (write 5 to /proc/<pid>/clear_refs) before, VmHWM read after.
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
@@ -60,11 +60,13 @@ const { values: args } = parseArgs({
     'no-build': { type: 'boolean', default: false },
     /** Bound of every wait, seconds; default 60 s + 1 ms per entry. */
     'timeout-s': { type: 'string' },
+    /** Write every Conclave node's log of the recovery into this directory (for a timeline). */
+    logs: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
 if (args.help) {
-  console.log('usage: npm run bench:snapshot -- [--sizes 100000,1000000] [--kinds config,random] [--no-etcd] [--no-build] [--timeout-s S]');
+  console.log('usage: npm run bench:snapshot -- [--sizes 100000,1000000] [--kinds config,random] [--no-etcd] [--no-build] [--timeout-s S] [--logs DIR]');
   process.exit(0);
 }
 const sizes = args.sizes.split(',').map((s) => Number(s.replace(/_/g, '')));
@@ -355,6 +357,10 @@ interface Row {
 
 const s = (ms: number): number => ms / 1000;
 
+/** Sampled peaks of anonymous and file-backed memory above idle, for the log lines. */
+const parts = (p: { anon: number; file: number } | undefined): string =>
+  p === undefined ? 'parts unknown' : `sampled: anonymous +${(p.anon / MiB).toFixed(0)}, file-backed +${(p.file / MiB).toFixed(0)} MiB`;
+
 async function runCase(cleanup: Cleanup, n: number, kind: Kind, timeoutMs: number, etcdBins: ReturnType<typeof findEtcd>): Promise<Row> {
   const dir = await tempDir(cleanup, 'conclave-bench-snapshot-');
   const say = (what: string): void => console.log(`[${n} ${kind}] ${what}`);
@@ -385,7 +391,7 @@ async function runCase(cleanup: Cleanup, n: number, kind: Kind, timeoutMs: numbe
   const saveS = s(performance.now() - t0);
   const [saveAbove] = savePeak.aboveIdle();
   const stateBytes = await archiveStateBytes(savedPath);
-  say(`saved ${(saved.bytes / MB).toFixed(1)} MB in ${saveS.toFixed(2)} s (index ${saved.index}); leader idle RSS ${(savePeak.idleOf(leaderPid) / MiB).toFixed(0)} MiB, peak +${((saveAbove ?? NaN) / MiB).toFixed(0)} MiB`);
+  say(`saved ${(saved.bytes / MB).toFixed(1)} MB in ${saveS.toFixed(2)} s (index ${saved.index}); leader idle RSS ${(savePeak.idleOf(leaderPid) / MiB).toFixed(0)} MiB, peak +${((saveAbove ?? NaN) / MiB).toFixed(0)} MiB (${parts(savePeak.partsAboveIdle()[0])})`);
   await a.cluster.destroy();
 
   // Recovery into a fresh cluster.
@@ -410,7 +416,19 @@ async function runCase(cleanup: Cleanup, n: number, kind: Kind, timeoutMs: numbe
   const verifiedMs = /"event":"restore-verified"[^\n]*?"ms":(\d+)/.exec(b.cluster.node(bLeader).output.join(''))?.[1];
   const verified = verifiedMs === undefined ? '' : `archive verified after ${(Number(verifiedMs) / 1000).toFixed(2)} s, `;
   const retried = restoreRetries.length > 0 ? `${restoreRetries.length} refused attempt(s) first, timed from the first; ` : '';
-  say(`recovered in ${recoveryS.toFixed(2)} s (${retried}${verified}PUT answered after ${answeredS.toFixed(2)} s); leader idle RSS ${(restorePeak.idleOf(b.pids[bLeader] as number) / MiB).toFixed(0)} MiB, peak +${(restorePeakLeader / MiB).toFixed(0)} MiB; ?keys listed ${count} in ${countS.toFixed(2)} s`);
+  const restoreParts = restorePeak.partsAboveIdle();
+  say(`recovered in ${recoveryS.toFixed(2)} s (${retried}${verified}PUT answered after ${answeredS.toFixed(2)} s); leader idle RSS ${(restorePeak.idleOf(b.pids[bLeader] as number) / MiB).toFixed(0)} MiB, peak +${(restorePeakLeader / MiB).toFixed(0)} MiB (${parts(restoreParts[bLeader])}); ` +
+    `followers peak +${peaks.filter((_, i) => i !== bLeader).map((p) => (p / MiB).toFixed(0)).join(', ')} MiB (${restoreParts.filter((_, i) => i !== bLeader).map(parts).join('; ')}); ?keys listed ${count} in ${countS.toFixed(2)} s`);
+  if (args.logs !== undefined) {
+    await mkdir(args.logs, { recursive: true });
+    for (const i of [0, 1, 2]) {
+      const role = i === bLeader ? 'leader' : 'follower';
+      await writeFile(join(args.logs, `${n}-${kind}-recovery-node${i}-${role}.log`), b.cluster.node(i).output.join(''));
+    }
+    say(`recovery logs written to ${args.logs}`);
+  }
+  // With agent flags such as --cpu-prof, a clean exit writes their output (destroy() kills at once).
+  if (process.env.BENCH_AGENT_NODE_FLAGS !== undefined) for (const i of [0, 1, 2]) await b.cluster.stop(i);
   await b.cluster.destroy();
 
   const row: Row = {

@@ -78,14 +78,17 @@ export function agentsCpuMs(pids: readonly number[]): number {
   return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
 }
 
-/** VmRSS and VmHWM (peak RSS since start or the last reset) of a process, in bytes; NaN where unknown. */
-export function memory(pid: number): { rss: number; hwm: number } {
+/**
+ * VmRSS and VmHWM (peak RSS since start or the last reset) of a process, and VmRSS's parts: anonymous
+ * memory (heaps) and file-backed pages (mapped files, such as LevelDB's tables), in bytes; NaN where unknown.
+ */
+export function memory(pid: number): { rss: number; hwm: number; anon: number; file: number } {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const kib = (name: string): number => Number(/^(\w+):\s+(\d+) kB$/m.exec(status.split('\n').find((l) => l.startsWith(`${name}:`)) ?? '')?.[2] ?? NaN);
-    return { rss: kib('VmRSS') * 1024, hwm: kib('VmHWM') * 1024 };
+    return { rss: kib('VmRSS') * 1024, hwm: kib('VmHWM') * 1024, anon: kib('RssAnon') * 1024, file: kib('RssFile') * 1024 };
   } catch {
-    return { rss: NaN, hwm: NaN };
+    return { rss: NaN, hwm: NaN, anon: NaN, file: NaN };
   }
 }
 
@@ -99,19 +102,41 @@ export function resetPeak(pid: number): boolean {
   }
 }
 
-/** A process's peak RSS above its idle RSS over `f`: idle VmRSS before, VmHWM reset before, read after. */
+/**
+ * A process's peak RSS above its idle RSS over `f`: idle VmRSS before, VmHWM reset before, read after.
+ * Beside it, sampled every 20 ms, the peaks of its anonymous and file-backed parts above their idle
+ * values (sampled, so they may miss a spike that VmHWM catches).
+ */
 export class PeakRss {
-  private readonly idle: Map<number, number>;
+  private readonly idle: Map<number, ReturnType<typeof memory>>;
+  private readonly peakParts = new Map<number, { anon: number; file: number }>();
+  private readonly sampler: NodeJS.Timeout;
   constructor(private readonly pids: readonly number[]) {
-    this.idle = new Map(pids.map((p) => [p, memory(p).rss]));
-    for (const p of pids) if (!resetPeak(p)) this.idle.set(p, NaN);
+    this.idle = new Map(pids.map((p) => [p, memory(p)]));
+    for (const p of pids) if (!resetPeak(p)) this.idle.set(p, { ...memory(p), rss: NaN });
+    this.sampler = setInterval(() => {
+      for (const p of pids) {
+        const m = memory(p);
+        const peak = this.peakParts.get(p) ?? { anon: 0, file: 0 };
+        this.peakParts.set(p, { anon: Math.max(peak.anon, m.anon), file: Math.max(peak.file, m.file) });
+      }
+    }, 20);
   }
-  /** Bytes above idle per pid, in the order given. */
+  /** Bytes above idle per pid, in the order given; stops the sampling. */
   aboveIdle(): number[] {
-    return this.pids.map((p) => memory(p).hwm - (this.idle.get(p) ?? NaN));
+    clearInterval(this.sampler);
+    return this.pids.map((p) => memory(p).hwm - (this.idle.get(p)?.rss ?? NaN));
+  }
+  /** Sampled peaks of anonymous and file-backed memory above idle, per pid in the order given. */
+  partsAboveIdle(): Array<{ anon: number; file: number }> {
+    return this.pids.map((p) => {
+      const peak = this.peakParts.get(p);
+      const idle = this.idle.get(p);
+      return { anon: (peak?.anon ?? NaN) - (idle?.anon ?? NaN), file: (peak?.file ?? NaN) - (idle?.file ?? NaN) };
+    });
   }
   idleOf(pid: number): number {
-    return this.idle.get(pid) ?? NaN;
+    return this.idle.get(pid)?.rss ?? NaN;
   }
 }
 
@@ -137,7 +162,9 @@ export async function tempDir(cleanup: Cleanup, prefix: string): Promise<string>
 
 /** Starts a fresh 3-node cluster of compiled agents (as bench/kv.ts runs them) and waits for its leader. */
 export async function startConclave(cleanup: Cleanup, o: { snapshotThreshold?: number } = {}): Promise<{ cluster: ProcessCluster; leader: number; pids: number[] }> {
-  const cluster = await ProcessCluster.create(cleanup, { size: 3, tickMs: 50, electionTimeoutTicks: 8, compiled: true, ...o });
+  // BENCH_AGENT_NODE_FLAGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") is passed to every agent's node.
+  const nodeFlags = process.env.BENCH_AGENT_NODE_FLAGS?.split(' ').filter((f) => f !== '') ?? [];
+  const cluster = await ProcessCluster.create(cleanup, { size: 3, tickMs: 50, electionTimeoutTicks: 8, compiled: true, nodeFlags, ...o });
   cluster.startAll();
   const leader = await cluster.leader();
   const pids = [0, 1, 2].map((i) => cluster.node(i).proc?.pid ?? 0);

@@ -11,7 +11,7 @@
 //   snapshots/     snapshot store (state.bin + meta.json per snapshot, last N kept)
 //   fsm/           the state machine's LevelDB
 
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { MiB } from '../base/index.js';
@@ -186,6 +186,7 @@ export class RaftNode {
       },
       checkOpen: () => this.checkOpen(),
       isClosed: () => this.closed,
+      scratchDir: join(o.dataDir, scratchDirName),
       kick: () => this.loop.kick(),
     });
     const base = init.snapshot?.index ?? 0;
@@ -504,10 +505,16 @@ export class RaftNode {
 
   private async installSnapshot(meta: SnapshotMeta): Promise<void> {
     const info = await this.snapshotWork.find(meta);
-    const opened = await this.snapshots.open(info.id);
     const target = newDirFor(join(this.o.dataDir, 'fsm'));
     await rm(target, { recursive: true, force: true });
-    await restoreInto(target, opened.stream, { appliedIndex: meta.index, appliedTerm: meta.term, expectedBytes: info.size });
+    // A received snapshot was built into a database as it was stored (SnapshotWork.prepare): move it in.
+    const built = await this.snapshotWork.takePrebuilt(meta);
+    if (built !== undefined) {
+      await rename(built, target);
+    } else {
+      const opened = await this.snapshots.open(info.id);
+      await restoreInto(target, opened.stream, { appliedIndex: meta.index, appliedTerm: meta.term, expectedBytes: info.size });
+    }
     await this.fsm.swapIn(target);
     this.log.info({ event: 'snapshot-installed', index: meta.index, term: meta.term, bytes: info.size }, 'state machine restored from snapshot');
     this.snapshotWork.noteInstalled();

@@ -2,8 +2,11 @@
 // behind it, streaming one to a follower, storing one a leader streams to us. None of it holds the
 // loop; each piece is tracked so that close() can let it stop at its next chunk.
 
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { Fsm } from '../fsm/index.js';
+import { Feed } from '../base/index.js';
+import { restoreInto, type Fsm } from '../fsm/index.js';
 import type { Index, RaftCore, SnapshotMessage, SnapshotMeta } from '../raft/index.js';
 import type { SnapshotInfo, SnapshotSink, SnapshotStore } from '../storage/index.js';
 import type { PeerTransport } from '../transport/index.js';
@@ -34,6 +37,22 @@ export interface SnapshotWorkDeps {
   readonly isClosed: () => boolean;
   /** The core learned something (a snapshot report): let the loop run. */
   readonly kick: () => void;
+  /** The node's scratch directory (emptied at every start): where databases are built ahead. */
+  readonly scratchDir: string;
+}
+
+/**
+ * A state machine database built from a snapshot's bytes while they were being stored, so that
+ * installing the snapshot is a rename instead of a rebuild. `usable` only once every byte was stored.
+ */
+interface Prebuild {
+  readonly meta: SnapshotMeta;
+  readonly dir: string;
+  /** Resolves true when the database is complete in `dir`; false when building failed (then `dir` is gone). */
+  readonly built: Promise<boolean>;
+  /** The bytes are pushed into it as they are stored. */
+  readonly feed: Feed;
+  usable: boolean;
 }
 
 export class SnapshotWork {
@@ -42,6 +61,8 @@ export class SnapshotWork {
   private taking = false;
   /** Entry data bytes applied since the last snapshot was started (or installed, or since open). */
   private appliedBytes = 0;
+  /** At most one database built ahead: the one of the last snapshot received. */
+  private prebuild: Prebuild | undefined;
 
   constructor(d: SnapshotWorkDeps) {
     this.d = d;
@@ -135,37 +156,121 @@ export class SnapshotWork {
     }
   }
 
-  /** Stores an incoming snapshot's bytes durably; the core gets the message once this resolves. */
+  /**
+   * Stores an incoming snapshot's bytes durably, building its database beside (see prepare); the core
+   * gets the message once this resolves.
+   */
   receive(m: SnapshotMessage, data: AsyncIterable<Uint8Array>): Promise<void> {
-    return this.track(this.store(m.snapshot, data).then(() => undefined));
+    return this.track(this.store(m.snapshot, data, { buildAhead: true }).then(() => undefined));
   }
 
   /** Stores a snapshot's bytes (a taken or a received one). On failure nothing is left behind. */
-  async store(meta: SnapshotMeta, data: AsyncIterable<Uint8Array>): Promise<SnapshotInfo> {
-    const sink = await this.prepare(meta, data);
-    // close() discards the snapshot itself when it fails before the commit point.
-    return sink.close();
+  async store(meta: SnapshotMeta, data: AsyncIterable<Uint8Array>, options: { buildAhead?: boolean } = {}): Promise<SnapshotInfo> {
+    const sink = await this.prepare(meta, data, options);
+    try {
+      // close() discards the snapshot itself when it fails before the commit point.
+      return await sink.close();
+    } catch (e) {
+      this.dropBuilt(meta);
+      throw e;
+    }
   }
 
   /**
-   * Writes a user restore's bytes under `meta` and fsyncs them, leaving the snapshot uncommitted:
-   * the caller commits it (sink.close) once the core may take it, or cancels it. On failure nothing
-   * is left behind.
+   * Writes a snapshot's bytes under `meta` and fsyncs them, leaving the snapshot uncommitted: the
+   * caller commits it (sink.close) once the core may take it, or cancels it. On failure nothing is
+   * left behind.
+   *
+   * With `buildAhead` (a received snapshot, which this server will install), the same bytes also feed
+   * a state machine database built in the scratch directory as they are stored, so that installing
+   * the snapshot later is a rename (see takePrebuilt): a follower builds while the leader is still
+   * sending, instead of after. Building is only a head start: if it fails, installing builds again
+   * from the stored bytes, exactly as without it.
+   *
+   * (The leader does not build its user restore ahead: building beside the two streams it sends raised
+   * its peak memory by about 40 MiB at 100,000 keys, for about 0.5 s.)
    */
-  async prepare(meta: SnapshotMeta, data: AsyncIterable<Uint8Array>): Promise<SnapshotSink> {
+  async prepare(meta: SnapshotMeta, data: AsyncIterable<Uint8Array>, options: { buildAhead?: boolean } = {}): Promise<SnapshotSink> {
     this.d.checkOpen();
     const sink = await this.d.snapshots.create(meta);
+    const ahead = options.buildAhead === true ? await this.startPrebuild(meta) : undefined;
     try {
       for await (const chunk of data) {
         this.d.checkOpen();
+        // The builder takes the chunk (it copies what it keeps), then parses it while the store writes it.
+        if (ahead !== undefined) await ahead.feed.push(chunk);
         await sink.write(chunk);
       }
       await sink.sync();
+      if (ahead !== undefined) {
+        await ahead.feed.end();
+        ahead.usable = true;
+      }
       return sink;
     } catch (e) {
+      if (ahead !== undefined) this.dropBuilt(meta);
       await cancelQuietly(sink, this.d.logger);
       throw e;
     }
+  }
+
+  /** Starts building `meta`'s database from a feed, replacing any earlier database built ahead. */
+  private async startPrebuild(meta: SnapshotMeta): Promise<Prebuild> {
+    if (this.prebuild !== undefined) this.dropBuilt(this.prebuild.meta);
+    const dir = join(this.d.scratchDir, `fsm-${meta.term}-${meta.index}`);
+    await rm(dir, { recursive: true, force: true });
+    const feed = new Feed();
+    const started = Date.now();
+    const built = this.track(
+      restoreInto(dir, feed, { appliedIndex: meta.index, appliedTerm: meta.term }).then(
+        () => {
+          this.d.logger.info({ event: 'snapshot-built-ahead', index: meta.index, term: meta.term, ms: Date.now() - started }, 'state machine database built from the snapshot as it was stored');
+          return true;
+        },
+        (e: unknown) => {
+          // restoreInto removed what it created; installing builds from the stored bytes instead.
+          feed.stop();
+          if (!this.d.isClosed()) this.d.logger.warn({ event: 'snapshot-build-ahead-failed', index: meta.index, err: (e as Error).message }, 'building the state machine database ahead failed; it is built when the snapshot is installed');
+          return false;
+        },
+      ),
+    );
+    const prebuild: Prebuild = { meta, dir, built, feed, usable: false };
+    this.prebuild = prebuild;
+    return prebuild;
+  }
+
+  /**
+   * The directory of a complete database built ahead for exactly `meta`, or undefined. The caller
+   * takes the directory (renames it away); whatever else was built ahead is dropped.
+   */
+  async takePrebuilt(meta: SnapshotMeta): Promise<string | undefined> {
+    const p = this.prebuild;
+    if (p === undefined) return undefined;
+    this.prebuild = undefined;
+    const same = p.meta.index === meta.index && p.meta.term === meta.term;
+    if (same && p.usable && (await p.built)) return p.dir;
+    this.removeBuilt(p);
+    return undefined;
+  }
+
+  /** Drops the database built ahead for `meta`, if there is one (the snapshot will not be installed). */
+  private dropBuilt(meta: SnapshotMeta): void {
+    const p = this.prebuild;
+    if (p === undefined || p.meta.index !== meta.index || p.meta.term !== meta.term) return;
+    this.prebuild = undefined;
+    this.removeBuilt(p);
+  }
+
+  private removeBuilt(p: Prebuild): void {
+    // Stopping the feed ends the build early (a pusher's next push returns at once); the directory is
+    // removed once the build has stopped.
+    p.feed.stop();
+    this.track(
+      p.built
+        .then(() => rm(p.dir, { recursive: true, force: true }))
+        .catch((e: unknown) => this.d.logger.warn({ event: 'snapshot-build-ahead-left', err: (e as Error).message }, 'a database built ahead was left in the scratch directory; the next start removes it')),
+    );
   }
 
   /**
@@ -174,6 +279,7 @@ export class SnapshotWork {
    * removes it (see RaftNode.open).
    */
   discard(meta: SnapshotMeta, why: string): void {
+    this.dropBuilt(meta);
     this.track(
       (async () => {
         for (const s of await this.d.snapshots.list()) {

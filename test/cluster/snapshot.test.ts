@@ -68,6 +68,14 @@ test.serial('3 nodes: save through the leader and a follower, restore through a 
     const stale = await c.http(i, '/v1/kv/app/k3?stale');
     t.true(Number(stale.headers.get('x-consul-index')) > before, `${c.node(i).name}: index at least the restore's`);
   }
+  // The followers built their database as the snapshot arrived and moved it in at install; the leader
+  // built its own at install.
+  for (const i of [0, 1, 2]) {
+    const log = c.node(i).output.join('');
+    t.true(log.includes('"event":"snapshot-installed"'), `${c.node(i).name} installed the restore`);
+    t.is(log.includes('"event":"snapshot-built-ahead"'), i !== leader, `${c.node(i).name}: built ahead only on a follower`);
+    t.false(log.includes('"event":"snapshot-build-ahead-failed"'), `${c.node(i).name}: no failed build`);
+  }
   // Writes go on after a restore.
   t.true(await c.put(follower, 'after/restore', 'yes'));
   t.is(await c.getRaw(leader, 'after/restore'), 'yes');
