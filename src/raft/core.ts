@@ -80,6 +80,15 @@ export class RaftCore {
   private transfer: { to: NodeId; elapsedTicks: number } | undefined;
   private readSeq = 0;
   private reads: PendingRead[] = [];
+  /**
+   * Reads wait for a round (seq 0). Invariant: at most one read round is in flight: reads that arrive
+   * meanwhile wait, and all of them share the next round, which starts (in ready()) once the one in
+   * flight is confirmed. So any number of concurrent reads costs one heartbeat per follower per round
+   * trip, as etcd's read loop does, instead of one broadcast per read.
+   */
+  private readRoundWanted = false;
+  /** Reads of the round in flight not yet released. */
+  private readsInRound = 0;
   private pendingBroadcast = false;
   /**
    * The commit index moved: idle followers hear of it at the next tick (hashicorp/raft's
@@ -276,7 +285,7 @@ export class RaftCore {
     if (this.role !== 'leader') return this.refuse('not-leader', 'reads with ReadIndex go to the leader');
     const read: PendingRead = { context, index: 0, seq: 0 };
     this.reads.push(read);
-    if (this.committedInTerm()) this.startReadRound([read]);
+    if (this.committedInTerm()) this.readRoundWanted = true;
     return { ok: true };
   }
 
@@ -459,6 +468,7 @@ export class RaftCore {
 
   hasReady(): boolean {
     if (this.pendingBroadcast && this.role === 'leader') return true;
+    if (this.readRoundDue()) return true;
     if (this.msgs.length > 0 || this.readStates.length > 0) return true;
     if (this.hardStateChanged()) return true;
     if (this.unpersistedSnapshot !== undefined || this.unpersistedPending !== undefined) return true;
@@ -471,6 +481,7 @@ export class RaftCore {
   ready(): Ready {
     if (this.pendingBroadcast && this.role === 'leader') this.broadcastAppends();
     this.pendingBroadcast = false;
+    if (this.readRoundDue()) this.startReadRound();
 
     const hardChanged = this.hardStateChanged();
     const hardState = hardChanged ? { term: this.term, vote: this.vote } : undefined;
@@ -552,7 +563,7 @@ export class RaftCore {
     this.votes.clear();
     this.progress.clear();
     this.transfer = undefined;
-    this.reads = [];
+    this.clearReads();
     if (wasLeader) this.logEvent('stepped-down', { leader });
   }
 
@@ -579,7 +590,7 @@ export class RaftCore {
     this.leader = this.id;
     this.resetTimers();
     this.progress.clear();
-    this.reads = [];
+    this.clearReads();
     this.transfer = undefined;
     const next = this.log.lastIndex() + 1;
     for (const s of this.config.servers) {
@@ -1010,10 +1021,7 @@ export class RaftCore {
 
   private afterCommit(): void {
     if (this.role !== 'leader') return;
-    if (this.committedInTerm()) {
-      const waiting = this.reads.filter((r) => r.seq === 0);
-      if (waiting.length > 0) this.startReadRound(waiting);
-    }
+    if (this.committedInTerm() && this.reads.length > this.readsInRound) this.readRoundWanted = true;
     if (this.configIndex <= this.commit && !isVoter(this.config, this.id)) {
       // Removed (or demoted) and the change is committed: hand over by stepping down (§4.2.2).
       this.logEvent('removed-stepping-down', { configIndex: this.configIndex });
@@ -1025,11 +1033,20 @@ export class RaftCore {
     return this.commit >= this.leaderStartIndex && this.log.term(this.commit) === this.term;
   }
 
-  private startReadRound(reads: PendingRead[]): void {
+  /** A round is wanted, none is in flight, and this leader may serve reads. */
+  private readRoundDue(): boolean {
+    return this.readRoundWanted && this.readsInRound === 0 && this.role === 'leader' && this.committedInTerm();
+  }
+
+  /** One round for every read waiting for one: a heartbeat to each follower carrying a new readSeq. */
+  private startReadRound(): void {
+    this.readRoundWanted = false;
     this.readSeq++;
-    for (const r of reads) {
+    for (const r of this.reads) {
+      if (r.seq !== 0) continue;
       r.index = this.commit;
       r.seq = this.readSeq;
+      this.readsInRound++;
     }
     this.broadcastHeartbeats();
     this.releaseReads();
@@ -1043,10 +1060,22 @@ export class RaftCore {
     const confirmed = quorumValue(acked);
     const keep: PendingRead[] = [];
     for (const r of this.reads) {
-      if (r.seq !== 0 && r.seq <= confirmed) this.readStates.push({ index: r.index, context: r.context });
-      else keep.push(r);
+      if (r.seq !== 0 && r.seq <= confirmed) {
+        this.readStates.push({ index: r.index, context: r.context });
+        this.readsInRound--;
+      } else {
+        keep.push(r);
+      }
     }
     this.reads = keep;
+    // Reads that arrived during the round get the next one.
+    if (this.readsInRound === 0 && this.reads.length > 0) this.readRoundWanted = true;
+  }
+
+  private clearReads(): void {
+    this.reads = [];
+    this.readsInRound = 0;
+    this.readRoundWanted = false;
   }
 
   // ------------------------------------------------------------------------------------------

@@ -285,6 +285,28 @@ test('ReadIndex: a read is released only after a quorum confirms the leader', (t
   void all;
 });
 
+test('ReadIndex: reads waiting at one moment share one heartbeat round; reads arriving during it share the next', (t) => {
+  const s = new Scenario({ voters: 3 });
+  s.elect('n1');
+  s.propose('n1', 'w');
+  s.stabilize();
+  const heartbeats = (): number => s.inbox.filter((m) => m.type === 'heartbeat' && m.from === 'n1').length;
+  for (let c = 1; c <= 200; c++) t.true(s.core('n1').readIndex(c).ok);
+  s.process();
+  t.is(heartbeats(), 2, '200 reads: one heartbeat to each follower, not one per read');
+  // Reads arriving while that round is in flight wait for it, then share one more round.
+  for (let c = 201; c <= 300; c++) t.true(s.core('n1').readIndex(c).ok);
+  s.process();
+  t.is(heartbeats(), 2, 'no second round while the first is in flight');
+  s.deliver((m) => m.type === 'heartbeat');
+  s.deliver((m) => m.type === 'heartbeatResponse');
+  t.deepEqual(s.readStates.get('n1')?.map((r) => r.context), Array.from({ length: 200 }, (_, i) => i + 1), 'the first round released its 200 reads, in order');
+  t.is(heartbeats(), 2, 'the next round started as soon as the first was confirmed');
+  s.stabilize();
+  t.deepEqual(s.readStates.get('n1')?.map((r) => r.context), Array.from({ length: 300 }, (_, i) => i + 1));
+  t.true(s.readStates.get('n1')?.every((r) => r.index === 3));
+});
+
 test('a commit reaches idle followers at the leader\'s next tick, or with the next append: not as a message of its own', (t) => {
   // Heartbeats are far apart here, so only the commit announcement can tell the followers.
   const s = new Scenario({ voters: 3, electionTimeoutTicks: 30, heartbeatIntervalTicks: 10 });
