@@ -1,33 +1,71 @@
 // npm run bench: starts a local 3-node cluster (real agent processes) and prints, for 256-byte random
-// values, KV PUT throughput and p50/p99 latency at 1, 16 and 64 concurrent keep-alive clients, through
-// the leader and through a follower, then the time from SIGKILL of the leader to the first write
-// acknowledged by the new one (several times). Figures only: nothing here asserts on speed.
-// BENCH_SECONDS (per run), BENCH_CONCURRENCY (1,16,64), BENCH_TARGETS (leader,follower) and
-// BENCH_FAILOVERS (5) narrow or widen it. The CPU column is all three agents' user + system time
-// per acknowledged put: steadier than throughput on a shared machine.
+// values, KV PUT throughput and p50/p99 latency at 1, 16 and 64 concurrent keep-alive clients, then
+// default and ?consistent GETs of 1,000 keys, each through the leader and through a follower; then the
+// time from SIGKILL of the leader to the first write acknowledged by the new one (several times).
+// Where etcd 3.4 is installed (Debian: `apt-get install etcd-server etcd-client`), a local 3-member etcd
+// runs the same loads after Conclave has stopped (puts: /v3/kv/put; reads: /v3/kv/range, linearizable
+// as etcd's default), through its leader and a follower, and the ratios Conclave / etcd are printed.
+// Figures only: nothing here asserts on speed.
+// BENCH_SECONDS (per run), BENCH_CONCURRENCY (1,16,64), BENCH_TARGETS (leader,follower),
+// BENCH_LOADS (put,get,consistent), BENCH_FAILOVERS (5) and BENCH_NO_ETCD=1 narrow or widen it. The CPU
+// column is all three agents' user + system time per acknowledged request: steadier than throughput on
+// a shared machine.
 import { randomBytes } from 'node:crypto';
 import { Agent, request } from 'node:http';
-import { agentsCpuMs, buildDist, Cleanup, ProcessCluster } from './support.js';
+import { agentsCpuMs, buildDist, Cleanup, EtcdCluster, etcdInstallHint, findEtcd, ProcessCluster, type EtcdMember } from './support.js';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const concurrencies = (process.env.BENCH_CONCURRENCY ?? '1,16,64').split(',').map(Number);
 const targets = (process.env.BENCH_TARGETS ?? 'leader,follower').split(',');
+const loads = (process.env.BENCH_LOADS ?? 'put,get,consistent').split(',') as LoadName[];
 const failovers = Number(process.env.BENCH_FAILOVERS ?? 5);
+const withEtcd = process.env.BENCH_NO_ETCD !== '1';
+type LoadName = 'put' | 'get' | 'consistent';
+/** Keys the read loads read: written once before them. */
+const readKeys = 1000;
 /** BENCH_EXPLAIN=1: for a failover over 1 s, print the write attempts and the nodes' election log lines. */
 const explain = process.env.BENCH_EXPLAIN === '1';
 
-function put(agent: Agent, port: number, key: string, value: Buffer): Promise<number> {
+/** One HTTP request on a keep-alive agent; resolves with the status (the body is read and dropped). */
+function call(agent: Agent, port: number, method: string, path: string, body: Buffer | undefined): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, method: 'PUT', path: `/v1/kv/${key}`, agent, headers: { 'content-length': value.length } }, (res) => {
+    const headers = body === undefined ? {} : { 'content-length': body.length };
+    const req = request({ host: '127.0.0.1', port, method, path, agent, headers }, (res) => {
       res.resume();
       res.on('end', () => resolve(res.statusCode ?? 0));
     });
     req.on('error', reject);
-    req.end(value);
+    req.end(body);
   });
 }
 
-async function load(port: number, clients: number): Promise<{ rate: number; p50: number; p99: number; errors: number }> {
+function put(agent: Agent, port: number, key: string, value: Buffer): Promise<number> {
+  return call(agent, port, 'PUT', `/v1/kv/${key}`, value);
+}
+
+/** One request of a load by client `c`, its `i`-th: resolves with the HTTP status. */
+type Op = (agent: Agent, c: number, i: number) => Promise<number>;
+
+const conclaveOps = (port: number): Record<LoadName, Op> => ({
+  put: (agent, c, i) => put(agent, port, `bench/${c}/${i % 1000}`, randomBytes(256)),
+  get: (agent, c, i) => call(agent, port, 'GET', `/v1/kv/bench/r/${(c * 7919 + i) % readKeys}`, undefined),
+  consistent: (agent, c, i) => call(agent, port, 'GET', `/v1/kv/bench/r/${(c * 7919 + i) % readKeys}?consistent`, undefined),
+});
+
+const b64 = (s: string | Buffer): string => Buffer.from(s).toString('base64');
+
+/** etcd's JSON gateway: put, and range (linearizable unless serializable is asked for). */
+const etcdOps = (port: number): Record<LoadName, Op> => {
+  const range = (agent: Agent, c: number, i: number): Promise<number> =>
+    call(agent, port, 'POST', '/v3/kv/range', Buffer.from(JSON.stringify({ key: b64(`bench/r/${(c * 7919 + i) % readKeys}`) })));
+  return {
+    put: (agent, c, i) => call(agent, port, 'POST', '/v3/kv/put', Buffer.from(JSON.stringify({ key: b64(`bench/${c}/${i % 1000}`), value: b64(randomBytes(256)) }))),
+    get: range,
+    consistent: range,
+  };
+};
+
+async function load(op: Op, clients: number): Promise<{ rate: number; p50: number; p99: number; errors: number }> {
   const agent = new Agent({ keepAlive: true, maxSockets: clients });
   const latencies: number[] = [];
   let errors = 0;
@@ -36,7 +74,7 @@ async function load(port: number, clients: number): Promise<{ rate: number; p50:
     Array.from({ length: clients }, async (_, c) => {
       for (let i = 0; performance.now() < end; i++) {
         const t0 = performance.now();
-        const status = await put(agent, port, `bench/${c}/${i % 1000}`, randomBytes(256)).catch(() => 0);
+        const status = await op(agent, c, i).catch(() => 0);
         if (status === 200) latencies.push(performance.now() - t0);
         else errors++;
       }
@@ -48,30 +86,77 @@ async function load(port: number, clients: number): Promise<{ rate: number; p50:
   return { rate: latencies.length / seconds, p50: q(0.5), p99: q(0.99), errors };
 }
 
+/** Writes the keys the read loads read, 64 at a time. */
+async function writeReadKeys(putKey: (agent: Agent, k: number) => Promise<number>): Promise<void> {
+  const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+  for (let k = 0; k < readKeys; k += 64) {
+    const statuses = await Promise.all(Array.from({ length: Math.min(64, readKeys - k) }, (_, j) => putKey(agent, k + j)));
+    if (statuses.some((st) => st !== 200)) throw new Error(`writing the read keys: statuses ${[...new Set(statuses)].join(', ')}`);
+  }
+  agent.destroy();
+}
+
+interface Figure {
+  readonly load: LoadName;
+  readonly target: string;
+  readonly clients: number;
+  readonly rate: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly errors: number;
+  readonly cpuPerOp: number;
+}
+
+const header = 'load         target     clients     ops/s    p50 ms    p99 ms   errors   CPU ms/op';
+
+function row(f: Figure): string {
+  return `${f.load.padEnd(12)} ${f.target.padEnd(9)} ${String(f.clients).padStart(8)} ${f.rate.toFixed(0).padStart(9)} ${f.p50.toFixed(2).padStart(9)} ` +
+    `${f.p99.toFixed(2).padStart(9)} ${String(f.errors).padStart(8)} ${Number.isNaN(f.cpuPerOp) ? '        -' : f.cpuPerOp.toFixed(2).padStart(9)}`;
+}
+
+/** Every load through each target, in order; `pids` for the CPU column (empty: no column). */
+async function runLoads(opsOf: (target: string) => Record<LoadName, Op>, pids: readonly number[]): Promise<Figure[]> {
+  const figures: Figure[] = [];
+  for (const name of loads) {
+    for (const target of ['leader', 'follower']) {
+      if (!targets.includes(target)) continue;
+      for (const clients of concurrencies) {
+        const cpuBefore = pids.length > 0 ? agentsCpuMs(pids) : NaN;
+        const r = await load(opsOf(target)[name], clients);
+        const f: Figure = { load: name, target, clients, ...r, cpuPerOp: pids.length > 0 ? (agentsCpuMs(pids) - cpuBefore) / (r.rate * seconds) : NaN };
+        console.log(row(f));
+        figures.push(f);
+      }
+    }
+  }
+  return figures;
+}
+
+/** etcd's leader and a follower member, from each member's status. */
+async function etcdRoles(e: EtcdCluster): Promise<{ leader: EtcdMember; follower: EtcdMember }> {
+  const statuses = await Promise.all(e.members.map((m) => e.post<{ header: { member_id: string }; leader: string }>(m, '/v3/maintenance/status', {})));
+  const li = statuses.findIndex((st) => st.header.member_id === st.leader);
+  if (li < 0) throw new Error('etcd: no member says it is the leader');
+  return { leader: e.members[li] as EtcdMember, follower: e.members[(li + 1) % 3] as EtcdMember };
+}
+
 async function main(): Promise<void> {
   buildDist();
   const cleanup = new Cleanup(); // also on SIGINT / SIGTERM
   const c = await ProcessCluster.create(cleanup, { size: 3, tickMs: 50, electionTimeoutTicks: 8, compiled: true });
+  let conclave: Figure[] = [];
   try {
     c.startAll();
     const leader = await c.leader();
     const follower = [0, 1, 2].find((i) => i !== leader) as number;
-    await load(c.node(leader).httpPort, 4); // warm up connections, JIT and LevelDB
-    console.log(`KV PUT, 256-byte random values, ${seconds} s per run, 3 compiled agents on this machine; Raft tick 50 ms, election timeout 8-16 ticks (400-800 ms), heartbeat 2 ticks`);
-    console.log('target        clients   puts/s    p50 ms    p99 ms   errors   agents\' CPU ms/put');
+    const portOf = (target: string): number => c.node(target === 'leader' ? leader : follower).httpPort;
+    await load(conclaveOps(portOf('leader')).put, 4); // warm up connections, JIT and LevelDB
+    await writeReadKeys((agent, k) => put(agent, portOf('leader'), `bench/r/${k}`, randomBytes(256)));
+    console.log(`Conclave: 256-byte random values, ${seconds} s per run, 3 compiled agents on this machine; Raft tick 50 ms, election timeout 8-16 ticks (400-800 ms), heartbeat 2 ticks`);
+    console.log(`put: distinct keys; get: default reads of ${readKeys} keys; consistent: ?consistent reads of them`);
+    console.log(header);
     const pids = [0, 1, 2].map((i) => c.node(i).proc?.pid ?? 0);
-    for (const [name, i] of [['leader', leader], ['follower', follower]] as const) {
-      if (!targets.includes(name)) continue;
-      for (const n of concurrencies) {
-        const cpuBefore = agentsCpuMs(pids);
-        const r = await load(c.node(i).httpPort, n);
-        const cpuPerPut = (agentsCpuMs(pids) - cpuBefore) / (r.rate * seconds);
-        console.log(
-          `${name.padEnd(12)} ${String(n).padStart(8)} ${r.rate.toFixed(0).padStart(8)} ${r.p50.toFixed(2).padStart(9)} ` +
-            `${r.p99.toFixed(2).padStart(9)} ${String(r.errors).padStart(8)} ${cpuPerPut.toFixed(2).padStart(9)}`,
-        );
-      }
-    }
+    conclave = await runLoads((target) => conclaveOps(portOf(target)), pids);
     // Failover: kill the leader, then write through a survivor until a write is acknowledged; bring
     // the killed server back and repeat. The election timeout is random, so one figure says little.
     const times: number[] = [];
@@ -103,8 +188,38 @@ async function main(): Promise<void> {
     }
     const shown = times.map((ms) => ms.toFixed(0)).join(', ');
     if (times.length > 0) console.log(`failover: first write acknowledged by the new leader after SIGKILL of the leader: ${shown} ms (max ${Math.max(...times).toFixed(0)})`);
+    await c.destroy();
+    await compareWithEtcd(cleanup, conclave);
   } finally {
     await cleanup.run();
+  }
+}
+
+/** The same loads against a local 3-member etcd, then the ratios. */
+async function compareWithEtcd(cleanup: Cleanup, conclave: readonly Figure[]): Promise<void> {
+  const bins = withEtcd ? findEtcd() : undefined;
+  if (bins === undefined) {
+    console.log(withEtcd ? etcdInstallHint : 'etcd skipped (BENCH_NO_ETCD=1)');
+    return;
+  }
+  const e = await EtcdCluster.create(cleanup, bins);
+  await e.startAll(60_000);
+  const { leader, follower } = await etcdRoles(e);
+  const portOf = (target: string): number => Number(new URL(target === 'leader' ? leader.clientUrl : follower.clientUrl).port);
+  await load(etcdOps(portOf('leader')).put, 4);
+  await writeReadKeys((agent, k) =>
+    call(agent, portOf('leader'), 'POST', '/v3/kv/put', Buffer.from(JSON.stringify({ key: b64(`bench/r/${k}`), value: b64(randomBytes(256)) }))));
+  console.log(`\netcd 3.4 (${bins.etcd}), 3 members on this machine, the same loads through its JSON gateway (reads are linearizable ranges)`);
+  console.log(header);
+  const etcd = await runLoads((target) => etcdOps(portOf(target)), e.pids());
+  await e.killAll();
+  console.log('\nConclave / etcd (ops/s; target: at least 1.0 everywhere)');
+  console.log('load         target     clients   ratio');
+  for (const f of conclave) {
+    const other = etcd.find((x) => x.load === f.load && x.target === f.target && x.clients === f.clients);
+    if (other === undefined) continue;
+    const ratio = f.rate / other.rate;
+    console.log(`${f.load.padEnd(12)} ${f.target.padEnd(9)} ${String(f.clients).padStart(8)} ${ratio.toFixed(2).padStart(7)}${ratio >= 1 ? '' : '  below'}`);
   }
 }
 
