@@ -15,6 +15,7 @@
 
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { childWith } from '../base/index.js';
 import type { Message, MessageType, NodeId } from '../raft/index.js';
 import { limitReadAhead, type ByteSource } from './chunks.js';
 import { decodePeerMessage, encodePeerMessage, estimateMessageBytes, type SnapshotHeader } from './codec.js';
@@ -71,7 +72,8 @@ export class PeerTransport {
     if (typeof options.id !== 'string' || options.id.length === 0) throw new RangeError('PeerTransport needs a non-empty node id');
     this.id = options.id;
     this.settings = settingsFrom(options);
-    this.logger = (options.logger ?? silentLogger()).child({ component: 'transport', node: options.id });
+    // Only what the given logger does not bind already: pino would write a key bound twice twice.
+    this.logger = childWith(options.logger ?? silentLogger(), { component: 'transport', node: options.id });
     this.serverCreds = options.serverCredentials ?? grpc.ServerCredentials.createInsecure();
     this.channelCreds = options.channelCredentials ?? grpc.credentials.createInsecure();
     this.metadata = new grpc.Metadata();

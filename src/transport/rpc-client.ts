@@ -8,6 +8,7 @@
 import { Readable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { childWith } from '../base/index.js';
 import type { NodeId } from '../raft/index.js';
 import { SourceError, WriteGate, forEachChunk, limitReadAhead, type ByteSource } from './chunks.js';
 import { TransportError, codeMetadataKey } from './errors.js';
@@ -83,7 +84,7 @@ export class ServerRpcClient {
   constructor(options: ServerRpcClientOptions = {}) {
     if (options.id !== undefined) this.metadata.set('conclave-from', options.id);
     this.creds = options.channelCredentials ?? grpc.credentials.createInsecure();
-    this.logger = (options.logger ?? silentLogger()).child({ component: 'server-rpc-client' });
+    this.logger = childWith(options.logger ?? silentLogger(), { component: 'server-rpc-client' });
     this.timeoutMs = options.timeoutMs ?? transportDefaults.rpcTimeoutMs;
     this.streamTimeoutMs = options.streamTimeoutMs ?? 3_600_000;
     this.chunkBytes = options.chunkBytes ?? transportDefaults.snapshotChunkBytes;
