@@ -142,8 +142,17 @@ export class PeerTransport {
     this.snapshotHandler = handler;
   }
 
+  /**
+   * Something arrived from `from` (a stream opened, a message, a vote): that peer is up, so its lanes
+   * stop waiting out a reconnect back-off built up while it was down. Called for every message; cheap.
+   */
+  private heardFrom(from: string): void {
+    this.peers.get(from)?.revive();
+  }
+
   private serveStream(call: grpc.ServerDuplexStream<unknown, object>, lane: string, allowed: readonly MessageType[]): void {
     const from = callerOf(call);
+    this.heardFrom(from);
     // Acks only open the sender's window (32 appends, 16 heartbeats by default), so they are lazy:
     // one per `streamAckEveryCount` messages, or `streamAckDelayMs` after the first unacknowledged
     // one. At a write every couple of milliseconds an ack per message would double the frames.
@@ -187,6 +196,7 @@ export class PeerTransport {
 
   private serveUnary(call: grpc.ServerUnaryCall<unknown, object>, cb: grpc.sendUnaryData<object>, allowed: readonly MessageType[]): void {
     const from = callerOf(call);
+    this.heardFrom(from);
     const why = this.receive(call.request, allowed, from, 'unary');
     if (why === undefined) cb(null, {});
     else cb(statusError(why.grpcCode, why.code, why.message), null);
@@ -194,6 +204,7 @@ export class PeerTransport {
 
   private async serveSnapshot(call: grpc.ServerReadableStream<unknown, object>, cb: grpc.sendUnaryData<object>): Promise<void> {
     const from = callerOf(call);
+    this.heardFrom(from);
     limitReadAhead(call, 1);
     const receipt = await receiveSnapshot(call, {
       localId: this.id,
@@ -240,6 +251,7 @@ export class PeerTransport {
       this.inputLog.warn(`${from}\u0000misaddressed`, 1, { from, to: m.to }, `dropped ${message}`, now());
       return { grpcCode: grpc.status.INVALID_ARGUMENT, code: 'MISADDRESSED', message };
     }
+    this.heardFrom(m.from);
     const handler = this.messageHandler;
     if (handler === undefined) {
       const message = `no message handler is registered yet; dropped a ${m.type} message from ${from}`;
@@ -274,8 +286,12 @@ export class PeerTransport {
     if (old !== undefined) {
       old.close('peer-changed', new TransportError('PEER_CHANGED', `${id}'s address changed from ${old.address} to ${address}`, { peer: id }));
     }
-    this.peers.set(id, new Peer(id, address, this.channelCreds, this.metadata, this.settings, this.onDrop, this.logger));
+    const peer = new Peer(id, address, this.channelCreds, this.metadata, this.settings, this.onDrop, this.logger);
+    this.peers.set(id, peer);
     this.logger.info({ peer: id, address, previous: old?.address }, `peer ${id} is at ${address}`);
+    // Make this server known to the peer now rather than at its first message: the peer's own lanes
+    // to us may be waiting out a back-off from while we were down, and an incoming stream ends it.
+    peer.announce();
   }
 
   /** Forgets a peer: closes its connections, drops its queue, fails a snapshot being sent to it. */
@@ -356,7 +372,7 @@ export class PeerTransport {
       return;
     }
     peer.unaryInflight++;
-    peer.controlClient.makeUnaryRequest(
+    peer.client('control').makeUnaryRequest(
       method.path,
       method.requestSerialize,
       method.responseDeserialize,
@@ -423,7 +439,7 @@ export class PeerTransport {
       await sendSnapshotStream(
         {
           peer: m.to,
-          client: peer.snapshotClient,
+          client: peer.client('snapshot'),
           method: raftPeerService().installSnapshot,
           metadata: peer.metadata,
           chunkBytes: s.snapshotChunkBytes,
