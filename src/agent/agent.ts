@@ -7,7 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { conclaveVersion } from '../base/index.js';
+import { childWith, conclaveVersion, unbound } from '../base/index.js';
 import type { AgentConfig } from '../config/index.js';
 import { startHttpServer } from '../http/index.js';
 import { RaftNode } from '../node/index.js';
@@ -32,7 +32,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
   const address = config.serverAdvertiseAddress;
 
   const grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': transportLimits.grpcMaxMessageBytes });
-  const transport = new PeerTransport({ id, logger: logger.child({ component: 'transport' }) });
+  const transport = new PeerTransport({ id, logger: childWith(logger, { component: 'transport' }) });
   transport.addTo(grpcServer);
   const rpcServer = new ServerRpcServer({ logger });
   rpcServer.addTo(grpcServer);
@@ -48,7 +48,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
     id,
     address,
     dataDir: config.dataDir,
-    logger: logger.child({ component: 'raft' }),
+    logger: childWith(logger, { component: 'raft' }),
     transport,
     tickMs: config.raft.tickMs,
     electionTimeoutTicks: config.raft.electionTimeoutTicks,
@@ -75,9 +75,9 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
     wanJoin: config.retryJoinWan,
   });
   rpcServer.setHandlers(server.rpcHandlers());
-  const http = await startHttpServer({ host: config.httpHost, port: config.httpPort, api: server, logger: logger.child({ component: 'http' }) });
+  const http = await startHttpServer({ host: config.httpHost, port: config.httpPort, api: server, logger: childWith(logger, { component: 'http' }) });
   const httpAddress = `${http.address.host.includes(':') ? `[${http.address.host}]` : http.address.host}:${http.address.port}`;
-  logger.info({ event: 'agent-started', node: id, http: httpAddress, server: address }, `Conclave agent running: HTTP on ${httpAddress}, server RPC on ${address}`);
+  logger.info(unbound(logger, { event: 'agent-started', node: id, http: httpAddress, server: address }), `Conclave agent running: HTTP on ${httpAddress}, server RPC on ${address}`);
 
   let stopping = false;
   const timers: NodeJS.Timeout[] = [];

@@ -8,3 +8,4 @@ export { sleep } from './sleep.js';
 export { conclaveVersion } from './version.js';
 export { utf8, utf8DecodeStrict, isWellFormedText, compareBytes, concatBytes, bytesEqual } from './bytes.js';
 export { Feed } from './feed.js';
+export { childWith, unbound } from './logging.js';

@@ -57,12 +57,45 @@ class ShuttingDown extends Error {
   override readonly name = 'ShuttingDown';
 }
 
+/**
+ * The requests in flight, each with its own AbortController, which close() aborts. One shared set,
+ * not a listener per request on one shared signal: past ten requests held at once (say, waiting for
+ * a leader) Node reports those listeners as a leak (MaxListenersExceededWarning).
+ */
+class Requests {
+  private readonly controllers = new Set<AbortController>();
+  private reason: ShuttingDown | undefined;
+
+  get shuttingDown(): boolean {
+    return this.reason !== undefined;
+  }
+
+  /** A controller for one request, aborted at once if close() has begun; `release` it when done. */
+  open(): AbortController {
+    const c = new AbortController();
+    if (this.reason !== undefined) c.abort(this.reason);
+    else this.controllers.add(c);
+    return c;
+  }
+
+  release(c: AbortController): void {
+    this.controllers.delete(c);
+  }
+
+  abortAll(reason: ShuttingDown): void {
+    this.reason ??= reason;
+    const all = [...this.controllers];
+    this.controllers.clear();
+    for (const c of all) c.abort(this.reason);
+  }
+}
+
 export async function startHttpServer(options: HttpServerOptions): Promise<HttpServer> {
   const limits: HttpServerLimits = { ...httpLimits, ...options.limits };
   const closeGraceMs = options.closeGraceMs ?? httpLimits.closeGraceMs;
   const random = options.random ?? Math.random;
   const log = options.logger;
-  const shutdown = new AbortController();
+  const requests = new Requests();
   const inFlight = new Set<Promise<void>>();
 
   const server = createServer({
@@ -74,7 +107,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   server.keepAliveTimeout = httpLimits.keepAliveTimeoutMs;
 
   const serve = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void => {
-    const task = handleRequest({ req, res, expectsContinue, api: options.api, limits, random, log, shutdown: shutdown.signal });
+    const task = handleRequest({ req, res, expectsContinue, api: options.api, limits, random, log, requests });
     inFlight.add(task);
     void task.finally(() => inFlight.delete(task));
   };
@@ -122,7 +155,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     closing ??= (async () => {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
-      shutdown.abort(new ShuttingDown('the HTTP server is shutting down'));
+      requests.abortAll(new ShuttingDown('the HTTP server is shutting down'));
       let timer: NodeJS.Timeout | undefined;
       const grace = new Promise<void>((resolve) => {
         timer = setTimeout(resolve, closeGraceMs);
@@ -147,16 +180,13 @@ interface RequestEnv {
   readonly limits: HttpServerLimits;
   readonly random: () => number;
   readonly log: Logger;
-  readonly shutdown: AbortSignal;
+  readonly requests: Requests;
 }
 
 async function handleRequest(env: RequestEnv): Promise<void> {
   const { req, res, log } = env;
   const started = performance.now();
-  const controller = new AbortController();
-  const onShutdown = (): void => controller.abort(env.shutdown.reason);
-  if (env.shutdown.aborted) onShutdown();
-  else env.shutdown.addEventListener('abort', onShutdown, { once: true });
+  const controller = env.requests.open();
   res.on('close', () => {
     if (!res.writableFinished) controller.abort(new ClientGone('the client closed the connection'));
   });
@@ -167,13 +197,13 @@ async function handleRequest(env: RequestEnv): Promise<void> {
   } catch (error) {
     reply = replyForError(error, controller.signal, log, req);
   } finally {
-    env.shutdown.removeEventListener('abort', onShutdown);
+    env.requests.release(controller);
   }
   if (res.destroyed || res.headersSent) {
     log.debug({ method: req.method, url: redact(req.url) }, 'http: client gone before the answer');
     return;
   }
-  const closeConnection = env.shutdown.aborted || body.mustCloseConnection();
+  const closeConnection = env.requests.shuttingDown || body.mustCloseConnection();
   if (reply.stream !== undefined) {
     await streamReply(res, reply, reply.stream, closeConnection, log);
     log.debug({ method: req.method, url: redact(req.url), status: reply.status, ms: Math.round(performance.now() - started) }, 'http: streamed');

@@ -14,7 +14,7 @@
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { MiB } from '../base/index.js';
+import { MiB, unbound } from '../base/index.js';
 import { type ApplyResult, Fsm, newDirFor, restoreInto } from '../fsm/index.js';
 import {
   RaftCore,
@@ -638,7 +638,8 @@ export class RaftNode {
       maxMessageBytes: o.maxMessageBytes,
       maxInflightMessages: o.maxInflightMessages,
       initial: init,
-      logger: (e: CoreEvent) => this.log.info({ ...e }, e.event),
+      // The core names its node in every event; a logger that binds `node` already must not write it twice.
+      logger: (e: CoreEvent) => this.log.info(unbound(this.log, { ...e }), e.event),
     });
   }
 

@@ -12,9 +12,15 @@
 //     │   connect timeout, error, end          │ error, end, ack timeout, bad ack
 //     │                v                       v
 //     └──backoff elapsed── backoff <───────────┘
+//        (or revive(): the peer is back)
 //
 // While in backoff, sends are dropped at once ('unreachable'): they would be stale by the time the peer
-// is back and the core retransmits anyway. A failure drops whatever was queued or in flight. Order is
+// is back and the core retransmits anyway. A peer that shows it is back (the transport received
+// something from it) ends the wait early: revive() brings the next attempt forward to at most
+// reconnectBackoffMinMs after the last failure, and opens the stream at once when that has passed,
+// so a restarted peer is reached in well under a second whatever back-off had built up, while a
+// stream that keeps failing is still retried at most once per reconnectBackoffMinMs. connect() opens
+// an idle lane without a message (a starting server makes itself known to its peers that way). A failure drops whatever was queued or in flight. Order is
 // preserved: messages leave the queue in send order on a single stream, and drops never reorder, so
 // what the peer receives is always a subsequence of what was sent, in send order.
 
@@ -73,12 +79,14 @@ export class Lane {
   private retryAt = 0;
   private backoffMs: number;
   private failures = 0;
+  private failedAt = 0;
   private lastError = '';
 
   constructor(
     readonly name: LaneName,
     private readonly peer: NodeId,
-    private readonly client: grpc.Client,
+    /** The peer's channel for this lane, asked again at every open (the peer may replace it). */
+    private readonly client: () => grpc.Client,
     private readonly method: Method,
     private readonly metadata: grpc.Metadata,
     private readonly limits: LaneLimits,
@@ -121,6 +129,26 @@ export class Lane {
     else if (this.state === 'ready') this.pump();
   }
 
+  /** Opens the stream now if the lane is idle (nothing queued): the peer sees this server at once. */
+  connect(): void {
+    if (this.state === 'idle') this.open();
+  }
+
+  /**
+   * The peer is up (something arrived from it): a lane in backoff retries as soon as
+   * reconnectBackoffMinMs has passed since its last failure, at once if it has, and its backoff
+   * starts again from the minimum. Any other state is left alone. Cheap enough for every message.
+   */
+  revive(): void {
+    if (this.state !== 'backoff') return;
+    const earliest = this.failedAt + this.limits.reconnectBackoffMinMs;
+    this.backoffMs = this.limits.reconnectBackoffMinMs;
+    if (earliest < this.retryAt) this.retryAt = earliest;
+    if (now() < this.retryAt) return;
+    this.state = 'idle';
+    this.open();
+  }
+
   /** Checks the connect and ack deadlines; called periodically by the transport. */
   sweep(t: number): void {
     if (this.state === 'connecting' && t - this.openedAt > this.limits.connectTimeoutMs) {
@@ -138,7 +166,7 @@ export class Lane {
 
   private open(): void {
     const m = this.method;
-    const call = this.client.makeBidiStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, this.metadata, {});
+    const call = this.client().makeBidiStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, this.metadata, {});
     this.call = call;
     this.state = 'connecting';
     this.openedAt = now();
@@ -213,7 +241,8 @@ export class Lane {
     const lost = this.discard('stream-failed', `${this.name} stream failed: ${reason}`);
     const jitter = 0.8 + 0.4 * Math.random();
     const delay = Math.round(this.backoffMs * jitter);
-    this.retryAt = now() + delay;
+    this.failedAt = now();
+    this.retryAt = this.failedAt + delay;
     this.backoffMs = Math.min(this.backoffMs * 2, this.limits.reconnectBackoffMaxMs);
     this.state = 'backoff';
     const fields = { peer: this.peer, lane: this.name, reason, lostMessages: lost, retryInMs: delay, failedAttempts: this.failures };

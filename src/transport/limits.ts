@@ -39,9 +39,14 @@ export const transportDefaults = {
   connectTimeoutMs: 2_000,
   /** Messages in flight with no acknowledgement for this long reset the stream. */
   ackTimeoutMs: 5_000,
-  /** Reconnect backoff after a failed or broken stream: doubles from min to max, ±20 % jitter. */
+  /** Reconnect backoff after a failed or broken stream: doubles from min to max, ±20 % jitter. Any
+   *  message or stream from the peer ends the wait early (lane.ts, revive), so the max only matters
+   *  when a peer is back but silent towards us (its own streams to us failed too, or a one-way
+   *  partition healed). It is 1 s, not 5 s: that case then costs at most about one election timeout,
+   *  and what the max saves is one refused loopback/LAN connect per lane per second to a dead peer.
+   *  gRPC's own channel back-off uses the same bounds, and a channel in it is replaced (peer.ts). */
   reconnectBackoffMinMs: 100,
-  reconnectBackoffMaxMs: 5_000,
+  reconnectBackoffMaxMs: 1_000,
   /** Snapshot data chunk size: well under gRPC's 4 MiB message limit. */
   snapshotChunkBytes: 512 * KiB,
   /** Snapshot chunks handed to gRPC but not yet flushed to the socket. Bounds sender memory to

@@ -15,6 +15,7 @@
 
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { childWith } from '../base/index.js';
 import type { Message, MessageType, NodeId } from '../raft/index.js';
 import { limitReadAhead, type ByteSource } from './chunks.js';
 import { decodePeerMessage, encodePeerMessage, estimateMessageBytes, type SnapshotHeader } from './codec.js';
@@ -71,7 +72,8 @@ export class PeerTransport {
     if (typeof options.id !== 'string' || options.id.length === 0) throw new RangeError('PeerTransport needs a non-empty node id');
     this.id = options.id;
     this.settings = settingsFrom(options);
-    this.logger = (options.logger ?? silentLogger()).child({ component: 'transport', node: options.id });
+    // Only what the given logger does not bind already: pino would write a key bound twice twice.
+    this.logger = childWith(options.logger ?? silentLogger(), { component: 'transport', node: options.id });
     this.serverCreds = options.serverCredentials ?? grpc.ServerCredentials.createInsecure();
     this.channelCreds = options.channelCredentials ?? grpc.credentials.createInsecure();
     this.metadata = new grpc.Metadata();
@@ -140,8 +142,17 @@ export class PeerTransport {
     this.snapshotHandler = handler;
   }
 
+  /**
+   * Something arrived from `from` (a stream opened, a message, a vote): that peer is up, so its lanes
+   * stop waiting out a reconnect back-off built up while it was down. Called for every message; cheap.
+   */
+  private heardFrom(from: string): void {
+    this.peers.get(from)?.revive();
+  }
+
   private serveStream(call: grpc.ServerDuplexStream<unknown, object>, lane: string, allowed: readonly MessageType[]): void {
     const from = callerOf(call);
+    this.heardFrom(from);
     // Acks only open the sender's window (32 appends, 16 heartbeats by default), so they are lazy:
     // one per `streamAckEveryCount` messages, or `streamAckDelayMs` after the first unacknowledged
     // one. At a write every couple of milliseconds an ack per message would double the frames.
@@ -185,6 +196,7 @@ export class PeerTransport {
 
   private serveUnary(call: grpc.ServerUnaryCall<unknown, object>, cb: grpc.sendUnaryData<object>, allowed: readonly MessageType[]): void {
     const from = callerOf(call);
+    this.heardFrom(from);
     const why = this.receive(call.request, allowed, from, 'unary');
     if (why === undefined) cb(null, {});
     else cb(statusError(why.grpcCode, why.code, why.message), null);
@@ -192,6 +204,7 @@ export class PeerTransport {
 
   private async serveSnapshot(call: grpc.ServerReadableStream<unknown, object>, cb: grpc.sendUnaryData<object>): Promise<void> {
     const from = callerOf(call);
+    this.heardFrom(from);
     limitReadAhead(call, 1);
     const receipt = await receiveSnapshot(call, {
       localId: this.id,
@@ -238,6 +251,7 @@ export class PeerTransport {
       this.inputLog.warn(`${from}\u0000misaddressed`, 1, { from, to: m.to }, `dropped ${message}`, now());
       return { grpcCode: grpc.status.INVALID_ARGUMENT, code: 'MISADDRESSED', message };
     }
+    this.heardFrom(m.from);
     const handler = this.messageHandler;
     if (handler === undefined) {
       const message = `no message handler is registered yet; dropped a ${m.type} message from ${from}`;
@@ -272,8 +286,12 @@ export class PeerTransport {
     if (old !== undefined) {
       old.close('peer-changed', new TransportError('PEER_CHANGED', `${id}'s address changed from ${old.address} to ${address}`, { peer: id }));
     }
-    this.peers.set(id, new Peer(id, address, this.channelCreds, this.metadata, this.settings, this.onDrop, this.logger));
+    const peer = new Peer(id, address, this.channelCreds, this.metadata, this.settings, this.onDrop, this.logger);
+    this.peers.set(id, peer);
     this.logger.info({ peer: id, address, previous: old?.address }, `peer ${id} is at ${address}`);
+    // Make this server known to the peer now rather than at its first message: the peer's own lanes
+    // to us may be waiting out a back-off from while we were down, and an incoming stream ends it.
+    peer.announce();
   }
 
   /** Forgets a peer: closes its connections, drops its queue, fails a snapshot being sent to it. */
@@ -354,7 +372,7 @@ export class PeerTransport {
       return;
     }
     peer.unaryInflight++;
-    peer.controlClient.makeUnaryRequest(
+    peer.client('control').makeUnaryRequest(
       method.path,
       method.requestSerialize,
       method.responseDeserialize,
@@ -421,7 +439,7 @@ export class PeerTransport {
       await sendSnapshotStream(
         {
           peer: m.to,
-          client: peer.snapshotClient,
+          client: peer.client('snapshot'),
           method: raftPeerService().installSnapshot,
           metadata: peer.metadata,
           chunkBytes: s.snapshotChunkBytes,

@@ -1,5 +1,10 @@
 // One peer as the sending side sees it: its address, its three connections (append, control,
 // snapshot), its two lanes and its counters. Also the transport's options and their defaults.
+//
+// A channel is never left in gRPC's reconnect back-off: a channel found in TRANSIENT_FAILURE when a
+// lane opens, a vote goes out or a snapshot starts is replaced by a new one (grpc-js has no public
+// resetConnectBackoff). The lanes' own back-off (lane.ts), which inbound traffic from the peer cuts
+// short, is then the only thing that paces reconnection, and a peer that is back is reached at once.
 
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
@@ -64,15 +69,18 @@ export interface PeerStats {
   readonly sendingSnapshot: boolean;
 }
 
+export type Connection = 'append' | 'control' | 'snapshot';
+
 export class Peer {
   sent = 0;
   delivered = 0;
   readonly dropped: Partial<Record<DropReason, number>> = {};
   unaryInflight = 0;
   snapshot: AbortController | undefined;
-  readonly appendClient: grpc.Client;
-  readonly controlClient: grpc.Client;
-  readonly snapshotClient: grpc.Client;
+  private readonly clients: Record<Connection, grpc.Client>;
+  private readonly creds: grpc.ChannelCredentials;
+  private readonly backoff: { minMs: number; maxMs: number };
+  private closed = false;
   readonly append: Lane;
   readonly heartbeat: Lane;
 
@@ -85,10 +93,9 @@ export class Peer {
     onDrop: (peer: Peer, reason: DropReason, count: number, detail: string) => void,
     logger: Logger,
   ) {
-    const backoff = { minMs: s.reconnectBackoffMinMs, maxMs: s.reconnectBackoffMaxMs };
-    this.appendClient = new grpc.Client(address, creds, channelOptions('append', backoff));
-    this.controlClient = new grpc.Client(address, creds, channelOptions('control', backoff));
-    this.snapshotClient = new grpc.Client(address, creds, channelOptions('snapshot', backoff));
+    this.creds = creds;
+    this.backoff = { minMs: s.reconnectBackoffMinMs, maxMs: s.reconnectBackoffMaxMs };
+    this.clients = { append: this.newClient('append'), control: this.newClient('control'), snapshot: this.newClient('snapshot') };
     const common = {
       connectTimeoutMs: s.connectTimeoutMs,
       ackTimeoutMs: s.ackTimeoutMs,
@@ -116,17 +123,46 @@ export class Peer {
       },
     };
     const svc = raftPeerService();
-    this.append = new Lane('append', id, this.appendClient, svc.appendStream, metadata, appendLimits, hooks, logger);
-    this.heartbeat = new Lane('heartbeat', id, this.controlClient, svc.heartbeatStream, metadata, heartbeatLimits, hooks, logger);
+    this.append = new Lane('append', id, () => this.client('append'), svc.appendStream, metadata, appendLimits, hooks, logger);
+    this.heartbeat = new Lane('heartbeat', id, () => this.client('control'), svc.heartbeatStream, metadata, heartbeatLimits, hooks, logger);
+  }
+
+  /**
+   * The channel for a new call on `which`: the current one, or a new one in its place when the current
+   * one is in TRANSIENT_FAILURE (gRPC's reconnect back-off, in which every call fails at once).
+   */
+  client(which: Connection): grpc.Client {
+    const current = this.clients[which];
+    if (this.closed) return current;
+    if (current.getChannel().getConnectivityState(false) !== grpc.connectivityState.TRANSIENT_FAILURE) return current;
+    const fresh = this.newClient(which);
+    this.clients[which] = fresh;
+    current.close();
+    return fresh;
+  }
+
+  /** Opens both lanes without a message: the peer learns at once that this server is up. */
+  announce(): void {
+    this.append.connect();
+    this.heartbeat.connect();
+  }
+
+  /** Something arrived from this peer, so it is up: its lanes stop waiting out their back-off. */
+  revive(): void {
+    this.append.revive();
+    this.heartbeat.revive();
   }
 
   close(reason: DropReason, error: TransportError): void {
+    this.closed = true;
     this.append.close(reason, error.message);
     this.heartbeat.close(reason, error.message);
     this.snapshot?.abort(error);
-    this.appendClient.close();
-    this.controlClient.close();
-    this.snapshotClient.close();
+    for (const c of Object.values(this.clients)) c.close();
+  }
+
+  private newClient(which: Connection): grpc.Client {
+    return new grpc.Client(this.address, this.creds, channelOptions(which, this.backoff));
   }
 
   stats(): PeerStats {

@@ -8,6 +8,7 @@
 import { Readable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { childWith } from '../base/index.js';
 import type { NodeId } from '../raft/index.js';
 import { SourceError, WriteGate, forEachChunk, limitReadAhead, type ByteSource } from './chunks.js';
 import { TransportError, codeMetadataKey } from './errors.js';
@@ -83,7 +84,7 @@ export class ServerRpcClient {
   constructor(options: ServerRpcClientOptions = {}) {
     if (options.id !== undefined) this.metadata.set('conclave-from', options.id);
     this.creds = options.channelCredentials ?? grpc.credentials.createInsecure();
-    this.logger = (options.logger ?? silentLogger()).child({ component: 'server-rpc-client' });
+    this.logger = childWith(options.logger ?? silentLogger(), { component: 'server-rpc-client' });
     this.timeoutMs = options.timeoutMs ?? transportDefaults.rpcTimeoutMs;
     this.streamTimeoutMs = options.streamTimeoutMs ?? 3_600_000;
     this.chunkBytes = options.chunkBytes ?? transportDefaults.snapshotChunkBytes;
@@ -277,23 +278,32 @@ export class ServerRpcClient {
     for (const address of [...this.clients.keys()]) this.forget(address);
   }
 
+  /**
+   * The channels to `address`, created on first use. A channel in TRANSIENT_FAILURE (gRPC's reconnect
+   * back-off, in which every call fails at once) is replaced by a new one: a caller that asks again
+   * (the server layer retries at its own bounded pace) reaches a server that is back at once rather
+   * than after the back-off. Calls already made keep their own channel.
+   */
   private clientsFor(address: string): Clients {
     if (this.closed) throw new TransportError('TRANSPORT_CLOSED', 'the server RPC client is closed', { peer: address });
-    let c = this.clients.get(address);
-    if (c === undefined) {
-      c = {
-        // Keepalive pings find a silently dead connection (a partition rather than a killed process)
-        // under the long-lived Forward stream, which has no deadline of its own.
-        unary: new grpc.Client(address, this.creds, {
-          ...channelOptions('rpc', this.backoff),
-          'grpc.keepalive_time_ms': forwardKeepaliveMs,
-          'grpc.keepalive_timeout_ms': forwardKeepaliveMs,
-        }),
-        stream: new grpc.Client(address, this.creds, channelOptions('rpc-stream', this.backoff)),
-      };
-      this.clients.set(address, c);
-    }
-    return c;
+    const c = this.clients.get(address);
+    const fresh = (old: grpc.Client | undefined, make: () => grpc.Client): grpc.Client => {
+      if (old !== undefined && old.getChannel().getConnectivityState(false) !== grpc.connectivityState.TRANSIENT_FAILURE) return old;
+      old?.close();
+      return make();
+    };
+    const next: Clients = {
+      // Keepalive pings find a silently dead connection (a partition rather than a killed process)
+      // under the long-lived Forward stream, which has no deadline of its own.
+      unary: fresh(c?.unary, () => new grpc.Client(address, this.creds, {
+        ...channelOptions('rpc', this.backoff),
+        'grpc.keepalive_time_ms': forwardKeepaliveMs,
+        'grpc.keepalive_timeout_ms': forwardKeepaliveMs,
+      })),
+      stream: fresh(c?.stream, () => new grpc.Client(address, this.creds, channelOptions('rpc-stream', this.backoff))),
+    };
+    if (c === undefined || next.unary !== c.unary || next.stream !== c.stream) this.clients.set(address, next);
+    return next;
   }
 
   private async unary(address: string, m: Method, request: object, what: string, options: CallOptions): Promise<RpcResult> {

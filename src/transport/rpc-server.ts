@@ -5,6 +5,7 @@
 import { Readable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { childWith } from '../base/index.js';
 import { WriteGate, forEachChunk, limitReadAhead } from './chunks.js';
 import { StreamError, TransportError } from './errors.js';
 import { bind, callerOf, serverOptions, silentLogger, statusError } from './grpc-util.js';
@@ -80,7 +81,7 @@ export class ServerRpcServer {
   constructor(options: ServerRpcServerOptions = {}) {
     // Kept as given (not copied): handlers may be a class instance with methods on its prototype.
     this.handlers = options.handlers ?? {};
-    this.logger = (options.logger ?? silentLogger()).child({ component: 'server-rpc' });
+    this.logger = childWith(options.logger ?? silentLogger(), { component: 'server-rpc' });
     this.creds = options.serverCredentials ?? grpc.ServerCredentials.createInsecure();
     this.chunkBytes = options.chunkBytes ?? transportDefaults.snapshotChunkBytes;
     this.chunksInFlight = options.chunksInFlightCount ?? transportDefaults.snapshotChunksInFlightCount;

@@ -131,6 +131,37 @@ test('a down peer makes send() drop without throwing, and traffic recovers once 
   t.true(lines.some((l) => /is up again/.test(String(l['msg']))), 'recovery is logged');
 });
 
+test('a peer that comes back and makes itself known is reached at once, whatever back-off had built up', async (t) => {
+  const { logger, lines } = capture();
+  const dead = await deadPort();
+  const port = dead.port;
+  // A long maximum, so the back-off towards the dead peer grows well past a second.
+  const a = new PeerTransport({ id: 'a', logger, reconnectBackoffMinMs: 50, reconnectBackoffMaxMs: 60_000 });
+  t.teardown(() => a.close());
+  const aPort = await a.listen('127.0.0.1', 0);
+  a.setPeer('b', `127.0.0.1:${port}`);
+  let seq = 0;
+  const hb = (): Message => ({ type: 'heartbeat', from: 'a', to: 'b', term: 1, commit: 0, readSeq: seq++ });
+  const pump = setInterval(() => a.send(hb()), 20);
+  t.teardown(() => clearInterval(pump));
+  const waited = (l: Record<string, unknown>): boolean => l['lane'] === 'heartbeat' && typeof l['retryInMs'] === 'number' && l['retryInMs'] >= 1_500;
+  await waitFor(() => lines.some(waited), 'the heartbeat lane to wait at least 1.5 s before its next attempt', 20_000, 10);
+
+  const b = new PeerTransport({ id: 'b' });
+  t.teardown(() => b.close());
+  const got: Message[] = [];
+  b.onMessage((m) => got.push(m));
+  await dead.release();
+  await b.listen('127.0.0.1', port);
+  const back = performance.now();
+  // b knows a: it opens its lanes to a at once, and a, hearing from b, stops waiting.
+  b.setPeer('a', `127.0.0.1:${aPort}`);
+  await waitFor(() => got.some((m) => m.type === 'heartbeat'), 'a heartbeat at b', 10_000, 5);
+  const ms = Math.round(performance.now() - back);
+  t.true(ms < 1_000, `a reached b ${ms} ms after b came back`);
+  t.is(a.stats().peers['b']!.heartbeat.state, 'ready');
+});
+
 test('a peer address can change at run time', async (t) => {
   const p = await startPair();
   t.teardown(() => p.close());
