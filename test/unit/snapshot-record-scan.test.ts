@@ -103,6 +103,7 @@ test('the scan accepts only what the general path accepts, reads it the same way
   let accepted = 0;
   let declinedValid = 0;
   let mutatedAccepted = 0;
+  let bigFlagsAccepted = 0;
   const problems: string[] = [];
   for (let round = 0; round < 3000 && problems.length < 5; round++) {
     const entry = entryOf(next);
@@ -134,6 +135,7 @@ test('the scan accepts only what the general path accepts, reads it the same way
         continue;
       }
       accepted += 1;
+      if (typeof fast.entry.Flags === 'bigint') bigFlagsAccepted += 1;
       if (i === 1 || i === 2) mutatedAccepted += 1;
       if (fast.end !== slow.end || !sameEntry(fast.entry, slow.entry)) problems.push(`read ${hex} as ${show(fast.entry)} (end ${fast.end}), the general path as ${show(slow.entry)} (end ${slow.end})`);
       if (!Buffer.from(fast.keyBytes).equals(Buffer.from(fast.entry.Key, 'utf8'))) problems.push(`keyBytes of ${hex} are not its Key's UTF-8`);
@@ -146,6 +148,8 @@ test('the scan accepts only what the general path accepts, reads it the same way
   // without extra fields took the fast path too.
   t.true(accepted > 3000, `accepted ${accepted}`);
   t.true(mutatedAccepted > 100, `mutated bodies accepted ${mutatedAccepted}`);
+  // Flags from 2^53 (bigints) were among them, compared like every other field.
+  t.true(bigFlagsAccepted > 500, `bodies with Flags from 2^53 accepted ${bigFlagsAccepted}`);
   t.true(declinedValid < 2000, `valid Consul-style bodies declined ${declinedValid}`);
 });
 
