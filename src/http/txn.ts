@@ -16,8 +16,7 @@
 // A read-only txn's answer carries X-Consul-Index as well as Consul's KnownLeader and LastContact.
 
 import type { KvOp, KvReadOp, TxnOp, Uint64 } from '../fsm/index.js';
-import { toUint64 } from '../fsm/index.js';
-import { isWriteOp } from '../fsm/index.js';
+import { isWriteOp, toUint64 } from '../fsm/index.js';
 import type { ReadOptions } from '../server/index.js';
 import { assert } from '../base/index.js';
 import { badRequest, HttpError } from './errors.js';

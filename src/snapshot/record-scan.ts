@@ -11,8 +11,8 @@
 // non-string key, a nested or extension value, a float or negative integer, bad UTF-8, a missing
 // required field, an empty Key, a body running past the bytes at hand) it declines with undefined, and
 // the caller takes the general path, which accepts or refuses with its precise message. (A Flags from
-// 2^53 to 2^64-1 is read as a bigint, as the general path reads it; an index from 2^53 is declined.) So the scan
-// never accepts what the general path refuses, and never reads a value differently:
+// 2^53 to 2^64-1 is read as a bigint, as the general path reads it; an index from 2^53 is declined.)
+// So the scan never accepts what the general path refuses, and never reads a value differently:
 // test/unit/snapshot-record-scan.test.ts compares the two on valid and mutated bodies.
 
 import { isUtf8 } from 'node:buffer';
@@ -145,8 +145,7 @@ export function scanDirEntry(buf: Uint8Array, start: number, limit: number, maxB
         else if (field === Flags) {
           flags = big ?? n;
           hasFlags = true;
-        }
-        else if (field === CreateIndex) createIndex = n;
+        } else if (field === CreateIndex) createIndex = n;
         else {
           modifyIndex = n;
           modifyIndexAt = valueAt;
