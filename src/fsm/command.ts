@@ -16,9 +16,9 @@
 // random source; when sessions arrive, the leader must put lock-delay deadlines and generated IDs into
 // the command before proposing it, never let followers compute them.
 
-import { decode, encode } from '@msgpack/msgpack';
+import { decode, Encoder } from '@msgpack/msgpack';
 import { isWellFormedText, utf8DecodeStrict } from '../base/index.js';
-import { describeValue, isPlainMap, measureMsgpack, toUint } from '../snapshot/index.js';
+import { describeValue, isPlainMap, isUint64, measureMsgpack, toUint, toUint64, wireUint, type Uint64 } from '../snapshot/index.js';
 import { unreachable } from '../base/index.js';
 import { CommandError } from './errors.js';
 import { fsmLimits } from './limits.js';
@@ -35,12 +35,13 @@ export const ignoreUnknownTypeFlag = 0x80;
 
 /** KV operations that change state (allowed in a KVS command and in a txn). */
 export type KvWriteOp =
-  | { readonly verb: 'set'; readonly key: string; readonly value: Uint8Array; readonly flags: number }
+  | { readonly verb: 'set'; readonly key: string; readonly value: Uint8Array; readonly flags: Uint64 }
   | {
       readonly verb: 'cas';
       readonly key: string;
       readonly value: Uint8Array;
-      readonly flags: number;
+      /** 0..2^64-1 (Consul's uint64), canonical: a bigint only from 2^53. */
+      readonly flags: Uint64;
       /** Expected ModifyIndex; 0 means "create only if the key does not exist". */
       readonly index: number;
     }
@@ -91,7 +92,7 @@ export function encodeCommand(command: Command): Uint8Array {
   const problem = validateCommand(command);
   if (problem !== undefined) throw problem;
   const [type, body] = commandToWire(command);
-  const bodyBytes = encode(body);
+  const bodyBytes = wireEncoder.encode(body);
   const out = new Uint8Array(1 + bodyBytes.length);
   out[0] = type;
   out.set(bodyBytes, 1);
@@ -101,6 +102,10 @@ export function encodeCommand(command: Command): Uint8Array {
   return out;
 }
 
+// useBigInt64 so that Flags from 2^53 go as uint64; every integer is passed through wireUint, since such
+// an encoder would write a number from 2^32 as a float64. The bytes for numbers are unchanged.
+const wireEncoder = new Encoder({ useBigInt64: true });
+
 function commandToWire(command: Command): [number, Record<string, unknown>] {
   switch (command.type) {
     case 'kvs':
@@ -108,7 +113,7 @@ function commandToWire(command: Command): [number, Record<string, unknown>] {
     case 'txn':
       return [MessageType.Txn, { Ops: command.ops.map((o) => ({ KV: { Verb: o.op.verb, DirEnt: dirEntToWire(o.op) } })) }];
     case 'tombstone-reap':
-      return [MessageType.Tombstone, { Op: 'reap', ReapIndex: command.reapIndex }];
+      return [MessageType.Tombstone, { Op: 'reap', ReapIndex: wireUint(command.reapIndex) }];
     default:
       return unreachable(command);
   }
@@ -117,9 +122,9 @@ function commandToWire(command: Command): [number, Record<string, unknown>] {
 function dirEntToWire(op: KvOp): Record<string, unknown> {
   switch (op.verb) {
     case 'set':
-      return { Key: op.key, Flags: op.flags, Value: op.value };
+      return { Key: op.key, Flags: wireUint(op.flags), Value: op.value };
     case 'cas':
-      return { Key: op.key, Flags: op.flags, Value: op.value, ModifyIndex: op.index };
+      return { Key: op.key, Flags: wireUint(op.flags), Value: op.value, ModifyIndex: wireUint(op.index) };
     case 'delete':
     case 'get':
     case 'get-or-empty':
@@ -130,7 +135,7 @@ function dirEntToWire(op: KvOp): Record<string, unknown> {
       return { Key: op.prefix };
     case 'delete-cas':
     case 'check-index':
-      return { Key: op.key, ModifyIndex: op.index };
+      return { Key: op.key, ModifyIndex: wireUint(op.index) };
     default:
       return unreachable(op);
   }
@@ -192,7 +197,7 @@ function validateKvOp(op: KvOp, at: string): CommandError | undefined {
   // Consul's kvsPreApply: "Must provide key" for every verb but delete-tree (whose '' means everything).
   // The HTTP layer turns this into Consul's answer (400, or a TxnError) before anything is proposed.
   if (key === '' && op.verb !== 'delete-tree') return new CommandError('COMMAND_BAD_FIELD', `${at}.Key`, 'Must provide key');
-  if ('flags' in op && toUint(op.flags) === undefined) return badField(`${at}.Flags`, 'an integer in 0..2^53-1', op.flags);
+  if ('flags' in op && !isUint64(op.flags)) return badField(`${at}.Flags`, 'an integer in 0..2^64-1 (a bigint only from 2^53)', op.flags);
   if ('value' in op && !(op.value instanceof Uint8Array)) return badField(`${at}.Value`, 'bytes', op.value);
   if ('index' in op && toUint(op.index) === undefined) return badField(`${at}.ModifyIndex`, 'an integer in 0..2^53-1', op.index);
   return undefined;
@@ -295,12 +300,12 @@ function decodeKvOp(verb: KvVerb, raw: unknown, at: string): KvOp {
   const key = expectString(map['Key'], `${at}.Key`);
   switch (verb) {
     case 'set':
-      return { verb, key, flags: expectUint(map['Flags'], `${at}.Flags`), value: expectBytes(map['Value'], `${at}.Value`) };
+      return { verb, key, flags: expectUint64(map['Flags'], `${at}.Flags`), value: expectBytes(map['Value'], `${at}.Value`) };
     case 'cas':
       return {
         verb,
         key,
-        flags: expectUint(map['Flags'], `${at}.Flags`),
+        flags: expectUint64(map['Flags'], `${at}.Flags`),
         value: expectBytes(map['Value'], `${at}.Value`),
         index: expectUint(map['ModifyIndex'], `${at}.ModifyIndex`),
       };
@@ -353,6 +358,12 @@ function expectBytes(value: unknown, at: string): Uint8Array {
 function expectUint(value: unknown, at: string): number {
   const n = toUint(value);
   if (n === undefined) throw fieldError(at, 'an integer in 0..2^53-1', value);
+  return n;
+}
+
+function expectUint64(value: unknown, at: string): Uint64 {
+  const n = toUint64(value);
+  if (n === undefined) throw fieldError(at, 'an integer in 0..2^64-1', value);
   return n;
 }
 

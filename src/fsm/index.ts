@@ -43,3 +43,4 @@ export {
   type FsmErrorCode,
 } from './errors.js';
 export { fsmLimits } from './limits.js';
+export { maxUint64, toUint64, type Uint64 } from '../snapshot/index.js';

@@ -8,12 +8,13 @@ import type { KvOp, TxnOp } from './command.js';
 import { unreachable } from '../base/index.js';
 import type { KvTxn } from './store.js';
 import type { DirEntry, LogIndex, TxnError, TxnResult } from './types.js';
+import type { Uint64 } from '../snapshot/index.js';
 
 const emptyValue = new Uint8Array(0);
 
 interface SetRequest {
   readonly Key: string;
-  readonly Flags: number;
+  readonly Flags: Uint64;
   readonly Value: Uint8Array;
   /** Consul takes LockIndex from the request on a plain set (always 0 from the HTTP and txn APIs). */
   readonly LockIndex: number;
@@ -235,7 +236,7 @@ async function txnKv(txn: KvTxn, idx: LogIndex, op: KvOp): Promise<TxnResult[] |
   }
 }
 
-export function setRequest(key: string, flags: number, value: Uint8Array): SetRequest {
+export function setRequest(key: string, flags: Uint64, value: Uint8Array): SetRequest {
   return { Key: key, Flags: flags, Value: value, LockIndex: 0, Session: '' };
 }
 

@@ -7,19 +7,69 @@
 // `{"node": ..., "ttl": ...}`); when one object names a field twice in different cases, the later wins,
 // as in Go.
 
-import type { DirEntry, TxnError, TxnResult } from '../fsm/index.js';
+import type { DirEntry, TxnError, TxnResult, Uint64 } from '../fsm/index.js';
 
-/** Go's json.Marshal / MarshalIndent(obj, "", "    ") + "\n". */
+/**
+ * Go's json.Marshal / MarshalIndent(obj, "", "    ") + "\n". A bigint (a uint64 from 2^53, such as a
+ * KV entry's Flags) is written as a JSON number with all its digits, as Go writes a uint64; JSON.stringify
+ * cannot, so a value holding one is written by `stringifyExact` instead.
+ */
 export function encodeJson(value: unknown, pretty: boolean): string {
-  const text = pretty ? `${JSON.stringify(value, null, 4)}\n` : JSON.stringify(value);
+  let text: string;
+  try {
+    text = pretty ? `${JSON.stringify(value, null, 4)}\n` : JSON.stringify(value);
+  } catch (error) {
+    if (!(error instanceof TypeError) || !/BigInt/.test(error.message)) throw error;
+    text = pretty ? `${stringifyExact(value, '    ', '')}\n` : stringifyExact(value, '', '');
+  }
   return text.replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/**
+ * JSON.stringify(value, null, indent) for the values handlers answer with (plain objects, arrays, strings,
+ * numbers, booleans, null, toJSON), writing a bigint as its decimal digits.
+ */
+function stringifyExact(value: unknown, indent: string, at: string, key = ''): string {
+  let v = value;
+  if (v !== null && typeof v === 'object' && typeof (v as { toJSON?: unknown }).toJSON === 'function') {
+    v = (v as { toJSON: (key: string) => unknown }).toJSON(key);
+  }
+  switch (typeof v) {
+    case 'bigint':
+      return v.toString();
+    case 'string':
+    case 'number':
+    case 'boolean':
+      return JSON.stringify(v);
+    case 'object': {
+      if (v === null) return 'null';
+      const inner = at + indent;
+      const open = indent === '' ? '' : `\n${inner}`;
+      const close = indent === '' ? '' : `\n${at}`;
+      const separator = indent === '' ? ',' : `,\n${inner}`;
+      if (Array.isArray(v)) {
+        if (v.length === 0) return '[]';
+        const items = v.map((item, i) => stringifyExact(item === undefined || typeof item === 'function' || typeof item === 'symbol' ? null : item, indent, inner, String(i)));
+        return `[${open}${items.join(separator)}${close}]`;
+      }
+      const fields: string[] = [];
+      for (const [name, field] of Object.entries(v)) {
+        if (field === undefined || typeof field === 'function' || typeof field === 'symbol') continue;
+        fields.push(`${JSON.stringify(name)}:${indent === '' ? '' : ' '}${stringifyExact(field, indent, inner, name)}`);
+      }
+      return fields.length === 0 ? '{}' : `{${open}${fields.join(separator)}${close}}`;
+    }
+    default:
+      return 'null';
+  }
 }
 
 /** Consul's structs.DirEntry in JSON: LockIndex, Key, Flags, Value, Session (omitempty), CreateIndex, ModifyIndex. */
 export interface DirEntryJson {
   readonly LockIndex: number;
   readonly Key: string;
-  readonly Flags: number;
+  /** A bigint from 2^53; encodeJson writes its digits. */
+  readonly Flags: Uint64;
   readonly Value: string | null;
   readonly Session?: string;
   readonly CreateIndex: number;
@@ -46,6 +96,89 @@ export function txnResponseJson(results: readonly TxnResult[], errors: readonly 
   };
 }
 
+/**
+ * JSON.parse, except that an integer literal beyond 2^53-1 (in magnitude) is a bigint with its exact
+ * value, as Go's decoder reads digits into a uint64 (a KV op's Flags up to 2^64-1). Throws JSON.parse's
+ * SyntaxError for malformed text.
+ */
+export function parseJsonExact(text: string): unknown {
+  const value: unknown = JSON.parse(text);
+  // A number literal that JSON.parse may have rounded has at least 16 digits in a row.
+  if (!/[0-9]{16}/.test(text)) return value;
+  return new ExactJsonReader(text).read();
+}
+
+const numberLiteral = /-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?/y;
+
+/** Reads JSON that JSON.parse accepted, keeping big integer literals exact. */
+class ExactJsonReader {
+  private at = 0;
+  constructor(private readonly text: string) {}
+
+  read(): unknown {
+    this.space();
+    const c = this.text[this.at];
+    if (c === '{') {
+      this.at += 1;
+      const object: Record<string, unknown> = {};
+      this.space();
+      if (this.text[this.at] === '}') {
+        this.at += 1;
+        return object;
+      }
+      for (;;) {
+        this.space();
+        const name = this.string();
+        this.space();
+        this.at += 1; // ':'
+        // defineProperty: a "__proto__" member is an own field, as JSON.parse makes it.
+        Object.defineProperty(object, name, { value: this.read(), enumerable: true, writable: true, configurable: true });
+        this.space();
+        if (this.text[this.at++] === '}') return object;
+      }
+    }
+    if (c === '[') {
+      this.at += 1;
+      const array: unknown[] = [];
+      this.space();
+      if (this.text[this.at] === ']') {
+        this.at += 1;
+        return array;
+      }
+      for (;;) {
+        array.push(this.read());
+        this.space();
+        if (this.text[this.at++] === ']') return array;
+      }
+    }
+    if (c === '"') return this.string();
+    for (const [word, value] of [['true', true], ['false', false], ['null', null]] as const) {
+      if (this.text.startsWith(word, this.at)) {
+        this.at += word.length;
+        return value;
+      }
+    }
+    numberLiteral.lastIndex = this.at;
+    const literal = numberLiteral.exec(this.text)?.[0] ?? '';
+    this.at += literal.length;
+    const number = Number(literal);
+    if (!Number.isSafeInteger(number) && /^-?[0-9]+$/.test(literal)) return BigInt(literal);
+    return number;
+  }
+
+  private string(): string {
+    const start = this.at;
+    this.at += 1;
+    while (this.text[this.at] !== '"') this.at += this.text[this.at] === '\\' ? 2 : 1;
+    this.at += 1;
+    return JSON.parse(this.text.slice(start, this.at)) as string;
+  }
+
+  private space(): void {
+    while (this.at < this.text.length && ' \t\n\r'.includes(this.text[this.at] as string)) this.at += 1;
+  }
+}
+
 export function isJsonObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
@@ -65,6 +198,7 @@ export function describeJson(value: unknown): string {
     case 'string':
       return `the string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value)}`;
     case 'number':
+    case 'bigint':
       return `the number ${String(value)}`;
     case 'boolean':
       return `the boolean ${String(value)}`;

@@ -2,6 +2,9 @@
 // parseDC, parseToken, parseConsistency, parseWait), plus the X-Consul-* headers of a read.
 
 import type { Consistency, ReadMeta, ReadOptions } from '../server/index.js';
+import { maxUint64, toUint64, type Uint64 } from '../fsm/index.js';
+import { assert } from '../base/index.js';
+import { goQuote } from './json.js';
 import { parseGoDuration } from './duration.js';
 import { badRequest, HttpError } from './errors.js';
 import type { Query } from './query.js';
@@ -29,8 +32,8 @@ export function flag(query: Query, name: string): boolean {
 }
 
 /**
- * A uint64 parameter (?flags, ?cas) as Consul parses it (strconv.ParseUint base 10), limited to
- * 0..2^53-1: our indexes and flags are JS numbers and are refused rather than rounded. Consul answers
+ * An index parameter (?cas) as Consul parses it (strconv.ParseUint base 10), limited to 0..2^53-1: our
+ * indexes are JS numbers and are refused rather than rounded. Consul answers
  * a malformed value with a 500 carrying strconv's error; we answer 400 naming the value.
  */
 export function uintParam(query: Query, name: string): number | undefined {
@@ -42,6 +45,32 @@ export function uintParam(query: Query, name: string): number | undefined {
     );
   }
   return Number(text);
+}
+
+/**
+ * A uint64 parameter taking Consul's whole range (?flags): Go's strconv.ParseUint(text, 10, 64), 0 to
+ * 2^64-1, exact (see Uint64). A refused value answers Consul's text, strconv's error (`strconv.ParseUint:
+ * parsing "<v>": invalid syntax` or `value out of range`, whichever Go meets first reading left to
+ * right), with a 400 where Consul answers 500; nothing is done.
+ */
+export function uint64Param(query: Query, name: string): Uint64 | undefined {
+  if (!query.has(name)) return undefined;
+  const text = query.get(name);
+  const parsed = parseUint64(text);
+  if (typeof parsed === 'string') throw badRequest(`strconv.ParseUint: parsing ${goQuote(text)}: ${parsed}`);
+  return parsed;
+}
+
+/** Go's strconv.ParseUint(text, 10, 64): the value, or the reason it fails ('invalid syntax', 'value out of range'). */
+export function parseUint64(text: string): Uint64 | 'invalid syntax' | 'value out of range' {
+  if (text === '') return 'invalid syntax';
+  const digits = /^[0-9]*/.exec(text)?.[0] ?? '';
+  // Go stops at the first digit that overflows, before it sees a later non-digit.
+  if (digits !== '' && BigInt(digits) > maxUint64) return 'value out of range';
+  if (digits.length !== text.length) return 'invalid syntax';
+  const value = toUint64(BigInt(digits));
+  assert(value !== undefined, 'a decimal within 0..2^64-1 is a Uint64');
+  return value;
 }
 
 /** ?dc for endpoints answered by this server alone (status, operator): only its own datacenter. */

@@ -15,12 +15,12 @@
 // - trailing bytes after the JSON array are a 400 (Go's decoder ignores them).
 // A read-only txn's answer carries X-Consul-Index as well as Consul's KnownLeader and LastContact.
 
-import type { KvOp, KvReadOp, TxnOp } from '../fsm/index.js';
-import { isWriteOp } from '../fsm/index.js';
+import type { KvOp, KvReadOp, TxnOp, Uint64 } from '../fsm/index.js';
+import { isWriteOp, toUint64 } from '../fsm/index.js';
 import type { ReadOptions } from '../server/index.js';
 import { assert } from '../base/index.js';
 import { badRequest, HttpError } from './errors.js';
-import { describeJson, foldedFields, goQuote, isJsonObject, txnResponseJson } from './json.js';
+import { describeJson, foldedFields, goQuote, isJsonObject, parseJsonExact, txnResponseJson } from './json.js';
 import { sessionsNotImplemented } from './kv.js';
 import { datacenterOf, metaHeaders, parseReadOptions } from './params.js';
 import { jsonReply, type Reply, type RequestContext } from './reply.js';
@@ -38,7 +38,7 @@ interface WireKvOp {
   readonly verb: string;
   readonly key: string;
   readonly value: Uint8Array;
-  readonly flags: number;
+  readonly flags: Uint64;
   readonly index: number;
   readonly session: string;
 }
@@ -92,7 +92,7 @@ function decodeBody(body: Buffer): WireKvOp[] {
   if (text.trim() === '') throw parseFailure('EOF');
   let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    parsed = parseJsonExact(text);
   } catch (error) {
     throw parseFailure(error instanceof Error ? error.message : String(error));
   }
@@ -124,7 +124,7 @@ function decodeOp(raw: unknown, i: number): WireKvOp {
     verb: stringField(field('Verb'), `${at}: KV.Verb`),
     key: keyField(field('Key'), `${at}: KV.Key`),
     value: valueField(field('Value'), `${at}: KV.Value`),
-    flags: uintField(field('Flags'), `${at}: KV.Flags`),
+    flags: flagsField(field('Flags')),
     index: uintField(field('Index'), `${at}: KV.Index`),
     session: stringField(field('Session'), `${at}: KV.Session`),
   };
@@ -149,6 +149,25 @@ function uintField(value: unknown, at: string): number {
     throw parseFailure(`${at} must be an unsigned integer between 0 and ${Number.MAX_SAFE_INTEGER}, got ${describeJson(value)}`);
   }
   return value;
+}
+
+/**
+ * KV.Flags, a uint64 as Go decodes it: an integer literal from 0 to 2^64-1, exact. Anything else is
+ * refused with Go's text, which Consul answers with (400 "Failed to parse body: ...").
+ */
+function flagsField(value: unknown): Uint64 {
+  if (value === undefined || value === null) return 0;
+  const flags = toUint64(value);
+  if (flags !== undefined) return flags;
+  const what = typeof value === 'number' || typeof value === 'bigint' ? `number ${String(value)}` : jsonKind(value);
+  throw parseFailure(`json: cannot unmarshal ${what} into Go struct field KVTxnOp.KV.Flags of type uint64`);
+}
+
+/** Go's name for a JSON value's kind in an UnmarshalTypeError. */
+function jsonKind(value: unknown): string {
+  if (Array.isArray(value)) return 'array';
+  if (typeof value === 'boolean') return 'bool';
+  return typeof value === 'string' ? 'string' : 'object';
 }
 
 /** Go decodes a JSON string into []byte with base64.StdEncoding (padding required; \r and \n skipped). */

@@ -13,7 +13,8 @@
 // the ServerApi method returns ({ meta, entry } for a get, ...), never rewrapped on the way.
 
 import { decode as msgpackDecode, encode as msgpackEncode } from '@msgpack/msgpack';
-import type { ApplyResult, DirEntry, KvReadOp, TxnError, TxnResult } from '../fsm/index.js';
+import type { ApplyResult, DirEntry, KvReadOp, TxnError, TxnResult, Uint64 } from '../fsm/index.js';
+import { toUint64 } from '../fsm/index.js';
 import type { Consistency, RaftConfigurationReply, ReadMeta, ReadTxnReply } from './api.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -118,8 +119,10 @@ export type Decoded<T> = { readonly ok: true; readonly value: T } | { readonly o
  * Absent fields stay absent: msgpack has no `undefined`, and by default an undefined property travels
  * as nil and comes back as null, which reads as present (a forwarded GET of a missing key once
  * answered 500 instead of 404 that way).
+ * useBigInt64: a DirEntry's Flags from 2^53 is a bigint and travels as uint64. (Such an encoder writes a
+ * number from 2^32 as a float64, which decodes to the same number; `uint` takes either form.)
  */
-const encode = (value: unknown): Uint8Array => msgpackEncode(value, { ignoreUndefined: true });
+const encode = (value: unknown): Uint8Array => msgpackEncode(value, { ignoreUndefined: true, useBigInt64: true });
 
 export const encodeForwardedRead = (r: ForwardedRead): Uint8Array => encode(r);
 export const encodeReadReply = <Op extends ReadOp>(reply: ReadReply<Op>): Uint8Array => encode(reply);
@@ -159,15 +162,24 @@ function str(o: Rec, key: string, path: string): string {
 }
 
 function uint(o: Rec, key: string, path: string): number {
-  const v = o[key];
+  const raw = o[key];
+  // A uint64 from a sender that writes safe integers as such arrives as a bigint.
+  const v = typeof raw === 'bigint' && raw >= 0n && raw <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(raw) : raw;
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
     throw new ProtocolError(`${path}.${key}`, v === undefined ? 'missing' : `expected an integer in 0..2^53-1, got ${describe(v)}`);
   }
   return v;
 }
 
+function uint64(o: Rec, key: string, path: string): Uint64 {
+  const v = toUint64(o[key]);
+  if (v === undefined) throw new ProtocolError(`${path}.${key}`, o[key] === undefined ? 'missing' : `expected an integer in 0..2^64-1, got ${describe(o[key])}`);
+  return v;
+}
+
 function nonNegative(o: Rec, key: string, path: string): number {
-  const v = o[key];
+  const raw = o[key];
+  const v = typeof raw === 'bigint' && raw >= 0n && raw <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(raw) : raw;
   if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
     throw new ProtocolError(`${path}.${key}`, v === undefined ? 'missing' : `expected a number >= 0, got ${describe(v)}`);
   }
@@ -204,7 +216,7 @@ function oneOf<T extends string>(o: Rec, key: string, path: string, values: read
 function decodeWith<T>(bytes: Uint8Array, root: string, read: (v: unknown, path: string) => T): Decoded<T> {
   let raw: unknown;
   try {
-    raw = msgpackDecode(bytes);
+    raw = msgpackDecode(bytes, { useBigInt64: true });
   } catch (e) {
     return { ok: false, error: new ProtocolError(root, `not a msgpack value: ${e instanceof Error ? e.message : String(e)}`) };
   }
@@ -288,7 +300,7 @@ function dirEntry(v: unknown, path: string): DirEntry {
   const o = rec(v, path);
   return {
     Key: str(o, 'Key', path),
-    Flags: uint(o, 'Flags', path),
+    Flags: uint64(o, 'Flags', path),
     Value: bin(o, 'Value', path),
     CreateIndex: uint(o, 'CreateIndex', path),
     ModifyIndex: uint(o, 'ModifyIndex', path),

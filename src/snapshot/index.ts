@@ -27,7 +27,7 @@ export {
   type ParseFailure,
 } from './records.js';
 export { measureMsgpack, type FrameResult } from './msgpack-frame.js';
-export { isUint, toUint, describeValue, isPlainMap } from './values.js';
+export { isUint, toUint, isUint64, toUint64, wireUint, maxUint64, describeValue, isPlainMap, type Uint64 } from './values.js';
 export type { DirEntry, Tombstone } from './types.js';
 export { StateBinError, type StateBinErrorCode } from './errors.js';
 export { snapshotLimits } from './limits.js';

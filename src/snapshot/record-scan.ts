@@ -10,12 +10,14 @@
 // validating parser (records.ts) accepts and reads the same way; for anything else (an unknown or
 // non-string key, a nested or extension value, a float or negative integer, bad UTF-8, a missing
 // required field, an empty Key, a body running past the bytes at hand) it declines with undefined, and
-// the caller takes the general path, which accepts or refuses with its precise message. So the scan
-// never accepts what the general path refuses, and never reads a value differently:
+// the caller takes the general path, which accepts or refuses with its precise message. (A Flags from
+// 2^53 to 2^64-1 is read as a bigint, as the general path reads it; an index from 2^53 is declined.)
+// So the scan never accepts what the general path refuses, and never reads a value differently:
 // test/unit/snapshot-record-scan.test.ts compares the two on valid and mutated bodies.
 
 import { isUtf8 } from 'node:buffer';
 import type { DirEntry } from './types.js';
+import type { Uint64 } from './values.js';
 
 export interface ScannedDirEntry {
   readonly entry: DirEntry;
@@ -67,7 +69,8 @@ export function scanDirEntry(buf: Uint8Array, start: number, limit: number, maxB
   }
   let canonical = head === 0x87;
   let lockIndex = -1;
-  let flags = -1;
+  let flags: Uint64 = 0;
+  let hasFlags = false;
   let createIndex = -1;
   let modifyIndex = -1;
   let modifyIndexAt = -1;
@@ -99,6 +102,7 @@ export function scanDirEntry(buf: Uint8Array, start: number, limit: number, maxB
       case ModifyIndex: {
         const valueAt = at;
         let n: number;
+        let big: bigint | undefined;
         let minimal: boolean;
         if (vHead <= 0x7f) {
           n = vHead;
@@ -122,18 +126,26 @@ export function scanDirEntry(buf: Uint8Array, start: number, limit: number, maxB
         } else if (vHead === 0xcf) {
           if (at + 9 > limit) return undefined;
           const high = readUint32(buf, at + 1);
-          // Above 2^53-1 the general path refuses the value; it gives the message.
-          if (high > 0x1fffff) return undefined;
-          n = high * 0x1_0000_0000 + readUint32(buf, at + 5);
+          if (high > 0x1fffff) {
+            // From 2^53 a bigint (Uint64), for Flags only: the general path refuses such an index, and
+            // gives the message.
+            if (field !== Flags) return undefined;
+            big = (BigInt(high) << 32n) | BigInt(readUint32(buf, at + 5));
+            n = 0;
+          } else {
+            n = high * 0x1_0000_0000 + readUint32(buf, at + 5);
+          }
           at += 9;
-          minimal = n > 0xffffffff;
+          minimal = big !== undefined || n > 0xffffffff;
         } else {
           return undefined;
         }
         if (!minimal) canonical = false;
         if (field === LockIndex) lockIndex = n;
-        else if (field === Flags) flags = n;
-        else if (field === CreateIndex) createIndex = n;
+        else if (field === Flags) {
+          flags = big ?? n;
+          hasFlags = true;
+        } else if (field === CreateIndex) createIndex = n;
         else {
           modifyIndex = n;
           modifyIndexAt = valueAt;
@@ -202,7 +214,7 @@ export function scanDirEntry(buf: Uint8Array, start: number, limit: number, maxB
   }
 
   // Required by the general path: Key (not empty), Flags, LockIndex, CreateIndex, ModifyIndex.
-  if (keyStart < 0 || keyEnd === keyStart || flags < 0 || lockIndex < 0 || createIndex < 0 || modifyIndex < 0) return undefined;
+  if (keyStart < 0 || keyEnd === keyStart || !hasFlags || lockIndex < 0 || createIndex < 0 || modifyIndex < 0) return undefined;
   const keyBytes = buf.subarray(keyStart, keyEnd);
   const key = utf8Text(keyBytes);
   if (key === undefined) return undefined;

@@ -16,7 +16,7 @@
 
 import { Encoder } from '@msgpack/msgpack';
 import { utf8DecodeStrict } from '../base/index.js';
-import { describeValue, isPlainMap, toUint } from './values.js';
+import { describeValue, isPlainMap, toUint, toUint64, wireUint, type Uint64 } from './values.js';
 import type { DirEntry, Tombstone } from './types.js';
 
 export const RecordType = {
@@ -43,9 +43,23 @@ export type Parsed<T> = { readonly ok: true; readonly value: T } | ParseFailure;
 
 // One encoder, reused: encoding is synchronous, so no two calls interleave.
 const encoder = new Encoder({ ignoreUndefined: false, sortKeys: false });
+// For Flags from 2^53 (a bigint): every integer goes through wireUint, so the bytes are the ones the
+// encoder above writes for the same numbers, and Flags is a uint64 as Consul writes it.
+const bigEncoder = new Encoder({ ignoreUndefined: false, sortKeys: false, useBigInt64: true });
 const emptyBytes = new Uint8Array(0);
 
 export function encodeKvsRecord(entry: DirEntry): Uint8Array {
+  if (typeof entry.Flags === 'bigint') {
+    return bigEncoder.encode({
+      LockIndex: wireUint(entry.LockIndex),
+      Key: entry.Key,
+      Flags: entry.Flags,
+      Value: entry.Value.length === 0 ? null : entry.Value,
+      Session: entry.Session,
+      CreateIndex: wireUint(entry.CreateIndex),
+      ModifyIndex: wireUint(entry.ModifyIndex),
+    });
+  }
   return encoder.encode({
     LockIndex: entry.LockIndex,
     Key: entry.Key,
@@ -109,7 +123,7 @@ export const indexBodyHead = 0x82;
 
 /**
  * Parses a decoded KVS body (decoded with rawStrings, so strings arrive as bytes).
- * Required: Key, Flags, LockIndex, CreateIndex, ModifyIndex. Optional: Value (nil or absent is empty) and
+ * Required: Key, Flags (0..2^64-1), LockIndex, CreateIndex, ModifyIndex (0..2^53-1). Optional: Value (nil or absent is empty) and
  * Session (absent is ''): newer Consul encoders honour `json:",omitempty"` on Session. Unknown fields
  * (e.g. Enterprise Namespace/Partition) are ignored, as Consul's decoder ignores them.
  */
@@ -118,7 +132,7 @@ export function parseKvsRecord(body: unknown): Parsed<DirEntry> {
   const key = text(body, 'Key', true);
   if (!key.ok) return key;
   if (key.value === '') return bad('Key', false, 'field "Key" is empty');
-  const flags = uint(body, 'Flags', true);
+  const flags = uint64(body, 'Flags');
   if (!flags.ok) return flags;
   const value = bytes(body, 'Value');
   if (!value.ok) return value;
@@ -187,6 +201,14 @@ function uint(body: Record<string, unknown>, name: string, required: boolean): P
   if (!has(body, name)) return required ? bad(name, true, `field "${name}" is missing`) : { ok: true, value: 0 };
   const n = toUint(body[name]);
   if (n === undefined) return bad(name, false, `field "${name}" must be an integer in 0..2^53-1, got ${describeValue(body[name])}`);
+  return { ok: true, value: n };
+}
+
+/** A required uint64 (Flags): 0..2^64-1, read exactly (see Uint64). */
+function uint64(body: Record<string, unknown>, name: string): Parsed<Uint64> {
+  if (!has(body, name)) return bad(name, true, `field "${name}" is missing`);
+  const n = toUint64(body[name]);
+  if (n === undefined) return bad(name, false, `field "${name}" must be an integer in 0..2^64-1, got ${describeValue(body[name])}`);
   return { ok: true, value: n };
 }
 

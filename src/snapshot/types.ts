@@ -2,6 +2,7 @@
 // state.Tombstone). The FSM stores the same shapes and re-exports these types.
 
 import type { Index as LogIndex } from '../raft/index.js';
+import type { Uint64 } from './values.js';
 
 /**
  * One KV entry, Consul's `DirEntry`.
@@ -10,8 +11,8 @@ import type { Index as LogIndex } from '../raft/index.js';
  */
 export interface DirEntry {
   readonly Key: string;
-  /** Opaque uint64 for clients; limited to 0..2^53-1 here (a JS number holds no more exactly). */
-  readonly Flags: number;
+  /** Opaque uint64 for clients, 0..2^64-1: a number below 2^53, a bigint from there (see `Uint64`). */
+  readonly Flags: Uint64;
   /** The value bytes; empty for "no value" (Consul's JSON shows `null` then). */
   readonly Value: Uint8Array;
   readonly CreateIndex: LogIndex;

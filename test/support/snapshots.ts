@@ -21,13 +21,13 @@ export interface DecodedState {
   readonly meta: ArchiveMeta;
   readonly lastIndex: number;
   /** KV entries by key: value as text, flags, and their indexes. */
-  readonly kv: ReadonlyMap<string, { value: string; flags: number; createIndex: number; modifyIndex: number }>;
+  readonly kv: ReadonlyMap<string, { value: string; flags: number | bigint; createIndex: number; modifyIndex: number }>;
   readonly tombstones: readonly string[];
   readonly indexes: ReadonlyMap<string, number>;
 }
 
 export async function decodeArchive(bytes: Uint8Array): Promise<DecodedState> {
-  const kv = new Map<string, { value: string; flags: number; createIndex: number; modifyIndex: number }>();
+  const kv = new Map<string, { value: string; flags: number | bigint; createIndex: number; modifyIndex: number }>();
   const tombstones: string[] = [];
   const indexes = new Map<string, number>();
   let lastIndex = 0;

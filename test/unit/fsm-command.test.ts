@@ -4,6 +4,7 @@
 
 import test from 'ava';
 import { encode } from '@msgpack/msgpack';
+import { inspect } from 'node:util';
 import { CommandError, decodeCommand, encodeCommand, MessageType, type Command, type CommandErrorCode } from '../../src/fsm/index.js';
 import { prng } from '../support/prng.js';
 
@@ -53,12 +54,49 @@ test('fsm command: encoding is canonical (Consul type byte, fixed field order)',
   t.deepEqual(txn, new Uint8Array([MessageType.Txn, ...encode({ Ops: [{ KV: { Verb: 'check-index', DirEnt: { Key: 'k', ModifyIndex: 3 } } }] })]));
 });
 
+// Flags take Consul's whole uint64 range: a number below 2^53, a bigint from there, exact both ways.
+const flagBoundaries: Array<[number | bigint, string]> = [
+  [0, '00'],
+  [2 ** 53 - 1, 'cf001fffffffffffff'],
+  [2n ** 53n, 'cf0020000000000000'],
+  [2n ** 53n + 1n, 'cf0020000000000001'],
+  [2n ** 63n, 'cf8000000000000000'],
+  [2n ** 64n - 1n, 'cfffffffffffffffff'],
+];
+
+test('fsm command: Flags from 0 to 2^64-1 encode as msgpack uint64 and decode exactly', (t) => {
+  for (const [flags, wire] of flagBoundaries) {
+    for (const command of [
+      { type: 'kvs', op: { verb: 'set', key: 'k', value: bytes('v'), flags } },
+      { type: 'kvs', op: { verb: 'cas', key: 'k', value: bytes('v'), flags, index: 2 ** 40 } },
+      { type: 'txn', ops: [{ kind: 'kv', op: { verb: 'set', key: 'k', value: bytes('v'), flags } }] },
+    ] as Command[]) {
+      const encoded = encodeCommand(command);
+      t.true(Buffer.from(encoded).toString('hex').includes(`a5466c616773${wire}`), `${String(flags)} is written as ${wire}`);
+      const decoded = decodeCommand(encoded);
+      t.true(decoded.ok, String(flags));
+      if (decoded.ok) t.deepEqual(decoded.command, command);
+    }
+  }
+  // The other integers keep their bytes: 2^40 is still a uint64, not a float.
+  const cas = encodeCommand({ type: 'kvs', op: { verb: 'cas', key: 'k', value: bytes('v'), flags: 2n ** 64n - 1n, index: 2 ** 40 } });
+  t.true(Buffer.from(cas).toString('hex').endsWith('ab4d6f64696679496e646578cf0000010000000000'));
+  // Whatever width the sender chose, the decoded value is canonical (a number below 2^53).
+  const wide = decodeCommand(raw(MessageType.KVS, { Op: 'set', DirEnt: { Key: 'k', Flags: 7n, Value: bytes('v') } }));
+  t.true(wide.ok);
+  if (wide.ok && wide.command.type === 'kvs' && wide.command.op.verb === 'set') t.is(wide.command.op.flags, 7);
+});
+
 test('fsm command: the encoder refuses what the decoder would refuse', (t) => {
   const cases: Array<[Command, string]> = [
     [{ type: 'kvs', op: { verb: 'set', key: '', value: bytes('v'), flags: 0 } }, 'DirEnt.Key'],
     [{ type: 'kvs', op: { verb: 'set', key: 'bad\uD800', value: bytes('v'), flags: 0 } }, 'DirEnt.Key'],
     [{ type: 'kvs', op: { verb: 'set', key: 'k', value: bytes('v'), flags: -1 } }, 'DirEnt.Flags'],
     [{ type: 'kvs', op: { verb: 'set', key: 'k', value: bytes('v'), flags: 2 ** 53 } }, 'DirEnt.Flags'],
+    [{ type: 'kvs', op: { verb: 'set', key: 'k', value: bytes('v'), flags: 2n ** 64n } }, 'DirEnt.Flags'],
+    [{ type: 'kvs', op: { verb: 'set', key: 'k', value: bytes('v'), flags: -1n } }, 'DirEnt.Flags'],
+    // Not canonical: below 2^53 Flags is a number, so that === compares.
+    [{ type: 'kvs', op: { verb: 'set', key: 'k', value: bytes('v'), flags: 5n } }, 'DirEnt.Flags'],
     [{ type: 'kvs', op: { verb: 'cas', key: 'k', value: bytes('v'), flags: 0, index: 1.5 } }, 'DirEnt.ModifyIndex'],
     [{ type: 'kvs', op: { verb: 'get', key: 'k' } } as unknown as Command, 'Op'],
     [{ type: 'txn', ops: [] }, 'Ops'],
@@ -66,7 +104,7 @@ test('fsm command: the encoder refuses what the decoder would refuse', (t) => {
   ];
   for (const [command, path] of cases) {
     const error = t.throws(() => encodeCommand(command), { instanceOf: CommandError });
-    t.is(error?.path, path, JSON.stringify(command));
+    t.is(error?.path, path, inspect(command));
   }
 });
 
@@ -90,7 +128,9 @@ test('fsm command: hostile bytes give a typed error naming the problem', (t) => 
     [raw(MessageType.KVS, { Op: 'set', DirEnt: { Key: 'k', Flags: 0, Value: bytes('v'), Session: 's' } }), 'COMMAND_UNKNOWN_FIELD', 'DirEnt.Session'],
     [raw(MessageType.KVS, { Op: 'set', DirEnt: { Key: 'k', Flags: 'x', Value: bytes('v') } }), 'COMMAND_BAD_FIELD', 'DirEnt.Flags'],
     [raw(MessageType.KVS, { Op: 'set', DirEnt: { Key: 'k', Flags: -3, Value: bytes('v') } }), 'COMMAND_BAD_FIELD', 'DirEnt.Flags'],
-    [raw(MessageType.KVS, { Op: 'set', DirEnt: { Key: 'k', Flags: 2n ** 63n, Value: bytes('v') } }), 'COMMAND_BAD_FIELD', 'DirEnt.Flags'],
+    [raw(MessageType.KVS, { Op: 'set', DirEnt: { Key: 'k', Flags: -(2n ** 63n), Value: bytes('v') } }), 'COMMAND_BAD_FIELD', 'DirEnt.Flags'],
+    [raw(MessageType.KVS, { Op: 'set', DirEnt: { Key: 'k', Flags: 2 ** 64, Value: bytes('v') } }), 'COMMAND_BAD_FIELD', 'DirEnt.Flags'],
+    [raw(MessageType.KVS, { Op: 'cas', DirEnt: { Key: 'k', Flags: 0, Value: bytes('v'), ModifyIndex: 2n ** 53n } }), 'COMMAND_BAD_FIELD', 'DirEnt.ModifyIndex'],
     [raw(MessageType.KVS, { Op: 'set', DirEnt: { Key: 'k', Flags: 0.5, Value: bytes('v') } }), 'COMMAND_BAD_FIELD', 'DirEnt.Flags'],
     [raw(MessageType.KVS, { Op: 'set', DirEnt: { Key: 7, Flags: 0, Value: bytes('v') } }), 'COMMAND_BAD_FIELD', 'DirEnt.Key'],
     [raw(MessageType.KVS, { Op: 'set', DirEnt: { Key: new Uint8Array([0xff, 0xfe]), Flags: 0, Value: bytes('v') } }), 'COMMAND_BAD_FIELD', 'DirEnt.Key'],

@@ -67,17 +67,55 @@ test('kv: ?raw answers the exact bytes with Consul\'s raw headers', async (t) =>
   t.deepEqual(Buffer.from(json[0]?.Value ?? '', 'base64'), bytes);
 });
 
-test('kv: ?flags is stored and returned; a malformed ?flags is a 400 that writes nothing', async (t) => {
+test('kv: ?flags is stored and returned; a malformed ?flags is a 400 with strconv\'s text that writes nothing', async (t) => {
   const h = await startHarness(t);
   await put(h, '/v1/kv/f?flags=42', 'x');
   t.like((await h.request('GET', '/v1/kv/f')).json(), [{ Flags: 42 }]);
-  for (const bad of ['abc', '-1', '1.5', '', '18446744073709551615']) {
+  const refused: Array<[string, string]> = [
+    ['abc', 'strconv.ParseUint: parsing "abc": invalid syntax'],
+    ['-1', 'strconv.ParseUint: parsing "-1": invalid syntax'],
+    ['%2B1', 'strconv.ParseUint: parsing "+1": invalid syntax'],
+    ['1.5', 'strconv.ParseUint: parsing "1.5": invalid syntax'],
+    ['1e3', 'strconv.ParseUint: parsing "1e3": invalid syntax'],
+    ['', 'strconv.ParseUint: parsing "": invalid syntax'],
+    ['18446744073709551616', 'strconv.ParseUint: parsing "18446744073709551616": value out of range'],
+    ['99999999999999999999999', 'strconv.ParseUint: parsing "99999999999999999999999": value out of range'],
+    // Go reads left to right: the overflow comes before the letter.
+    ['99999999999999999999x', 'strconv.ParseUint: parsing "99999999999999999999x": value out of range'],
+    ['1x', 'strconv.ParseUint: parsing "1x": invalid syntax'],
+  ];
+  for (const [bad, text] of refused) {
     const r = await h.request('PUT', `/v1/kv/f?flags=${bad}`, { body: 'y' });
     t.is(r.status, 400, bad);
-    t.regex(r.text, /^Invalid \?flags=/);
+    t.is(r.text, text);
   }
   t.is(h.appliedIndex(), 1);
   t.like((await h.request('GET', '/v1/kv/f')).json(), [{ Flags: 42, Value: b64('x') }]);
+});
+
+test('kv: ?flags takes Consul\'s whole uint64 range, and GET prints every digit as a JSON number', async (t) => {
+  const h = await startHarness(t);
+  const values = ['0', '9007199254740991', '9007199254740992', '9007199254740993', '9223372036854775808', '18446744073709551615'];
+  for (const [i, flags] of values.entries()) {
+    await put(h, `/v1/kv/f${i}?flags=${flags}`, 'x');
+    t.is((await h.request('GET', `/v1/kv/f${i}`)).text,
+      `[{"LockIndex":0,"Key":"f${i}","Flags":${flags},"Value":"eA==","CreateIndex":${i + 1},"ModifyIndex":${i + 1}}]`);
+  }
+  // Leading zeros are read as Go reads them.
+  await put(h, '/v1/kv/z?flags=0018446744073709551615', 'x');
+  t.regex((await h.request('GET', '/v1/kv/z')).text, /"Flags":18446744073709551615,/);
+  const list = await h.request('GET', '/v1/kv/f?recurse');
+  t.deepEqual([...list.text.matchAll(/"Flags":([0-9]+)/g)].map((m) => m[1]), values);
+  const pretty = await h.request('GET', '/v1/kv/f5?pretty');
+  t.is(pretty.text, [
+    '[', '    {', '        "LockIndex": 0,', '        "Key": "f5",', '        "Flags": 18446744073709551615,', '        "Value": "eA==",',
+    '        "CreateIndex": 6,', '        "ModifyIndex": 6', '    }', ']', '',
+  ].join('\n'));
+  // Setting the same flags again is an unchanged set: nothing is written, ModifyIndex stays.
+  await put(h, '/v1/kv/f5?flags=18446744073709551615', 'x');
+  t.regex((await h.request('GET', '/v1/kv/f5')).text, /"Flags":18446744073709551615,"Value":"eA==","CreateIndex":6,"ModifyIndex":6\}/);
+  await put(h, '/v1/kv/f5?flags=18446744073709551614', 'x');
+  t.regex((await h.request('GET', '/v1/kv/f5')).text, /"Flags":18446744073709551614,.*"ModifyIndex":9\}/);
 });
 
 test('kv: ?cas=0 creates only; ?cas=<ModifyIndex> succeeds once; a stale index answers false and writes nothing', async (t) => {

@@ -114,8 +114,13 @@ test('txn: malformed bodies are 400 "Failed to parse body: ..." and apply nothin
     ['[{}]', /^Failed to parse body: operation 0 has no KV member/],
     ['[{"KV":{"Verb":"set","Key":"k","Value":"not base64!"}}]', /^Failed to parse body: operation 0: KV.Value is not valid standard base64/],
     ['[{"KV":{"Verb":"set","Key":"k","Value":"YQ"}}]', /^Failed to parse body: operation 0: KV.Value is not valid standard base64/],
-    ['[{"KV":{"Verb":"set","Key":"k","Flags":-1}}]', /^Failed to parse body: operation 0: KV.Flags must be an unsigned integer/],
-    ['[{"KV":{"Verb":"set","Key":"k","Flags":18446744073709551615}}]', /^Failed to parse body: operation 0: KV.Flags must be an unsigned integer/],
+    // Go's texts for a uint64 field (Consul's api.KVTxnOp.Flags).
+    ['[{"KV":{"Verb":"set","Key":"k","Flags":-1}}]', /^Failed to parse body: json: cannot unmarshal number -1 into Go struct field KVTxnOp.KV.Flags of type uint64$/],
+    ['[{"KV":{"Verb":"set","Key":"k","Flags":18446744073709551616}}]', /^Failed to parse body: json: cannot unmarshal number 18446744073709551616 into Go struct field KVTxnOp.KV.Flags of type uint64$/],
+    ['[{"KV":{"Verb":"set","Key":"k","Flags":-18446744073709551615}}]', /^Failed to parse body: json: cannot unmarshal number -18446744073709551615 into Go struct field KVTxnOp.KV.Flags of type uint64$/],
+    ['[{"KV":{"Verb":"set","Key":"k","Flags":1.5}}]', /^Failed to parse body: json: cannot unmarshal number 1.5 into Go struct field KVTxnOp.KV.Flags of type uint64$/],
+    ['[{"KV":{"Verb":"set","Key":"k","Flags":"5"}}]', /^Failed to parse body: json: cannot unmarshal string into Go struct field KVTxnOp.KV.Flags of type uint64$/],
+    ['[{"KV":{"Verb":"cas","Key":"k","Index":9007199254740992}}]', /^Failed to parse body: operation 0: KV.Index must be an unsigned integer/],
     ['[{"KV":{"Verb":"cas","Key":"k","Index":"3"}}]', /^Failed to parse body: operation 0: KV.Index must be an unsigned integer/],
     ['[{"KV":{"Verb":"set","Key":7}}]', /^Failed to parse body: operation 0: KV.Key must be a string/],
     ['[{"KV":{"Verb":"set","Key":"\\ud800"}}]', /lone UTF-16 surrogate/],
@@ -186,4 +191,27 @@ test('txn: without a leader a write txn is Consul\'s 500 "No cluster leader"', a
   t.is(r.status, 500);
   t.is(r.text, 'No cluster leader');
   t.is(h.appliedIndex(), 0);
+});
+
+test('txn: Flags take Consul\'s whole uint64 range, exact in set, cas, get and get-tree results', async (t) => {
+  const h = await startHarness(t);
+  const values = ['0', '9007199254740991', '9007199254740992', '9007199254740993', '9223372036854775808', '18446744073709551615'];
+  const body = `[${values.map((f, i) => `{"KV":{"Verb":"set","Key":"t/${i}","Value":null,"Flags":${f}}}`).join(',')}]`;
+  const w = await txn(h, body);
+  t.is(w.status, 200, w.text);
+  t.is(w.text, `{"Results":[${values.map((f, i) => `{"KV":{"LockIndex":0,"Key":"t/${i}","Flags":${f},"Value":null,"CreateIndex":1,"ModifyIndex":1}}`).join(',')}],"Errors":null}`);
+  for (const [i, f] of values.entries()) t.regex((await h.request('GET', `/v1/kv/t/${i}`)).text, new RegExp(`"Flags":${f},`));
+  // A read-only txn prints them exactly too.
+  const read = await txn(h, '[{"KV":{"Verb":"get-tree","Key":"t/"}},{"KV":{"Verb":"get","Key":"t/5"}}]');
+  t.is(read.status, 200);
+  t.deepEqual([...read.text.matchAll(/"Flags":([0-9]+)/g)].map((m) => m[1]), [...values, '18446744073709551615']);
+  // cas with a big Flags, Index and Flags in any case; a ?pretty answer keeps the digits too.
+  const cas = await txn(h, '[{"KV":{"Verb":"cas","Key":"t/5","Index":1,"flags":18446744073709551614,"Value":"eQ=="}}]', '?pretty');
+  t.is(cas.status, 200, cas.text);
+  t.regex(cas.text, /\n {16}"Flags": 18446744073709551614,\n/);
+  t.regex((await h.request('GET', '/v1/kv/t/5')).text, /"Flags":18446744073709551614,"Value":"eQ==","CreateIndex":1,"ModifyIndex":2\}/);
+  // A string holding 16 digits is still a string (the exact reader runs, and must read strings as strings).
+  const key = await txn(h, '[{"KV":{"Verb":"set","Key":"1234567890123456789","Value":"eg==","Flags":100}}]');
+  t.is(key.status, 200, key.text);
+  t.regex((await h.request('GET', '/v1/kv/1234567890123456789')).text, /"Key":"1234567890123456789","Flags":100,/);
 });

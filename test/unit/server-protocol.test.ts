@@ -26,7 +26,7 @@ const entry = { Key: 'k', Flags: 7, Value: new Uint8Array([1, 2]), CreateIndex: 
 const meta = { index: 4, knownLeader: true, lastContactMs: 0, consistency: 'default' } as const;
 
 function refusal<T>(d: { ok: true; value: T } | { ok: false; error: ProtocolError }): string {
-  if (d.ok) throw new Error(`accepted: ${JSON.stringify(d.value)}`);
+  if (d.ok) throw new Error(`accepted: ${JSON.stringify(d.value, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v))}`);
   if (!(d.error instanceof ProtocolError)) throw new Error('not a ProtocolError');
   return d.error.message;
 }
@@ -65,6 +65,22 @@ test('answers round-trip; a missing key stays absent, not nil', (t) => {
   const hello = { id: 'n1', address: '127.0.0.1:8300', datacenter: 'dc1', fresh: true };
   t.deepEqual(decodeHello(encodeHello(hello)), { ok: true, value: hello });
   t.deepEqual(decodeDone(encodeDone()), { ok: true, value: true });
+});
+
+test('a forwarded answer keeps Flags exact up to 2^64-1, and every index as it was', (t) => {
+  for (const flags of [0, 2 ** 53 - 1, 2n ** 53n, 2n ** 53n + 1n, 2n ** 63n, 2n ** 64n - 1n]) {
+    // Indexes from 2^32 on, and a lastContactMs that is not an integer, survive the bigint-aware encoding.
+    const big = { ...entry, Flags: flags, CreateIndex: 2 ** 32, ModifyIndex: 2 ** 53 - 1 };
+    const bigMeta = { ...meta, index: 2 ** 40, lastContactMs: 12.5 };
+    t.deepEqual(decodeReadReply('kv-get', encodeReadReply<'kv-get'>({ meta: bigMeta, entry: big })), { ok: true, value: { meta: bigMeta, entry: big } });
+    const r = { kind: 'txn', results: [{ KV: big }], errors: [] } as const;
+    t.deepEqual(decodeApplyResult(encodeApplyResult(r)), { ok: true, value: r });
+  }
+  // A sender that writes integers as uint64 (as an older encoder did from 2^32) is read the same way.
+  const wide = encode({ meta: { ...meta, index: 5n }, entry: { ...entry, Flags: 9n, CreateIndex: 2n ** 40n } }, { useBigInt64: true });
+  t.deepEqual(decodeReadReply('kv-get', wide), { ok: true, value: { meta: { ...meta, index: 5 }, entry: { ...entry, Flags: 9, CreateIndex: 2 ** 40 } } });
+  const negative = encode({ meta, entry: { ...entry, Flags: -1n } }, { useBigInt64: true });
+  t.regex(refusal(decodeReadReply('kv-get', negative)), /entry\.Flags: expected an integer in 0\.\.2\^64-1/);
 });
 
 test('a malformed forwarded read is refused with the field and what is wrong with it', (t) => {

@@ -5,7 +5,7 @@
 
 import test from 'ava';
 import { decode, encode } from '@msgpack/msgpack';
-import { encodeKvsRecord, measureMsgpack, parseKvsRecord, withModifyIndex, type DirEntry } from '../../src/snapshot/index.js';
+import { encodeKvsRecord, measureMsgpack, parseKvsRecord, wireUint, withModifyIndex, type DirEntry } from '../../src/snapshot/index.js';
 import { scanDirEntry } from '../../src/snapshot/record-scan.js';
 import { prng } from '../support/prng.js';
 
@@ -13,6 +13,8 @@ const maxBytes = 1 << 20;
 
 
 const boundaries = [0, 1, 127, 128, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, 2 ** 40, Number.MAX_SAFE_INTEGER];
+/** Flags take Consul's whole uint64 range: a bigint from 2^53 (Uint64). */
+const flagBoundaries: ReadonlyArray<number | bigint> = [...boundaries, 2n ** 53n, 2n ** 53n + 1n, 2n ** 63n, 2n ** 64n - 1n];
 
 /** An index for withModifyIndex: any width of msgpack's unsigned encodings. */
 function pickIndex(next: () => number): number {
@@ -29,7 +31,7 @@ function entryOf(next: () => number): DirEntry {
   const create = pick(boundaries);
   return {
     Key: `${keyBase}${next() % 100}`,
-    Flags: pick(boundaries),
+    Flags: pick(flagBoundaries),
     Value: value,
     Session: pick(['', 'adf4238a-882b-9ddc-4a9d-5b6758e4159e']),
     LockIndex: pick(boundaries),
@@ -48,7 +50,8 @@ function consulStyle(entry: DirEntry, next: () => number): Uint8Array {
   if (entry.Session === '' && next() % 2 === 0) fields.splice(4, 1);
   if (next() % 3 === 0) fields.push(['Namespace', 'default']);
   if (next() % 3 === 0) fields.reverse();
-  return encode(Object.fromEntries(fields));
+  // As Go writes integers: the smallest unsigned encoding (uint64 from 2^32, never a float).
+  return encode(Object.fromEntries(fields.map(([k, v]) => [k, typeof v === 'number' ? wireUint(v) : v])), { useBigInt64: true });
 }
 
 function mutate(body: Uint8Array, next: () => number): Uint8Array {
@@ -79,7 +82,7 @@ function sameEntry(a: DirEntry, b: DirEntry): boolean {
     a.CreateIndex === b.CreateIndex && a.ModifyIndex === b.ModifyIndex && Buffer.from(a.Value).equals(b.Value);
 }
 
-const show = (e: DirEntry): string => JSON.stringify({ ...e, Value: Buffer.from(e.Value).toString('hex').slice(0, 40) });
+const show = (e: DirEntry): string => JSON.stringify({ ...e, Flags: String(e.Flags), Value: Buffer.from(e.Value).toString('hex').slice(0, 40) });
 
 /** What the general path makes of a body: the framed length and the parsed entry, or why it refuses. */
 function general(body: Uint8Array): { end: number; entry: DirEntry } | undefined {
@@ -100,6 +103,7 @@ test('the scan accepts only what the general path accepts, reads it the same way
   let accepted = 0;
   let declinedValid = 0;
   let mutatedAccepted = 0;
+  let bigFlagsAccepted = 0;
   const problems: string[] = [];
   for (let round = 0; round < 3000 && problems.length < 5; round++) {
     const entry = entryOf(next);
@@ -131,6 +135,7 @@ test('the scan accepts only what the general path accepts, reads it the same way
         continue;
       }
       accepted += 1;
+      if (typeof fast.entry.Flags === 'bigint') bigFlagsAccepted += 1;
       if (i === 1 || i === 2) mutatedAccepted += 1;
       if (fast.end !== slow.end || !sameEntry(fast.entry, slow.entry)) problems.push(`read ${hex} as ${show(fast.entry)} (end ${fast.end}), the general path as ${show(slow.entry)} (end ${slow.end})`);
       if (!Buffer.from(fast.keyBytes).equals(Buffer.from(fast.entry.Key, 'utf8'))) problems.push(`keyBytes of ${hex} are not its Key's UTF-8`);
@@ -143,6 +148,8 @@ test('the scan accepts only what the general path accepts, reads it the same way
   // without extra fields took the fast path too.
   t.true(accepted > 3000, `accepted ${accepted}`);
   t.true(mutatedAccepted > 100, `mutated bodies accepted ${mutatedAccepted}`);
+  // Flags from 2^53 (bigints) were among them, compared like every other field.
+  t.true(bigFlagsAccepted > 500, `bodies with Flags from 2^53 accepted ${bigFlagsAccepted}`);
   t.true(declinedValid < 2000, `valid Consul-style bodies declined ${declinedValid}`);
 });
 
@@ -157,6 +164,9 @@ test('the scan declines what it must leave to the general path', (t) => {
     ['a negative index', with_({ ModifyIndex: -1 })],
     ['a float index', with_({ ModifyIndex: 1.5 })],
     ['an index above 2^53-1', with_({ ModifyIndex: 2n ** 60n })],
+    ['a LockIndex above 2^53-1', with_({ LockIndex: 2n ** 64n - 1n })],
+    ['a negative Flags', with_({ Flags: -(2n ** 63n) })],
+    ['a float Flags', with_({ Flags: 2 ** 64 })],
     ['a nested value', with_({ Value: { a: 1 } })],
     ['an unknown field', with_({ Extra: 1 })],
     ['a missing required field', encode({ Key: 'k', Flags: 0, CreateIndex: 1, ModifyIndex: 2 })],
@@ -169,4 +179,44 @@ test('the scan declines what it must leave to the general path', (t) => {
   for (let cut = 0; cut < ours.length; cut++) t.is(scanDirEntry(ours, 0, cut, maxBytes), undefined, `cut at ${cut}`);
   t.is(scanDirEntry(ours, 0, ours.length, ours.length - 1), undefined);
   t.truthy(scanDirEntry(ours, 0, ours.length, ours.length));
+});
+
+test('Flags at 0, 2^53-1, 2^53, 2^53+1, 2^63 and 2^64-1: written as msgpack uint64, read exactly by both paths', (t) => {
+  const cases: Array<[number | bigint, string]> = [
+    [0, '00'],
+    [Number.MAX_SAFE_INTEGER, 'cf001fffffffffffff'],
+    [2n ** 53n, 'cf0020000000000000'],
+    [2n ** 53n + 1n, 'cf0020000000000001'],
+    [2n ** 63n, 'cf8000000000000000'],
+    [2n ** 64n - 1n, 'cfffffffffffffffff'],
+  ];
+  for (const [flags, wire] of cases) {
+    const entry: DirEntry = { Key: 'k', Flags: flags, Value: Uint8Array.of(1), Session: '', LockIndex: 2 ** 40, CreateIndex: 1, ModifyIndex: 2 ** 33 };
+    const body = encodeKvsRecord(entry);
+    const hex = Buffer.from(body).toString('hex');
+    t.true(hex.includes(`a5466c616773${wire}`), `${String(flags)}: ${hex}`);
+    // The other integers are unsigned integers as before (2^40 and 2^33 as uint64, not as floats).
+    t.true(hex.startsWith('87a94c6f636b496e646578cf0000010000000000'), hex);
+    t.true(hex.endsWith('ab4d6f64696679496e646578cf0000000200000000'), hex);
+    const slow = general(body);
+    const fast = scanDirEntry(body, 0, body.length, maxBytes);
+    t.truthy(slow);
+    t.truthy(fast);
+    t.is(slow?.entry.Flags, flags);
+    t.is(fast?.entry.Flags, flags);
+    t.true(fast !== undefined && fast.canonicalModifyIndexAt >= 0, 'our own bytes are canonical');
+    // Raising the ModifyIndex keeps the bytes encodeKvsRecord writes.
+    if (fast !== undefined) t.deepEqual(Buffer.from(withModifyIndex(body, fast.canonicalModifyIndexAt, 2 ** 50)), Buffer.from(encodeKvsRecord({ ...entry, ModifyIndex: 2 ** 50 })));
+  }
+  // A uint64 below 2^53 in a wide encoding reads as a number, so Flags compare with ===.
+  const wide = encode({ LockIndex: 0, Key: 'k', Flags: 5n, Value: null, Session: '', CreateIndex: 1, ModifyIndex: 1 }, { useBigInt64: true });
+  t.is(general(wide)?.entry.Flags, 5);
+  t.is(scanDirEntry(wide, 0, wide.length, maxBytes)?.entry.Flags, 5);
+  // Beyond uint64 (msgpack has no wider integer): a negative int64 or a float is refused, with the field named.
+  for (const bad of [-(2n ** 63n), -1, 2 ** 64, 1.5]) {
+    const body = encode({ LockIndex: 0, Key: 'k', Flags: bad, Value: null, Session: '', CreateIndex: 1, ModifyIndex: 1 }, { useBigInt64: true });
+    const parsed = parseKvsRecord(decode(body, { rawStrings: true, useBigInt64: true }));
+    t.false(parsed.ok, String(bad));
+    if (!parsed.ok) t.is(parsed.field, 'Flags');
+  }
 });
