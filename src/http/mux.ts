@@ -18,7 +18,7 @@
 // as the key "a/../b" (Go 1.21 and earlier cleaned the decoded path and redirected). We clean the
 // decoded path, as Go did up to 1.21: no key with "." or ".." segments or empty segments can be named
 // through the KV path in any spelling, which keeps ACL prefix rules meaning what they say. The Location
-// is the clean decoded path escaped once (Go 1.22+ escapes the already-escaped path a second time).
+// is the clean decoded path, escaped once.
 
 import { HttpError } from './errors.js';
 import { percentDecode, Query } from './query.js';

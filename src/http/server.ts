@@ -3,6 +3,10 @@
 //
 // Contract:
 // - Keep-alive is on; idle connections close after httpLimits.keepAliveTimeoutMs.
+// - Requests on one connection are served one at a time, in order (as Go's server does): a pipelined
+//   request's handler starts once the previous answer was written. Bytes node cannot parse, CONNECT,
+//   and methods node does not know are answered after the requests before them (see mux.ts for what),
+//   then the connection closes.
 // - A request body is read only by a handler that wants it, and never past that handler's limit: a
 //   Content-Length above it is refused with 413 before any byte is read (and before "100 Continue" is
 //   sent to a client that asked for it), a body of unknown length once the bytes received pass it. The
