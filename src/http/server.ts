@@ -95,19 +95,23 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   };
   const serve = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void => {
     inTurn(req.socket, async () => {
-      if (req.socket.destroyed) return; // the client went away before this request's turn
+      // The client went away before this request's turn, or an earlier answer closed the connection
+      // (Connection: close): as in Go, nothing after it is served.
+      if (req.socket.destroyed || !req.socket.writable) return;
       await handleRequest({ req, res, expectsContinue, api: options.api, limits, random, log, shutdown: shutdown.signal });
       await answered(res);
     });
   };
-  /** Writes `reply()` on a connection node parses no further, after the requests before it, and closes it. */
-  const answerRaw = (socket: Duplex, reply: () => Reply): void => {
+  /**
+   * Writes `reply()` (if any) on a connection node parses no further, after the requests before it,
+   * and closes it.
+   */
+  const answerRaw = (socket: Duplex, reply: () => Reply | undefined): void => {
     inTurn(socket, async () => {
-      if (!socket.writable) {
-        socket.destroy();
-        return;
-      }
-      socket.end(rawResponse(reply()));
+      // end(), not destroy(): the answers before may still be in the socket's write queue.
+      const answer = socket.writable ? reply() : undefined;
+      if (answer === undefined) socket.end();
+      else socket.end(rawResponse(answer));
     });
   };
   server.on('request', (req: IncomingMessage, res: ServerResponse) => serve(req, res, false));
@@ -129,7 +133,9 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       socket.destroy();
       return;
     }
-    answerRaw(socket, () => unparsedRequestReply(error));
+    // Bytes after a request that asked for Connection: close are ignored: its answer closes the
+    // connection, as Go's does.
+    answerRaw(socket, () => (error.code === 'HPE_CLOSED_CONNECTION' ? undefined : unparsedRequestReply(error)));
   });
 
   await new Promise<void>((resolve, reject) => {

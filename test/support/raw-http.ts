@@ -19,7 +19,8 @@ export interface RawExchange {
 
 /**
  * Sends `bytes` in one write on a fresh connection and collects answers until `expect` of them are
- * complete and the server then sends nothing for `settleMs`, or the server closes, or `timeoutMs` passes.
+ * complete and the server then sends nothing for `settleMs` (unless the last one says Connection: close),
+ * or the server closes, or `timeoutMs` passes.
  */
 export function rawExchange(port: number, bytes: string, expect: number, o: { settleMs?: number; timeoutMs?: number } = {}): Promise<RawExchange> {
   const settleMs = o.settleMs ?? 50;
@@ -46,13 +47,17 @@ export function rawExchange(port: number, bytes: string, expect: number, o: { se
     socket.on('data', (d: string) => {
       raw += d;
       clearTimeout(settle);
-      let complete = 0;
+      let parsed: RawAnswer[] = [];
       try {
-        complete = parseAnswers(raw).length;
+        parsed = parseAnswers(raw);
       } catch {
-        complete = 0; // incomplete so far
+        parsed = []; // incomplete so far
       }
-      if (complete >= expect) settle = setTimeout(() => finish(false), settleMs);
+      // An answer that announces the close: wait for it (a busy event loop may run an expired timer
+      // before it reads the FIN that came with the bytes).
+      if (parsed.length >= expect && parsed.at(-1)?.headers['connection'] !== 'close') {
+        settle = setTimeout(() => finish(false), settleMs);
+      }
     });
     socket.on('end', () => finish(true));
     socket.on('close', () => finish(true));

@@ -23,6 +23,16 @@ test('wire: a pipelined DELETE then GET answers 404; PUT, PUT, GET sees the seco
   t.deepEqual(puts.answers.map((a) => [a.status, a.body]), [[200, 'true'], [200, 'false'], [200, 'true'], [200, 'third']]);
 });
 
+test('wire: a pipelined request after one that closes the connection is not served', async (t) => {
+  const h = await startHarness(t);
+  const close = 'GET /v1/status/leader HTTP/1.1\r\nHost: conclave.test\r\nConnection: close\r\n\r\n';
+  const r = await rawExchange(h.http.address.port, close + rawRequest('PUT', '/v1/kv/after', 'v'), 1);
+  t.deepEqual(r.answers.map((a) => a.status), [200]);
+  t.true(r.closedByServer);
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  t.is(h.appliedIndex(), 0);
+});
+
 test('wire: a valid request followed by garbage in the same packet gets its answer, then a 400, then the close', async (t) => {
   const h = await startHarness(t);
   await h.request('PUT', '/v1/kv/x', { body: 'v' });
