@@ -3,6 +3,10 @@
 //
 // Contract:
 // - Keep-alive is on; idle connections close after httpLimits.keepAliveTimeoutMs.
+// - Requests on one connection are served one at a time, in order (as Go's server does): a pipelined
+//   request's handler starts once the previous answer was written. Bytes node cannot parse, CONNECT,
+//   and methods node does not know are answered after the requests before them (see mux.ts for what),
+//   then the connection closes.
 // - A request body is read only by a handler that wants it, and never past that handler's limit: a
 //   Content-Length above it is refused with 413 before any byte is read (and before "100 Continue" is
 //   sent to a client that asked for it), a body of unknown length once the bytes received pass it. The
@@ -14,16 +18,16 @@
 //   answer with what they have, or 503), lets in-flight requests finish for up to closeGraceMs, then cuts
 //   the remaining connections. Answers given while closing carry "Connection: close".
 
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pipeline, type Duplex, type Readable } from 'node:stream';
 import type { Logger } from 'pino';
+import { assert } from '../base/index.js';
 import { ServerError, type ServerApi } from '../server/index.js';
 import { HttpError, serverErrorReplies } from './errors.js';
 import { httpLimits } from './limits.js';
-import { percentDecode, Query } from './query.js';
+import { routeRequest } from './mux.js';
 import { textReply, type HttpServerLimits, type Reply, type RequestContext } from './reply.js';
-import { findRoute, unknownPathBody } from './routes.js';
 
 export interface HttpServerOptions {
   /** Interface to listen on, e.g. "127.0.0.1" or "0.0.0.0". */
@@ -106,30 +110,65 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   });
   server.keepAliveTimeout = httpLimits.keepAliveTimeoutMs;
 
-  const serve = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void => {
-    const task = handleRequest({ req, res, expectsContinue, api: options.api, limits, random, log, requests });
+  // Requests on one connection are served one after another, in order, as Go's server serves them: it
+  // reads the next request only once the previous handler returned and its answer was written. node
+  // parses pipelined requests as their bytes arrive and emits each at once (only the answers are queued
+  // in order), so without this a pipelined GET would run beside the PUT before it and miss its write.
+  // `turns` holds, per connection, a promise that settles once everything queued on it so far is done
+  // (answered, or its client gone); it never rejects.
+  const turns = new WeakMap<Duplex, Promise<void>>();
+  const inTurn = (socket: Duplex, run: () => Promise<void>): void => {
+    const task = (turns.get(socket) ?? Promise.resolve()).then(run).catch((err: unknown) => {
+      log.error({ err }, 'http: unexpected failure while answering a request; the connection is closed');
+      socket.destroy();
+    });
+    turns.set(socket, task);
     inFlight.add(task);
     void task.finally(() => inFlight.delete(task));
+  };
+  const serve = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void => {
+    inTurn(req.socket, async () => {
+      // The client went away before this request's turn, or an earlier answer closed the connection
+      // (Connection: close): as in Go, nothing after it is served.
+      if (req.socket.destroyed || !req.socket.writable) return;
+      await handleRequest({ req, res, expectsContinue, api: options.api, limits, random, log, requests });
+      await answered(res);
+    });
+  };
+  /**
+   * Writes `reply()` (if any) on a connection node parses no further, after the requests before it,
+   * and closes it.
+   */
+  const answerRaw = (socket: Duplex, reply: () => Reply | undefined): void => {
+    inTurn(socket, async () => {
+      // end(), not destroy(): the answers before may still be in the socket's write queue.
+      const answer = socket.writable ? reply() : undefined;
+      if (answer === undefined) socket.end();
+      else socket.end(rawResponse(answer));
+    });
   };
   server.on('request', (req: IncomingMessage, res: ServerResponse) => serve(req, res, false));
   // With this listener node does not answer "100 Continue" itself: readBody does, once the declared
   // length is known to fit, so an oversized upload is refused before the client sends it.
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => serve(req, res, true));
-  server.on('clientError', (error: Error & { code?: string }, socket: Duplex) => {
-    // Bytes that are not HTTP never reach a handler; answer as node would by default, with a reason.
+  // node hands a CONNECT request over as a tunnel (and drops the connection if nobody listens). Go
+  // serves it as any request with the method CONNECT: Consul's router answers it (405 with Allow for its
+  // paths, its 404 otherwise). node parses nothing more on the connection, so it closes after the answer.
+  server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+    answerRaw(socket, () => routedWithoutHandler(req.method ?? 'CONNECT', req.url ?? ''));
+  });
+  server.on('clientError', (error: ClientError, socket: Duplex) => {
+    // Bytes node cannot parse as HTTP never reach a handler. The requests before them on the connection
+    // are answered first (Go reads the bad bytes only once those are served), then the bad request gets
+    // its answer and the connection closes (as in Go: nothing after bad bytes can be read reliably).
     log.debug({ err: error }, 'http: malformed request or broken connection');
     if (error.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();
       return;
     }
-    const [status, reason] = error.code === 'HPE_HEADER_OVERFLOW'
-      ? ['431 Request Header Fields Too Large', 'the request headers are larger than this server accepts']
-      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-        ? ['408 Request Timeout', 'the request was not received in time']
-        : ['400 Bad Request', `malformed HTTP request: ${error.message}`];
-    const body = Buffer.from(reason, 'utf8');
-    socket.end(`HTTP/1.1 ${status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\n` +
-      `Connection: close\r\n\r\n${reason}`);
+    // Bytes after a request that asked for Connection: close are ignored: its answer closes the
+    // connection, as Go's does.
+    answerRaw(socket, () => (error.code === 'HPE_CLOSED_CONNECTION' ? undefined : unparsedRequestReply(error)));
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -218,24 +257,9 @@ async function handleRequest(env: RequestEnv): Promise<void> {
 
 async function dispatch(env: RequestEnv, signal: AbortSignal, body: BodyReader): Promise<Reply> {
   const { req } = env;
-  const target = originForm(req.url ?? '/');
-  const q = target.indexOf('?');
-  const rawPath = q === -1 ? target : target.slice(0, q);
-  const path = percentDecode(rawPath, false);
-  if (path === undefined) {
-    throw new HttpError(400, 'Invalid URL path: it has a malformed %-escape or bytes that are not UTF-8');
-  }
-  const query = Query.parse(q === -1 ? '' : target.slice(q + 1));
-  const route = findRoute(path);
-  if (route === undefined) {
-    // Consul's index page answers "/" itself; everything else unregistered is a 404.
-    if (path === '/' && req.method === 'GET') return textReply(200, 'Conclave: the Consul-compatible HTTP API is under /v1/ (no UI)');
-    return textReply(404, unknownPathBody(path));
-  }
-  const method = req.method ?? 'GET';
-  const allow = ['OPTIONS', ...route.methods].join(',');
-  if (method === 'OPTIONS') return { status: 200, headers: { Allow: allow }, body: '' };
-  if (!route.methods.includes(method)) return textReply(405, `method ${method} not allowed`, { Allow: allow });
+  const routing = routeRequest(req.method ?? 'GET', req.url ?? '/');
+  if (routing.kind === 'reply') return routing.reply;
+  const { route, method, path, query } = routing;
   const ctx: RequestContext = {
     method,
     path,
@@ -251,6 +275,63 @@ async function dispatch(env: RequestEnv, signal: AbortSignal, body: BodyReader):
     bodyStream: () => body.stream(),
   };
   return route.handle(ctx);
+}
+
+/** Resolves once `res` was written out or its connection is gone. */
+function answered(res: ServerResponse): Promise<void> {
+  if (res.writableFinished || res.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    res.once('finish', resolve);
+    res.once('close', resolve);
+  });
+}
+
+/** What the router answers for a request no handler may serve (CONNECT, or a method node does not parse). */
+function routedWithoutHandler(method: string, target: string): Reply {
+  try {
+    const routing = routeRequest(method, target);
+    // Every method a route registers is one node parses and does not tunnel.
+    assert(routing.kind === 'reply', `no route serves ${method}`);
+    return routing.reply;
+  } catch (error) {
+    if (error instanceof HttpError) return textReply(error.status, error.body, error.options.headers);
+    throw error;
+  }
+}
+
+type ClientError = Error & { code?: string; rawPacket?: Buffer; bytesParsed?: number };
+
+/** A token method, a request target and the version: a request line Go parses (and node may not). */
+const requestLine = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) (\S+) HTTP\/1\.[01]\r?$/;
+
+/**
+ * The answer to bytes node refused to parse. A method node does not know (Go accepts any token) is
+ * routed as Go would route it: Consul's 405 with Allow for its paths, its 404 for the rest, a redirect
+ * for a path that is not clean. Anything else is a 400 (431 for oversized headers, 408 for slow ones).
+ */
+function unparsedRequestReply(error: ClientError): Reply {
+  if (error.code === 'HPE_HEADER_OVERFLOW') return textReply(431, 'the request headers are larger than this server accepts');
+  if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') return textReply(408, 'the request was not received in time');
+  if (error.code === 'HPE_INVALID_METHOD' && error.rawPacket !== undefined && error.bytesParsed !== undefined) {
+    // node reports where the failing request starts within the packet it was parsing.
+    const packet = error.rawPacket;
+    const start = packet.lastIndexOf(0x0a, error.bytesParsed - 1) + 1;
+    const end = packet.indexOf(0x0a, start);
+    const line = end === -1 ? null : requestLine.exec(packet.subarray(start, end).toString('latin1'));
+    if (line !== null) return routedWithoutHandler(line[1] as string, line[2] as string);
+  }
+  return textReply(400, `malformed HTTP request: ${error.message}`);
+}
+
+/** `reply` as the bytes of an HTTP/1.1 response that closes the connection. */
+function rawResponse(reply: Reply): Buffer {
+  const body = typeof reply.body === 'string' ? Buffer.from(reply.body, 'utf8') : reply.body;
+  let head = `HTTP/1.1 ${reply.status} ${STATUS_CODES[reply.status] ?? ''}\r\n`;
+  for (const [name, value] of Object.entries(reply.headers)) {
+    if (!/^(connection|content-length)$/i.test(name)) head += `${name}: ${value}\r\n`;
+  }
+  head += `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n`;
+  return Buffer.concat([Buffer.from(head, 'latin1'), body]);
 }
 
 function replyForError(error: unknown, signal: AbortSignal, log: Logger, req: IncomingMessage): Reply {
@@ -298,14 +379,6 @@ function writeReply(res: ServerResponse, reply: Reply, closeConnection: boolean)
   if (closeConnection) headers['Connection'] = 'close';
   res.writeHead(reply.status, headers);
   res.end(body);
-}
-
-/** "/path?query" from a request target, also when a proxy sends the absolute form "http://host/path". */
-function originForm(target: string): string {
-  const absolute = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/?]*/.exec(target);
-  if (absolute === null) return target;
-  const rest = target.slice(absolute[0].length);
-  return rest.startsWith('/') ? rest : `/${rest}`;
 }
 
 /** The request URL for logs, with ?token values hidden (Consul does the same). */

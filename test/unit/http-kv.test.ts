@@ -190,12 +190,16 @@ test('kv: keys are percent-decoded once, whichever way the client encoded them',
 
 test('kv: an empty key is Consul\'s 400 "Missing key name" for GET, PUT and DELETE', async (t) => {
   const h = await startHarness(t);
-  for (const [method, path] of [['GET', '/v1/kv/'], ['PUT', '/v1/kv/'], ['DELETE', '/v1/kv/'], ['PUT', '/v1/kv']] as const) {
+  for (const [method, path] of [['GET', '/v1/kv/'], ['PUT', '/v1/kv/'], ['DELETE', '/v1/kv/']] as const) {
     const r = await h.request(method, path, { body: 'v' });
     t.is(r.status, 400, `${method} ${path}`);
     t.is(r.text, 'Missing key name');
     t.is(r.headers['content-type'], 'text/plain; charset=utf-8');
   }
+  // "/v1/kv" is not registered, "/v1/kv/" is: Go's ServeMux redirects to it, query kept.
+  const r = await h.request('PUT', '/v1/kv?cas=0', { body: 'v' });
+  t.is(r.status, 301);
+  t.is(r.headers['location'], '/v1/kv/?cas=0');
   t.is(h.appliedIndex(), 0);
 });
 
