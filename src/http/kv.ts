@@ -28,9 +28,9 @@ const kvMaxValueSizeDocs = 'https://developer.hashicorp.com/docs/agent/config/co
 
 export async function handleKv(ctx: RequestContext): Promise<Reply> {
   const options = parseReadOptions(ctx);
-  // Consul: strings.TrimPrefix(req.URL.Path, "/v1/kv/") on the decoded path. "/v1/kv" (Go's mux would
-  // redirect it to "/v1/kv/") is the empty key here.
-  const key = ctx.path === '/v1/kv' ? '' : ctx.path.slice('/v1/kv/'.length);
+  // Consul: strings.TrimPrefix(req.URL.Path, "/v1/kv/") on the decoded path. "/v1/kv" never gets here:
+  // mux.ts redirects it to "/v1/kv/", as Go's ServeMux does.
+  const key = ctx.path.slice('/v1/kv/'.length);
   switch (ctx.method) {
     case 'GET':
       return flag(ctx.query, 'keys') ? getKeys(ctx, key, options) : get(ctx, key, options);
