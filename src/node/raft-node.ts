@@ -131,6 +131,8 @@ export class RaftNode {
   private fatalError: Error | undefined;
   private readonly proposals = new Map<Index, Waiter<ApplyResult>>();
   private readonly reads = new Map<number, ReadWaiter>();
+  /** appliedThrough's waiters, released after each round. */
+  private applyWaiters: Array<{ readonly index: Index; readonly resolve: (ok: boolean) => void; readonly timer: ReturnType<typeof setTimeout> }> = [];
   private caughtUpWaiters: Array<{ readonly resolve: () => void; readonly reject: (e: Error) => void }> = [];
   private nextReadContext = 1;
   /** Set while a user restore is being prepared: writes are refused until it is placed. */
@@ -298,6 +300,37 @@ export class RaftNode {
     if (!r.ok) return Promise.reject(refusalError(r));
     this.loop.kick();
     return new Promise((resolve, reject) => this.reads.set(context, { index: undefined, resolve, reject }));
+  }
+
+  /**
+   * Resolves true once this server's state machine has applied `index`; false after `timeoutMs`, or
+   * when the node closes first.
+   */
+  appliedThrough(index: Index, timeoutMs: number): Promise<boolean> {
+    if (this.fsm.appliedIndex() >= index) return Promise.resolve(true);
+    if (this.closed) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const w = {
+        index,
+        resolve,
+        timer: setTimeout(() => {
+          this.applyWaiters = this.applyWaiters.filter((x) => x !== w);
+          resolve(false);
+        }, timeoutMs),
+      };
+      this.applyWaiters.push(w);
+    });
+  }
+
+  private releaseApplyWaiters(): void {
+    if (this.applyWaiters.length === 0) return;
+    const applied = this.fsm.appliedIndex();
+    this.applyWaiters = this.applyWaiters.filter((w) => {
+      if (w.index > applied) return true;
+      clearTimeout(w.timer);
+      w.resolve(true);
+      return false;
+    });
   }
 
   /**
@@ -582,6 +615,7 @@ export class RaftNode {
       if (w !== undefined) w.index = rs.index;
     }
     this.releaseReads();
+    this.releaseApplyWaiters();
     this.releaseCaughtUp();
     const s = rd.softState;
     const changed = s.role !== this.soft.role || s.leader !== this.soft.leader || s.term !== this.soft.term;
@@ -669,6 +703,11 @@ export class RaftNode {
     this.reads.clear();
     for (const w of this.caughtUpWaiters) w.reject(e);
     this.caughtUpWaiters = [];
+    for (const w of this.applyWaiters) {
+      clearTimeout(w.timer);
+      w.resolve(false);
+    }
+    this.applyWaiters = [];
   }
 
   /** A storage failure or a broken invariant: the node must not go on (its disk state is unknown). */

@@ -16,4 +16,12 @@ export const serverLimits = {
   /** After a leader's "retry" (it has not committed its first entry yet): 10, 20, 30... ms, at most 100 ms. */
   retryPollStepMs: 10,
   retryPollMaxMs: 100,
+  /**
+   * A follower serving a read batch itself waits at most this long for its state machine to reach the
+   * leader's read index; past it (a follower far behind, or installing a snapshot) the read is
+   * forwarded to the leader instead, as before read batches.
+   */
+  followerReadApplyWaitMs: 1_000,
+  /** Deadline of a read round's call to the leader (a ?consistent one includes a quorum round). */
+  readIndexTimeoutMs: 5_000,
 } as const;

@@ -5,6 +5,7 @@
 //
 //   Apply     an FSM command (src/fsm's codec validates it)   -> ApplyResult
 //   Read      ForwardedRead: a ReadQuery and its options        -> ReadReply of that query's op
+//             or ReadIndexCall (a follower's read round)       -> ReadIndexReply
 //   Operator  OperatorCall: hello | join | remove | transfer    -> Hello for hello, `true` otherwise
 //   SnapshotSave     SnapshotCall  -> SaveHeader, then the archive's bytes
 //   SnapshotRestore  SnapshotCall, then the archive's bytes -> `true`
@@ -76,6 +77,20 @@ export type OperatorCall =
   | { readonly op: 'dc-read'; readonly read: Uint8Array };
 
 /**
+ * A follower's round of reads asks the leader how far it must have applied before it serves them from
+ * its own state: the leader's ReadIndex (a quorum round). It travels as a read on the follower's
+ * Forward stream (a unary call costs several times more).
+ */
+export interface ReadIndexCall {
+  readonly op: 'read-index';
+}
+
+/** The leader's answer to read-index. */
+export interface ReadIndexReply {
+  readonly index: number;
+}
+
+/**
  * A snapshot save or restore on its way to the server that runs it (the leader, or a server of
  * another datacenter). The receiver handles it as if it had arrived over HTTP: it checks the token
  * against its own ACL configuration and forwards it on if it does not lead.
@@ -129,6 +144,8 @@ export const encodeReadReply = <Op extends ReadOp>(reply: ReadReply<Op>): Uint8A
 export const encodeOperatorCall = (c: OperatorCall): Uint8Array => encode(c);
 export const encodeHello = (h: Hello): Uint8Array => encode(h);
 export const encodeDone = (): Uint8Array => encode(true);
+export const encodeReadIndexCall = (c: ReadIndexCall): Uint8Array => encode(c);
+export const encodeReadIndexReply = (r: ReadIndexReply): Uint8Array => encode(r);
 export const encodeApplyResult = (r: ApplyResult): Uint8Array => encode(r);
 export const encodeSnapshotCall = (c: SnapshotCall): Uint8Array => encode(c);
 export const encodeSaveHeader = (h: SaveHeader): Uint8Array => encode(h);
@@ -390,6 +407,19 @@ export function decodeHello(bytes: Uint8Array): Decoded<Hello> {
     const o = rec(v, path);
     return { id: str(o, 'id', path), address: str(o, 'address', path), datacenter: str(o, 'datacenter', path), fresh: bool(o, 'fresh', path) };
   });
+}
+
+/** A read-index call, or undefined when `bytes` are anything else (then they are a ForwardedRead or malformed). */
+export function decodeReadIndexCall(bytes: Uint8Array): ReadIndexCall | undefined {
+  const d = decodeWith(bytes, 'read-index call', (v, path): ReadIndexCall | undefined => {
+    const o = rec(v, path);
+    return o['op'] === 'read-index' ? { op: 'read-index' } : undefined;
+  });
+  return d.ok ? d.value : undefined;
+}
+
+export function decodeReadIndexReply(bytes: Uint8Array): Decoded<ReadIndexReply> {
+  return decodeWith(bytes, 'read-index reply', (v, path) => ({ index: uint(rec(v, path), 'index', path) }));
 }
 
 /** The answer to join, remove and transfer: `true`. */

@@ -36,12 +36,15 @@ import {
   type SnapshotSaveReply,
 } from './api.js';
 import { serverLimits } from './limits.js';
+import { ReadRounds } from './read-rounds.js';
 import {
   decodeApplyResult,
   decodeDone,
   decodeForwardedRead,
   decodeHello,
   decodeOperatorCall,
+  decodeReadIndexCall,
+  decodeReadIndexReply,
   decodeReadReply,
   decodeSaveHeader,
   decodeSnapshotCall,
@@ -52,6 +55,8 @@ import {
   encodeForwardedRead,
   encodeHello,
   encodeOperatorCall,
+  encodeReadIndexCall,
+  encodeReadIndexReply,
   encodeReadReply,
   type Decoded,
   type Hello,
@@ -99,6 +104,8 @@ export class Server implements ServerApi {
   private readonly acl: Acl;
   private readonly datacenters: Datacenters;
   private readonly offChange: () => void;
+  /** A follower's default and ?consistent reads, batched into leader round trips (read-rounds.ts). */
+  private readonly readRounds = new ReadRounds(() => this.fetchReadIndex());
 
   constructor(o: ServerOptions) {
     this.o = o;
@@ -354,6 +361,26 @@ export class Server implements ServerApi {
     return this.operator(address, { op: 'hello' }, decodeHello, { timeoutMs: serverLimits.helloTimeoutMs });
   }
 
+  /** One read round's leader round trip (read-rounds.ts); throws when there is no other server to ask. */
+  private async fetchReadIndex(): Promise<number> {
+    const s = this.node.status();
+    if (s.role === 'leader' || s.leaderAddress === '') throw new ServerError('no-leader', 'no other server leads: the read is forwarded instead');
+    const r = await this.o.rpc.read(s.leaderAddress, encodeReadIndexCall({ op: 'read-index' }), { timeoutMs: serverLimits.readIndexTimeoutMs });
+    return answerOf(r, decodeReadIndexReply, 'read-index', s.leaderAddress).index;
+  }
+
+  /**
+   * The leader's side of a read round: its ReadIndex, the index a follower must have applied to serve
+   * the round's reads. A quorum round for default reads too, for two reasons: its heartbeats carry the
+   * commit index to the follower (otherwise followers learn commits at the leader's next tick, and a
+   * read right after a write would wait for it), and a follower's default read is then linearizable,
+   * which is stronger than Consul's default and costs one round per batch.
+   */
+  private async leaderReadIndex(): Promise<Uint8Array> {
+    this.requireLeader();
+    return encodeReadIndexReply({ index: await this.node.readBarrier().catch((e: unknown) => this.mapError(e)) });
+  }
+
   private async operator<T>(address: string, call: OperatorCall, decode: (bytes: Uint8Array) => Decoded<T>, options?: CallOptions): Promise<T> {
     return answerOf(await this.o.rpc.operator(address, encodeOperatorCall(call), options), decode, `operator ${call.op}`, address);
   }
@@ -390,6 +417,8 @@ export class Server implements ServerApi {
         return this.answer(async () => encodeApplyResult(await this.node.propose(bytes)));
       },
       read: async (bytes: Uint8Array, ctx: RpcContext): Promise<RpcResult> => {
+        const round = decodeReadIndexCall(bytes);
+        if (round !== undefined) return this.answer(() => this.leaderReadIndex());
         const d = decodeForwardedRead(bytes);
         if (!d.ok) return malformed('forwarded read', d.error);
         const { query, options } = d.value;
@@ -450,8 +479,21 @@ export class Server implements ServerApi {
       const options = { timeoutMs: waitMs + serverLimits.forwardedReadMarginMs, ...(o.signal ? { signal: o.signal } : {}) };
       return this.inDatacenter(o.dc, (address) => this.operator(address, { op: 'dc-read', read }, (b) => decodeReadReply<Op>(query.op as Op, b), options));
     }
+    const local = (): ReturnType<LocalRead<Op>> => (this.local[query.op] as LocalRead<Op>)(query);
     const serveHere = o.consistency === 'stale' || this.node.status().role === 'leader';
     if (!serveHere) {
+      // A follower serves a non-blocking read itself once it has applied the leader's read index for a
+      // round that started after the read arrived: as fresh as the leader's answer, and many reads share
+      // one round trip. Anything that goes wrong on that path (no leader, a leader change, a follower
+      // far behind) falls back to forwarding the read, which knows how to wait for a leader.
+      if (!(o.minIndex !== undefined && o.minIndex > 0)) {
+        // Safe to drop: the read is forwarded below instead, and that path reports its own errors.
+        const index = await this.readRounds.next().catch(() => undefined);
+        if (index !== undefined && (await this.node.appliedThrough(index, serverLimits.followerReadApplyWaitMs))) {
+          const r = await local();
+          return { ...r.answer, meta: this.meta(r.index, o.consistency, true) };
+        }
+      }
       return this.onLeader(
         () => this.read(query, o),
         async (address) => {
@@ -472,7 +514,6 @@ export class Server implements ServerApi {
       // Deposed while catching up: ask whoever leads now, as a follower would have.
       if (lostLeadership) return this.read(query, o);
     }
-    const local = (): ReturnType<LocalRead<Op>> => (this.local[query.op] as LocalRead<Op>)(query);
     const watch = watchOf(query);
     let r = await local();
     if (o.minIndex !== undefined && o.minIndex > 0 && r.index <= o.minIndex && watch !== undefined) {
@@ -494,12 +535,13 @@ export class Server implements ServerApi {
     return { ...r.answer, meta: this.meta(r.index, o.consistency) };
   }
 
-  private meta(index: number, consistency: Consistency): ReadMeta {
+  /** `confirmed`: the leader vouched for this read (a follower's read round), as if it had answered it. */
+  private meta(index: number, consistency: Consistency, confirmed = false): ReadMeta {
     const s = this.node.status();
     return {
       index: Math.max(1, index),
-      knownLeader: s.leader !== '',
-      lastContactMs: s.role === 'leader' ? 0 : Math.max(0, s.lastContactMs),
+      knownLeader: confirmed || s.leader !== '',
+      lastContactMs: confirmed || s.role === 'leader' ? 0 : Math.max(0, s.lastContactMs),
       consistency,
     };
   }
