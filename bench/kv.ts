@@ -6,7 +6,7 @@
 // runs the same loads after Conclave has stopped (puts: /v3/kv/put; reads: /v3/kv/range, linearizable
 // as etcd's default), through its leader and a follower, and the ratios Conclave / etcd are printed.
 // Figures only: nothing here asserts on speed.
-// BENCH_SECONDS (per run), BENCH_CONCURRENCY (1,16,64), BENCH_TARGETS (leader,follower),
+// BENCH_SECONDS (per run), BENCH_WARMUP_SECONDS (per load, unmeasured, before the runs; 2), BENCH_CONCURRENCY (1,16,64), BENCH_TARGETS (leader,follower),
 // BENCH_LOADS (put,get,consistent), BENCH_FAILOVERS (5) and BENCH_NO_ETCD=1 narrow or widen it. The CPU
 // column is all three agents' user + system time per acknowledged request: steadier than throughput on
 // a shared machine.
@@ -15,6 +15,12 @@ import { Agent, request } from 'node:http';
 import { agentsCpuMs, buildDist, Cleanup, EtcdCluster, etcdInstallHint, findEtcd, ProcessCluster, type EtcdMember } from './support.js';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
+/**
+ * Before the measured runs, every load runs this long at 16 clients, unmeasured, on Conclave and on
+ * etcd alike. Node compiles hot code only after it has run a while: without it the first run (put at
+ * one client) measured code still being compiled, and a load's ratio depended on its place in the order.
+ */
+const warmupSeconds = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
 const concurrencies = (process.env.BENCH_CONCURRENCY ?? '1,16,64').split(',').map(Number);
 const targets = (process.env.BENCH_TARGETS ?? 'leader,follower').split(',');
 const loads = (process.env.BENCH_LOADS ?? 'put,get,consistent').split(',') as LoadName[];
@@ -65,11 +71,11 @@ const etcdOps = (port: number): Record<LoadName, Op> => {
   };
 };
 
-async function load(op: Op, clients: number): Promise<{ rate: number; p50: number; p99: number; errors: number }> {
+async function load(op: Op, clients: number, runSeconds = seconds): Promise<{ rate: number; p50: number; p99: number; errors: number }> {
   const agent = new Agent({ keepAlive: true, maxSockets: clients });
   const latencies: number[] = [];
   let errors = 0;
-  const end = performance.now() + seconds * 1000;
+  const end = performance.now() + runSeconds * 1000;
   await Promise.all(
     Array.from({ length: clients }, async (_, c) => {
       for (let i = 0; performance.now() < end; i++) {
@@ -83,7 +89,7 @@ async function load(op: Op, clients: number): Promise<{ rate: number; p50: numbe
   agent.destroy();
   latencies.sort((a, b) => a - b);
   const q = (p: number): number => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? NaN;
-  return { rate: latencies.length / seconds, p50: q(0.5), p99: q(0.99), errors };
+  return { rate: latencies.length / runSeconds, p50: q(0.5), p99: q(0.99), errors };
 }
 
 /** Writes the keys the read loads read, 64 at a time. */
@@ -117,6 +123,9 @@ function row(f: Figure): string {
 /** Every load through each target, in order; `pids` for the CPU column (empty: no column). */
 async function runLoads(opsOf: (target: string) => Record<LoadName, Op>, pids: readonly number[]): Promise<Figure[]> {
   const figures: Figure[] = [];
+  if (warmupSeconds > 0) {
+    for (const name of loads) for (const target of targets) await load(opsOf(target)[name], 16, warmupSeconds);
+  }
   for (const name of loads) {
     for (const target of ['leader', 'follower']) {
       if (!targets.includes(target)) continue;
@@ -152,7 +161,7 @@ async function main(): Promise<void> {
     const portOf = (target: string): number => c.node(target === 'leader' ? leader : follower).httpPort;
     await load(conclaveOps(portOf('leader')).put, 4); // warm up connections, JIT and LevelDB
     await writeReadKeys((agent, k) => put(agent, portOf('leader'), `bench/r/${k}`, randomBytes(256)));
-    console.log(`Conclave: 256-byte random values, ${seconds} s per run, 3 compiled agents on this machine; Raft tick 50 ms, election timeout 8-16 ticks (400-800 ms), heartbeat 2 ticks`);
+    console.log(`Conclave: 256-byte random values, ${seconds} s per run after ${warmupSeconds} s of unmeasured warm-up per load, 3 compiled agents on this machine; Raft tick 50 ms, election timeout 8-16 ticks (400-800 ms), heartbeat 2 ticks`);
     console.log(`put: distinct keys; get: default reads of ${readKeys} keys; consistent: ?consistent reads of them`);
     console.log(header);
     const pids = [0, 1, 2].map((i) => c.node(i).proc?.pid ?? 0);
