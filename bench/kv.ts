@@ -3,8 +3,11 @@
 // default and ?consistent GETs of 1,000 keys, each through the leader and through a follower; then the
 // time from SIGKILL of the leader to the first write acknowledged by the new one (several times).
 // Where etcd 3.4 is installed (Debian: `apt-get install etcd-server etcd-client`), a local 3-member etcd
-// runs the same loads after Conclave has stopped (puts: /v3/kv/put; reads: /v3/kv/range, linearizable
-// as etcd's default), through its leader and a follower, and the ratios Conclave / etcd are printed.
+// runs beside it and takes the same loads (puts: /v3/kv/put; reads: /v3/kv/range, linearizable as
+// etcd's default), through its leader and a follower, and the ratios Conclave / etcd are printed. The
+// two alternate run by run (each run of Conclave is followed by the same run of etcd, while the other
+// cluster idles), so a ratio compares two runs a few seconds apart on this shared machine, not two
+// halves of the bench minutes apart.
 // Figures only: nothing here asserts on speed.
 // BENCH_SECONDS (per run), BENCH_WARMUP_SECONDS (per load, unmeasured, before the runs; 10), BENCH_CONCURRENCY (1,16,64), BENCH_TARGETS (leader,follower),
 // BENCH_LOADS (put,get,consistent), BENCH_FAILOVERS (5) and BENCH_NO_ETCD=1 narrow or widen it. The CPU
@@ -123,21 +126,35 @@ function row(f: Figure): string {
     `${f.p99.toFixed(2).padStart(9)} ${String(f.errors).padStart(8)} ${Number.isNaN(f.cpuPerOp) ? '        -' : f.cpuPerOp.toFixed(2).padStart(9)}`;
 }
 
-/** Every load through each target, in order; `pids` for the CPU column (empty: no column). */
-async function runLoads(opsOf: (target: string) => Record<LoadName, Op>, pids: readonly number[]): Promise<Figure[]> {
-  const figures: Figure[] = [];
+/** A cluster the loads run against: its ops by target, and its processes for the CPU column. */
+interface System {
+  readonly name: string;
+  readonly opsOf: (target: string) => Record<LoadName, Op>;
+  readonly pids: readonly number[];
+}
+
+/**
+ * Every load through each target, in order, on every system in turn (one run of each before the
+ * next run), after the warm-up; returns each system's figures.
+ */
+async function runLoads(systems: readonly System[]): Promise<Figure[][]> {
+  const figures: Figure[][] = systems.map(() => []);
   if (warmupSeconds > 0) {
-    for (const name of loads) for (const target of targets) await load(opsOf(target)[name], 16, warmupSeconds);
+    for (const name of loads) for (const target of targets) for (const sys of systems) await load(sys.opsOf(target)[name], 16, warmupSeconds);
   }
   for (const name of loads) {
     for (const target of ['leader', 'follower']) {
       if (!targets.includes(target)) continue;
       for (const clients of concurrencies) {
-        const cpuBefore = pids.length > 0 ? agentsCpuMs(pids) : NaN;
-        const r = await load(opsOf(target)[name], clients);
-        const f: Figure = { load: name, target, clients, ...r, cpuPerOp: pids.length > 0 ? (agentsCpuMs(pids) - cpuBefore) / (r.rate * seconds) : NaN };
-        console.log(row(f));
-        figures.push(f);
+        const line: string[] = [];
+        for (const [k, sys] of systems.entries()) {
+          const cpuBefore = agentsCpuMs(sys.pids);
+          const r = await load(sys.opsOf(target)[name], clients);
+          const f: Figure = { load: name, target, clients, ...r, cpuPerOp: (agentsCpuMs(sys.pids) - cpuBefore) / (r.rate * seconds) };
+          figures[k]?.push(f);
+          line.push(`${sys.name} ${r.rate.toFixed(0)} ops/s`);
+        }
+        console.log(`[${name} ${target} ${clients}] ${line.join(', ')}`);
       }
     }
   }
@@ -156,19 +173,28 @@ async function main(): Promise<void> {
   buildDist();
   const cleanup = new Cleanup(); // also on SIGINT / SIGTERM
   const c = await ProcessCluster.create(cleanup, { size: 3, tickMs: 50, electionTimeoutTicks: 8, compiled: true });
-  let conclave: Figure[] = [];
   try {
     c.startAll();
     const leader = await c.leader();
     const follower = [0, 1, 2].find((i) => i !== leader) as number;
     const portOf = (target: string): number => c.node(target === 'leader' ? leader : follower).httpPort;
-    await load(conclaveOps(portOf('leader')).put, 4); // warm up connections, JIT and LevelDB
+    await load(conclaveOps(portOf('leader')).put, 4, 1); // connections, LevelDB
     await writeReadKeys((agent, k) => put(agent, portOf('leader'), `bench/r/${k}`, randomBytes(256)));
-    console.log(`Conclave: 256-byte random values, ${seconds} s per run after ${warmupSeconds} s of unmeasured warm-up per load, 3 compiled agents on this machine; Raft tick 50 ms, election timeout 8-16 ticks (400-800 ms), heartbeat 2 ticks`);
+    const systems: System[] = [{ name: 'Conclave', opsOf: (target) => conclaveOps(portOf(target)), pids: [0, 1, 2].map((i) => c.node(i).proc?.pid ?? 0) }];
+    const etcd = await startEtcd(cleanup);
+    if (etcd !== undefined) systems.push(etcd.system);
+    console.log(`256-byte random values, ${seconds} s per run after ${warmupSeconds} s of unmeasured warm-up per load and system. ` +
+      'Conclave: 3 compiled agents on this machine; Raft tick 50 ms, election timeout 8-16 ticks (400-800 ms), heartbeat 2 ticks.');
+    if (etcd !== undefined) console.log(`etcd 3.4 (${etcd.binary}): 3 members on this machine beside it, the same loads through its JSON gateway (reads are linearizable ranges), run by run in turn with Conclave`);
     console.log(`put: distinct keys; get: default reads of ${readKeys} keys; consistent: ?consistent reads of them`);
-    console.log(header);
-    const pids = [0, 1, 2].map((i) => c.node(i).proc?.pid ?? 0);
-    conclave = await runLoads((target) => conclaveOps(portOf(target)), pids);
+    const figures = await runLoads(systems);
+    await etcd?.stop();
+    for (const [k, sys] of systems.entries()) {
+      console.log(`\n${sys.name}`);
+      console.log(header);
+      for (const f of figures[k] ?? []) console.log(row(f));
+    }
+    if (systems.length > 1) printRatios(figures[0] ?? [], figures[1] ?? []);
     // Failover: kill the leader, then write through a survivor until a write is acknowledged; bring
     // the killed server back and repeat. The election timeout is random, so one figure says little.
     const times: number[] = [];
@@ -199,33 +225,32 @@ async function main(): Promise<void> {
       current = await c.leader();
     }
     const shown = times.map((ms) => ms.toFixed(0)).join(', ');
-    if (times.length > 0) console.log(`failover: first write acknowledged by the new leader after SIGKILL of the leader: ${shown} ms (max ${Math.max(...times).toFixed(0)})`);
+    if (times.length > 0) console.log(`\nfailover: first write acknowledged by the new leader after SIGKILL of the leader: ${shown} ms (max ${Math.max(...times).toFixed(0)})`);
     await c.destroy();
-    await compareWithEtcd(cleanup, conclave);
   } finally {
     await cleanup.run();
   }
 }
 
-/** The same loads against a local 3-member etcd, then the ratios. */
-async function compareWithEtcd(cleanup: Cleanup, conclave: readonly Figure[]): Promise<void> {
+/** A local 3-member etcd with the read keys written, or undefined (not installed, or BENCH_NO_ETCD=1). */
+async function startEtcd(cleanup: Cleanup): Promise<{ system: System; binary: string; stop: () => Promise<void> } | undefined> {
   const bins = withEtcd ? findEtcd() : undefined;
   if (bins === undefined) {
     console.log(withEtcd ? etcdInstallHint : 'etcd skipped (BENCH_NO_ETCD=1)');
-    return;
+    return undefined;
   }
   const e = await EtcdCluster.create(cleanup, bins);
   await e.startAll(60_000);
   const { leader, follower } = await etcdRoles(e);
   const portOf = (target: string): number => Number(new URL(target === 'leader' ? leader.clientUrl : follower.clientUrl).port);
-  await load(etcdOps(portOf('leader')).put, 4);
+  await load(etcdOps(portOf('leader')).put, 4, 1);
   await writeReadKeys((agent, k) =>
     call(agent, portOf('leader'), 'POST', '/v3/kv/put', Buffer.from(JSON.stringify({ key: b64(`bench/r/${k}`), value: b64(randomBytes(256)) }))));
-  console.log(`\netcd 3.4 (${bins.etcd}), 3 members on this machine, the same loads through its JSON gateway (reads are linearizable ranges)`);
-  console.log(header);
-  const etcd = await runLoads((target) => etcdOps(portOf(target)), e.pids());
-  await e.killAll();
-  console.log('\nConclave / etcd (ops/s; target: at least 1.0 everywhere)');
+  return { system: { name: 'etcd', opsOf: (target) => etcdOps(portOf(target)), pids: e.pids() }, binary: bins.etcd, stop: () => e.killAll() };
+}
+
+function printRatios(conclave: readonly Figure[], etcd: readonly Figure[]): void {
+  console.log('\nConclave / etcd (ops/s, each pair of runs taken one after the other; target: at least 1.0 everywhere)');
   console.log('load         target     clients   ratio');
   for (const f of conclave) {
     const other = etcd.find((x) => x.load === f.load && x.target === f.target && x.clients === f.clients);
