@@ -97,14 +97,28 @@ export function txnResponseJson(results: readonly TxnResult[], errors: readonly 
 }
 
 /**
+ * A number literal with a fraction or an exponent ("5.0", "1e2"), kept as written: Go refuses it for
+ * an integer field (`json: cannot unmarshal number 5.0 into Go struct field ... of type uint64`)
+ * although JavaScript reads it as the integer 5.
+ */
+export class JsonFraction {
+  constructor(
+    readonly literal: string,
+    readonly value: number,
+  ) {}
+}
+
+/**
  * JSON.parse, except that an integer literal beyond 2^53-1 (in magnitude) is a bigint with its exact
- * value, as Go's decoder reads digits into a uint64 (a KV op's Flags up to 2^64-1). Throws JSON.parse's
- * SyntaxError for malformed text.
+ * value, as Go's decoder reads digits into a uint64 (a KV op's Flags up to 2^64-1), and a literal with
+ * a fraction or an exponent is a JsonFraction. Throws JSON.parse's SyntaxError for malformed text.
  */
 export function parseJsonExact(text: string): unknown {
   const value: unknown = JSON.parse(text);
-  // A number literal that JSON.parse may have rounded has at least 16 digits in a row.
-  if (!/[0-9]{16}/.test(text)) return value;
+  // A number literal that JSON.parse may have rounded has at least 16 digits in a row; one with a
+  // fraction or an exponent has a digit beside '.', 'e' or 'E'. (Strings may hold either too: then
+  // the slower reader below gives the same strings.)
+  if (!/[0-9]{16}|[0-9][.eE]/.test(text)) return value;
   return new ExactJsonReader(text).read();
 }
 
@@ -162,7 +176,8 @@ class ExactJsonReader {
     const literal = numberLiteral.exec(this.text)?.[0] ?? '';
     this.at += literal.length;
     const number = Number(literal);
-    if (!Number.isSafeInteger(number) && /^-?[0-9]+$/.test(literal)) return BigInt(literal);
+    if (/[.eE]/.test(literal)) return new JsonFraction(literal, number);
+    if (!Number.isSafeInteger(number)) return BigInt(literal);
     return number;
   }
 
@@ -180,7 +195,7 @@ class ExactJsonReader {
 }
 
 export function isJsonObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof JsonFraction);
 }
 
 /** The object's fields keyed by lower-cased name; a later spelling of the same name wins (Go's rule). */
@@ -194,6 +209,7 @@ export function foldedFields(object: Record<string, unknown>): ReadonlyMap<strin
 export function describeJson(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
+  if (value instanceof JsonFraction) return `the number ${value.literal}`;
   switch (typeof value) {
     case 'string':
       return `the string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value)}`;

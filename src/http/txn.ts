@@ -20,7 +20,7 @@ import { isWriteOp, toUint64 } from '../fsm/index.js';
 import type { ReadOptions } from '../server/index.js';
 import { assert } from '../base/index.js';
 import { badRequest, HttpError } from './errors.js';
-import { describeJson, foldedFields, goQuote, isJsonObject, parseJsonExact, txnResponseJson } from './json.js';
+import { describeJson, foldedFields, goQuote, isJsonObject, JsonFraction, parseJsonExact, txnResponseJson } from './json.js';
 import { sessionsNotImplemented } from './kv.js';
 import { datacenterOf, metaHeaders, parseReadOptions } from './params.js';
 import { jsonReply, type Reply, type RequestContext } from './reply.js';
@@ -145,6 +145,7 @@ function keyField(value: unknown, at: string): string {
 
 function uintField(value: unknown, at: string): number {
   if (value === undefined || value === null) return 0;
+  if (value instanceof JsonFraction) throw parseFailure(`json: cannot unmarshal number ${value.literal} into Go struct field KVTxnOp.KV.Index of type uint64`);
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
     throw parseFailure(`${at} must be an unsigned integer between 0 and ${Number.MAX_SAFE_INTEGER}, got ${describeJson(value)}`);
   }
@@ -157,6 +158,7 @@ function uintField(value: unknown, at: string): number {
  */
 function flagsField(value: unknown): Uint64 {
   if (value === undefined || value === null) return 0;
+  if (value instanceof JsonFraction) throw parseFailure(`json: cannot unmarshal number ${value.literal} into Go struct field KVTxnOp.KV.Flags of type uint64`);
   const flags = toUint64(value);
   if (flags !== undefined) return flags;
   const what = typeof value === 'number' || typeof value === 'bigint' ? `number ${String(value)}` : jsonKind(value);

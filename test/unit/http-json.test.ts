@@ -4,7 +4,7 @@
 // literals exactly where JSON.parse rounds them.
 
 import test from 'ava';
-import { dirEntryJson, encodeJson, parseJsonExact } from '../../src/http/json.js';
+import { dirEntryJson, encodeJson, JsonFraction, parseJsonExact } from '../../src/http/json.js';
 import { prng } from '../support/prng.js';
 
 test('encodeJson prints a bigint Flags with every digit, compact and ?pretty', (t) => {
@@ -42,9 +42,13 @@ test('encodeJson with a bigint writes what JSON.stringify writes for the rest of
   }
 });
 
-test('parseJsonExact reads integer literals beyond 2^53-1 as bigints, everything else as JSON.parse does', (t) => {
+test('parseJsonExact reads integer literals beyond 2^53-1 as bigints, fractions and exponents as JsonFraction, everything else as JSON.parse does', (t) => {
   t.deepEqual(parseJsonExact('[{"Flags":18446744073709551615,"Key":"1234567890123456789","n":9007199254740991,"m":-9007199254740993,"f":12345678901234567.5,"e":1e300}]'),
-    [{ Flags: 18446744073709551615n, Key: '1234567890123456789', n: 9007199254740991, m: -9007199254740993n, f: 12345678901234567.5, e: 1e300 }]);
+    [{ Flags: 18446744073709551615n, Key: '1234567890123456789', n: 9007199254740991, m: -9007199254740993n, f: new JsonFraction('12345678901234567.5', 12345678901234567.5), e: new JsonFraction('1e300', 1e300) }]);
+  // Go refuses 5.0 and 1e2 for a uint64 field: the literal is kept to say so. Strings are untouched.
+  t.deepEqual(parseJsonExact('{"a":5.0,"b":1E2,"c":-0.5e-3,"d":"v1.2 5e3","n":7}'),
+    { a: new JsonFraction('5.0', 5), b: new JsonFraction('1E2', 100), c: new JsonFraction('-0.5e-3', -0.0005), d: 'v1.2 5e3', n: 7 });
+  t.deepEqual(parseJsonExact('{"d":"v1.2 5e3","n":7}'), { d: 'v1.2 5e3', n: 7 });
   const text = '{"__proto__":{"a":1},"s":"\\"q\\\\\\u00e9 12345678901234567890","x":[ 1 , {"y" : [] , "z":{}} , true,false,null ],"dup":1,"dup":99999999999999999999}';
   const exact = parseJsonExact(text) as Record<string, unknown>;
   t.deepEqual(Object.keys(exact), Object.keys(JSON.parse(text) as object));
