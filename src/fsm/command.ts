@@ -42,11 +42,14 @@ export type KvWriteOp =
       readonly value: Uint8Array;
       /** 0..2^64-1 (Consul's uint64), canonical: a bigint only from 2^53. */
       readonly flags: Uint64;
-      /** Expected ModifyIndex; 0 means "create only if the key does not exist". */
-      readonly index: number;
+      /**
+       * Expected ModifyIndex; 0 means "create only if the key does not exist". Consul's uint64, canonical
+       * as flags: above 2^53-1 it matches no entry (no index of ours gets there), as in Consul it matches none yet.
+       */
+      readonly index: Uint64;
     }
   | { readonly verb: 'delete'; readonly key: string }
-  | { readonly verb: 'delete-cas'; readonly key: string; readonly index: number }
+  | { readonly verb: 'delete-cas'; readonly key: string; readonly index: Uint64 }
   /** `prefix` '' deletes every key. */
   | { readonly verb: 'delete-tree'; readonly prefix: string };
 
@@ -55,7 +58,7 @@ export type KvReadOp =
   | { readonly verb: 'get'; readonly key: string }
   | { readonly verb: 'get-or-empty'; readonly key: string }
   | { readonly verb: 'get-tree'; readonly prefix: string }
-  | { readonly verb: 'check-index'; readonly key: string; readonly index: number }
+  | { readonly verb: 'check-index'; readonly key: string; readonly index: Uint64 }
   | { readonly verb: 'check-not-exists'; readonly key: string };
 
 export type KvOp = KvWriteOp | KvReadOp;
@@ -199,7 +202,7 @@ function validateKvOp(op: KvOp, at: string): CommandError | undefined {
   if (key === '' && op.verb !== 'delete-tree') return new CommandError('COMMAND_BAD_FIELD', `${at}.Key`, 'Must provide key');
   if ('flags' in op && !isUint64(op.flags)) return badField(`${at}.Flags`, 'an integer in 0..2^64-1 (a bigint only from 2^53)', op.flags);
   if ('value' in op && !(op.value instanceof Uint8Array)) return badField(`${at}.Value`, 'bytes', op.value);
-  if ('index' in op && toUint(op.index) === undefined) return badField(`${at}.ModifyIndex`, 'an integer in 0..2^53-1', op.index);
+  if ('index' in op && !isUint64(op.index)) return badField(`${at}.ModifyIndex`, 'an integer in 0..2^64-1 (a bigint only from 2^53)', op.index);
   return undefined;
 }
 
@@ -307,7 +310,7 @@ function decodeKvOp(verb: KvVerb, raw: unknown, at: string): KvOp {
         key,
         flags: expectUint64(map['Flags'], `${at}.Flags`),
         value: expectBytes(map['Value'], `${at}.Value`),
-        index: expectUint(map['ModifyIndex'], `${at}.ModifyIndex`),
+        index: expectUint64(map['ModifyIndex'], `${at}.ModifyIndex`),
       };
     case 'delete':
     case 'get':
@@ -319,7 +322,7 @@ function decodeKvOp(verb: KvVerb, raw: unknown, at: string): KvOp {
       return { verb, prefix: key };
     case 'delete-cas':
     case 'check-index':
-      return { verb, key, index: expectUint(map['ModifyIndex'], `${at}.ModifyIndex`) };
+      return { verb, key, index: expectUint64(map['ModifyIndex'], `${at}.ModifyIndex`) };
     default:
       return unreachable(verb);
   }

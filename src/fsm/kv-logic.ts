@@ -55,7 +55,7 @@ function sameContent(a: Omit<DirEntry, 'ModifyIndex' | 'CreateIndex'>, b: Omit<D
 }
 
 /** kvsSetCASTxn: index 0 sets only if the key is absent; otherwise only if ModifyIndex matches. */
-export async function kvsSetCas(txn: KvTxn, idx: LogIndex, request: SetRequest, casIndex: number): Promise<DirEntry | undefined> {
+export async function kvsSetCas(txn: KvTxn, idx: LogIndex, request: SetRequest, casIndex: Uint64): Promise<DirEntry | undefined> {
   const existing = await txn.get(request.Key);
   if (casIndex === 0 && existing !== undefined) return undefined;
   if (casIndex !== 0 && existing === undefined) return undefined;
@@ -76,7 +76,7 @@ export async function kvsDelete(txn: KvTxn, idx: LogIndex, key: string): Promise
  * kvsDeleteCASTxn: deletes only if ModifyIndex matches. Note Consul's answer for a missing key: true
  * (nothing to delete counts as success), which we keep.
  */
-export async function kvsDeleteCas(txn: KvTxn, idx: LogIndex, casIndex: number, key: string): Promise<boolean> {
+export async function kvsDeleteCas(txn: KvTxn, idx: LogIndex, casIndex: Uint64, key: string): Promise<boolean> {
   const existing = await txn.get(key);
   if (existing === undefined || existing.ModifyIndex !== casIndex) return existing === undefined;
   await kvsDelete(txn, idx, key);

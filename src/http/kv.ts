@@ -8,8 +8,8 @@
 //
 // Deliberate differences from Consul (each answers where Consul answers a 500 or does a surprising
 // thing; the request changes nothing):
-// - a malformed ?flags (not a decimal in 0..2^64-1) is a 400 with strconv's text (Consul: the same text
-//   as a 500); a malformed ?cas, or one above 2^53-1, is a 400 naming the value (Consul: 500);
+// - a malformed ?flags or ?cas (not a decimal in 0..2^64-1) is a 400 with strconv's text (Consul: the
+//   same text as a 500); a ?cas above 2^53-1 is taken as Consul takes it and matches no entry (false);
 // - ?recurse=false (and the other spellings of false on presence flags) is a 400 (see params.ts flag());
 // - ?acquire/?release are refused with a 400 in Consul's "invalid session" shape until sessions exist;
 // - a body of unknown length (chunked) is also held to kv_max_value_size (Consul reads it whole).
@@ -21,7 +21,7 @@ import { assert } from '../base/index.js';
 import { badRequest, HttpError } from './errors.js';
 import { dirEntryJson, goQuote } from './json.js';
 import type { ReadOptions } from '../server/index.js';
-import { conflictingFlags, datacenterOf, flag, metaHeaders, parseReadOptions, uint64Param, uintParam } from './params.js';
+import { conflictingFlags, datacenterOf, flag, metaHeaders, parseReadOptions, uint64Param } from './params.js';
 import { emptyReply, jsonReply, type Reply, type RequestContext } from './reply.js';
 
 const kvMaxValueSizeDocs = 'https://developer.hashicorp.com/docs/agent/config/config-files#kv_max_value_size';
@@ -85,7 +85,7 @@ async function put(ctx: RequestContext, key: string): Promise<Reply> {
   const conflict = conflictingFlags(ctx.query, 'cas', 'acquire', 'release');
   if (conflict !== undefined) throw conflict;
   const flags = uint64Param(ctx.query, 'flags') ?? 0;
-  const cas = uintParam(ctx.query, 'cas');
+  const cas = uint64Param(ctx.query, 'cas');
   for (const verb of ['acquire', 'release']) {
     if (ctx.query.has(verb)) {
       throw sessionsNotImplemented(ctx.query.get(verb), `so ?${verb} cannot lock or unlock key ${goQuote(key)}; nothing was written.`);
@@ -108,7 +108,7 @@ async function remove(ctx: RequestContext, key: string): Promise<Reply> {
   if (conflict !== undefined) throw conflict;
   const recurse = flag(ctx.query, 'recurse');
   if (!recurse && key === '') throw badRequest('Missing key name');
-  const cas = uintParam(ctx.query, 'cas');
+  const cas = uint64Param(ctx.query, 'cas');
   let op: KvWriteOp;
   if (recurse) op = { verb: 'delete-tree', prefix: key };
   else if (cas !== undefined) op = { verb: 'delete-cas', key, index: cas };

@@ -39,7 +39,7 @@ interface WireKvOp {
   readonly key: string;
   readonly value: Uint8Array;
   readonly flags: Uint64;
-  readonly index: number;
+  readonly index: Uint64;
   readonly session: string;
 }
 
@@ -124,8 +124,8 @@ function decodeOp(raw: unknown, i: number): WireKvOp {
     verb: stringField(field('Verb'), `${at}: KV.Verb`),
     key: keyField(field('Key'), `${at}: KV.Key`),
     value: valueField(field('Value'), `${at}: KV.Value`),
-    flags: flagsField(field('Flags')),
-    index: uintField(field('Index'), `${at}: KV.Index`),
+    flags: uint64Field(field('Flags'), 'Flags'),
+    index: uint64Field(field('Index'), 'Index'),
     session: stringField(field('Session'), `${at}: KV.Session`),
   };
 }
@@ -143,26 +143,20 @@ function keyField(value: unknown, at: string): string {
   return key;
 }
 
-function uintField(value: unknown, at: string): number {
-  if (value === undefined || value === null) return 0;
-  if (value instanceof JsonFraction) throw parseFailure(`json: cannot unmarshal number ${value.literal} into Go struct field KVTxnOp.KV.Index of type uint64`);
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    throw parseFailure(`${at} must be an unsigned integer between 0 and ${Number.MAX_SAFE_INTEGER}, got ${describeJson(value)}`);
-  }
-  return value;
-}
-
 /**
- * KV.Flags, a uint64 as Go decodes it: an integer literal from 0 to 2^64-1, exact. Anything else is
- * refused with Go's text, which Consul answers with (400 "Failed to parse body: ...").
+ * KV.Flags or KV.Index, a uint64 as Go decodes it: an integer literal from 0 to 2^64-1, exact. Anything
+ * else is refused with Go's text, which Consul answers with (400 "Failed to parse body: ..."). An Index
+ * above 2^53-1 is taken as Consul takes it: it matches no entry (none of ours gets that high).
  */
-function flagsField(value: unknown): Uint64 {
+function uint64Field(value: unknown, name: 'Flags' | 'Index'): Uint64 {
   if (value === undefined || value === null) return 0;
-  if (value instanceof JsonFraction) throw parseFailure(`json: cannot unmarshal number ${value.literal} into Go struct field KVTxnOp.KV.Flags of type uint64`);
-  const flags = toUint64(value);
-  if (flags !== undefined) return flags;
-  const what = typeof value === 'number' || typeof value === 'bigint' ? `number ${String(value)}` : jsonKind(value);
-  throw parseFailure(`json: cannot unmarshal ${what} into Go struct field KVTxnOp.KV.Flags of type uint64`);
+  const refuse = (what: string): never => {
+    throw parseFailure(`json: cannot unmarshal ${what} into Go struct field KVTxnOp.KV.${name} of type uint64`);
+  };
+  if (value instanceof JsonFraction) return refuse(`number ${value.literal}`);
+  const n = toUint64(value);
+  if (n !== undefined) return n;
+  return refuse(typeof value === 'number' || typeof value === 'bigint' ? `number ${String(value)}` : jsonKind(value));
 }
 
 /** Go's name for a JSON value's kind in an UnmarshalTypeError. */

@@ -130,6 +130,30 @@ test('kv: ?cas=0 creates only; ?cas=<ModifyIndex> succeeds once; a stale index a
   t.like((await h.request('GET', '/v1/kv/c')).json(), [{ Value: b64('v3'), CreateIndex: 1, ModifyIndex: 3 }]);
 });
 
+test('kv: ?cas takes Consul\'s whole uint64 range: above 2^53-1 it matches no entry (false); above 2^64-1 it is strconv\'s 400', async (t) => {
+  const h = await startHarness(t);
+  await put(h, '/v1/kv/c', 'v1');
+  for (const cas of ['9007199254740992', '9223372036854775808', '18446744073709551615']) {
+    const p = await h.request('PUT', `/v1/kv/c?cas=${cas}`, { body: 'v2' });
+    t.is(p.status, 200, cas);
+    t.is(p.text, 'false', cas);
+    const d = await h.request('DELETE', `/v1/kv/c?cas=${cas}`);
+    t.is(d.status, 200, cas);
+    t.is(d.text, 'false', cas);
+    // Nor on a missing key: only ?cas=0 creates.
+    t.is((await h.request('PUT', `/v1/kv/missing?cas=${cas}`, { body: 'v' })).text, 'false', cas);
+  }
+  t.like((await h.request('GET', '/v1/kv/c')).json(), [{ Value: b64('v1'), ModifyIndex: 1 }]);
+  t.is((await h.request('GET', '/v1/kv/missing')).status, 404);
+  const applied = h.appliedIndex();
+  for (const [cas, why] of [['18446744073709551616', 'value out of range'], ['-1', 'invalid syntax'], ['1e3', 'invalid syntax'], ['', 'invalid syntax']]) {
+    const r = await h.request('PUT', `/v1/kv/c?cas=${cas}`, { body: 'v3' });
+    t.is(r.status, 400, cas);
+    t.is(r.text, `strconv.ParseUint: parsing "${cas}": ${why}`, cas);
+  }
+  t.is(h.appliedIndex(), applied, 'a refused ?cas changes nothing');
+});
+
 test('kv: ?recurse lists the prefix in key order; X-Consul-Index is the highest ModifyIndex under it', async (t) => {
   const h = await startHarness(t);
   await put(h, '/v1/kv/web/b', 'b');

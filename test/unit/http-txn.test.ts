@@ -125,8 +125,10 @@ test('txn: malformed bodies are 400 "Failed to parse body: ..." and apply nothin
     ['[{"KV":{"Verb":"cas","Key":"k","Index":3.0}}]', /^Failed to parse body: json: cannot unmarshal number 3.0 into Go struct field KVTxnOp.KV.Index of type uint64$/],
     ['[{"KV":{"Verb":1.5,"Key":"k"}}]', /^Failed to parse body: operation 0: KV.Verb must be a string, got the number 1.5$/],
     ['[{"KV":{"Verb":"set","Key":"k","Flags":"5"}}]', /^Failed to parse body: json: cannot unmarshal string into Go struct field KVTxnOp.KV.Flags of type uint64$/],
-    ['[{"KV":{"Verb":"cas","Key":"k","Index":9007199254740992}}]', /^Failed to parse body: operation 0: KV.Index must be an unsigned integer/],
-    ['[{"KV":{"Verb":"cas","Key":"k","Index":"3"}}]', /^Failed to parse body: operation 0: KV.Index must be an unsigned integer/],
+    // Index is a uint64 too (Consul's api.KVTxnOp.Index), with Go's texts.
+    ['[{"KV":{"Verb":"cas","Key":"k","Index":18446744073709551616}}]', /^Failed to parse body: json: cannot unmarshal number 18446744073709551616 into Go struct field KVTxnOp.KV.Index of type uint64$/],
+    ['[{"KV":{"Verb":"cas","Key":"k","Index":-1}}]', /^Failed to parse body: json: cannot unmarshal number -1 into Go struct field KVTxnOp.KV.Index of type uint64$/],
+    ['[{"KV":{"Verb":"cas","Key":"k","Index":"3"}}]', /^Failed to parse body: json: cannot unmarshal string into Go struct field KVTxnOp.KV.Index of type uint64$/],
     ['[{"KV":{"Verb":"set","Key":7}}]', /^Failed to parse body: operation 0: KV.Key must be a string/],
     ['[{"KV":{"Verb":"set","Key":"\\ud800"}}]', /lone UTF-16 surrogate/],
     ['[{"KV":{"Verb":"set","Key":"a"}},{"KV":{"Verb":"frob","Key":"k"}}]', /^Failed to parse body: operation 1: unknown KV verb "frob"/],
@@ -219,4 +221,24 @@ test('txn: Flags take Consul\'s whole uint64 range, exact in set, cas, get and g
   const key = await txn(h, '[{"KV":{"Verb":"set","Key":"1234567890123456789","Value":"eg==","Flags":100}}]');
   t.is(key.status, 200, key.text);
   t.regex((await h.request('GET', '/v1/kv/1234567890123456789')).text, /"Key":"1234567890123456789","Flags":100,/);
+});
+
+test('txn: an Index above 2^53-1 is taken whole and matches no entry: cas, delete-cas and check-index fail as stale, with the digits in the error', async (t) => {
+  const h = await startHarness(t);
+  t.is((await txn(h, [{ KV: { Verb: 'set', Key: 'k', Value: b64('v') } }])).status, 200);
+  const applied = h.appliedIndex();
+  const big = '18446744073709551615';
+  const cases: Array<[string, string]> = [
+    [`{"KV":{"Verb":"cas","Key":"k","Index":${big},"Value":"eA=="}}`, 'failed to set key \\"k\\", index is stale'],
+    [`{"KV":{"Verb":"delete-cas","Key":"k","Index":${big}}}`, 'failed to delete key \\"k\\", index is stale'],
+    [`{"KV":{"Verb":"check-index","Key":"k","Index":${big}}}`, `failed index check for key \\"k\\", current modify index 1 != ${big}`],
+    ['{"KV":{"Verb":"check-index","Key":"k","Index":9007199254740992}}', 'failed index check for key \\"k\\", current modify index 1 != 9007199254740992'],
+  ];
+  for (const [op, what] of cases) {
+    const r = await txn(h, `[${op}]`);
+    t.is(r.status, 409, op);
+    t.is(r.text, `{"Results":null,"Errors":[{"OpIndex":0,"What":"${what}"}]}`, op);
+  }
+  t.regex((await h.request('GET', '/v1/kv/k')).text, /"Value":"dg==","CreateIndex":1,"ModifyIndex":1\}/);
+  t.true(h.appliedIndex() >= applied);
 });
