@@ -256,7 +256,7 @@ function kvReadOp(v: unknown, path: string): KvReadOp {
     case 'get-tree':
       return { verb, prefix: str(o, 'prefix', path) };
     case 'check-index':
-      return { verb, key: str(o, 'key', path), index: uint(o, 'index', path) };
+      return { verb, key: str(o, 'key', path), index: uint64(o, 'index', path) };
     default:
       return { verb, key: str(o, 'key', path) };
   }

@@ -106,6 +106,8 @@ export class Server implements ServerApi {
   private readonly offChange: () => void;
   /** A follower's default and ?consistent reads, batched into leader round trips (read-rounds.ts). */
   private readonly readRounds = new ReadRounds(() => this.fetchReadIndex());
+  /** The reads of one round wait on one apply wait (one timer), not one each. */
+  private readonly applyWaits = new Map<number, Promise<boolean>>();
 
   constructor(o: ServerOptions) {
     this.o = o;
@@ -361,6 +363,18 @@ export class Server implements ServerApi {
     return this.operator(address, { op: 'hello' }, decodeHello, { timeoutMs: serverLimits.helloTimeoutMs });
   }
 
+  /** Resolves true once this server has applied `index`, false after followerReadApplyWaitMs. */
+  private appliedThrough(index: number): Promise<boolean> {
+    let wait = this.applyWaits.get(index);
+    if (wait === undefined) {
+      wait = this.node.appliedThrough(index, serverLimits.followerReadApplyWaitMs);
+      this.applyWaits.set(index, wait);
+      // appliedThrough never rejects: it resolves false on a timeout or a close.
+      void wait.then(() => this.applyWaits.delete(index));
+    }
+    return wait;
+  }
+
   /** One read round's leader round trip (read-rounds.ts); throws when there is no other server to ask. */
   private async fetchReadIndex(): Promise<number> {
     const s = this.node.status();
@@ -489,7 +503,7 @@ export class Server implements ServerApi {
       if (!(o.minIndex !== undefined && o.minIndex > 0)) {
         // Safe to drop: the read is forwarded below instead, and that path reports its own errors.
         const index = await this.readRounds.next().catch(() => undefined);
-        if (index !== undefined && (await this.node.appliedThrough(index, serverLimits.followerReadApplyWaitMs))) {
+        if (index !== undefined && (await this.appliedThrough(index))) {
           const r = await local();
           return { ...r.answer, meta: this.meta(r.index, o.consistency, true) };
         }

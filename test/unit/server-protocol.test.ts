@@ -40,6 +40,11 @@ test('every forwarded read and operator call round-trips as the same typed messa
       query: { op: 'kv-txn', ops: [{ verb: 'get', key: 'a' }, { verb: 'get-tree', prefix: 'p/' }, { verb: 'check-index', key: 'a', index: 3 }] },
       options,
     },
+    // A check-index takes Consul's whole uint64 (a bigint from 2^53), forwarded exactly.
+    {
+      query: { op: 'kv-txn', ops: [{ verb: 'check-index', key: 'a', index: 2n ** 53n }, { verb: 'check-index', key: 'b', index: 2n ** 64n - 1n }] },
+      options,
+    },
     { query: { op: 'raft-configuration' }, options },
   ];
   for (const r of reads) t.deepEqual(decodeForwardedRead(encodeForwardedRead(r)), { ok: true, value: r });
