@@ -154,6 +154,7 @@ function uint64Field(value: unknown, name: 'Flags' | 'Index'): Uint64 {
     throw parseFailure(`json: cannot unmarshal ${what} into Go struct field KVTxnOp.KV.${name} of type uint64`);
   };
   if (value instanceof JsonFraction) return refuse(`number ${value.literal}`);
+  if (Object.is(value, -0)) return refuse('number -0'); // Go refuses the literal -0 for a uint64
   const n = toUint64(value);
   if (n !== undefined) return n;
   return refuse(typeof value === 'number' || typeof value === 'bigint' ? `number ${String(value)}` : jsonKind(value));

@@ -128,6 +128,8 @@ test('txn: malformed bodies are 400 "Failed to parse body: ..." and apply nothin
     // Index is a uint64 too (Consul's api.KVTxnOp.Index), with Go's texts.
     ['[{"KV":{"Verb":"cas","Key":"k","Index":18446744073709551616}}]', /^Failed to parse body: json: cannot unmarshal number 18446744073709551616 into Go struct field KVTxnOp.KV.Index of type uint64$/],
     ['[{"KV":{"Verb":"cas","Key":"k","Index":-1}}]', /^Failed to parse body: json: cannot unmarshal number -1 into Go struct field KVTxnOp.KV.Index of type uint64$/],
+    ['[{"KV":{"Verb":"cas","Key":"k","Index":-0}}]', /^Failed to parse body: json: cannot unmarshal number -0 into Go struct field KVTxnOp.KV.Index of type uint64$/],
+    ['[{"KV":{"Verb":"set","Key":"k","Flags":-0}}]', /^Failed to parse body: json: cannot unmarshal number -0 into Go struct field KVTxnOp.KV.Flags of type uint64$/],
     ['[{"KV":{"Verb":"cas","Key":"k","Index":"3"}}]', /^Failed to parse body: json: cannot unmarshal string into Go struct field KVTxnOp.KV.Index of type uint64$/],
     ['[{"KV":{"Verb":"set","Key":7}}]', /^Failed to parse body: operation 0: KV.Key must be a string/],
     ['[{"KV":{"Verb":"set","Key":"\\ud800"}}]', /lone UTF-16 surrogate/],
