@@ -22,8 +22,8 @@ const seconds = Number(process.env.BENCH_SECONDS ?? 5);
  * Before the measured runs, every load runs this long at 16 clients, unmeasured, on Conclave and on
  * etcd alike: a server runs for days, the figures are for its steady state. Node compiles hot code
  * with its optimizing compiler only after it has run a while. Measured with one client writing to
- * the leader: after 20 s of writes, the three agents spent 5.1 ms of CPU per write instead of 10.1
- * and p50 latency fell from 9.8 to 4.5 ms. Without a warm-up the first run (put at one client)
+ * the leader: after 20 s of writes, the three agents spent 6.3 ms of CPU (user + system) per write
+ * instead of 14.8, and p50 latency fell from 9.8 to 4.5 ms. Without a warm-up the first run (put at one client)
  * measured code still being compiled, and a load's ratio depended on its place in the order.
  */
 const warmupSeconds = Number(process.env.BENCH_WARMUP_SECONDS ?? 10);
