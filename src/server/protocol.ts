@@ -281,15 +281,26 @@ function readQuery(v: unknown, path: string): ReadQuery {
 
 /** The leader's entry point for a forwarded read. */
 export function decodeForwardedRead(bytes: Uint8Array): Decoded<ForwardedRead> {
-  return decodeWith(bytes, 'read', (v, path) => {
-    const o = rec(v, path);
-    const opts = rec(o['options'], `${path}.options`);
-    const p = `${path}.options`;
-    return {
-      query: readQuery(o['query'], `${path}.query`),
-      options: { consistency: oneOf(opts, 'consistency', p, consistencies), minIndex: uint(opts, 'minIndex', p), waitMs: uint(opts, 'waitMs', p) },
-    };
-  });
+  return decodeWith(bytes, 'read', forwardedRead);
+}
+
+/**
+ * What arrives as a read on the leader: a follower's read-round call, or a ForwardedRead. Decoded
+ * once (every forwarded read takes this path).
+ */
+export function decodeReadCall(bytes: Uint8Array): Decoded<ForwardedRead | ReadIndexCall> {
+  return decodeWith(bytes, 'read', (v, path): ForwardedRead | ReadIndexCall =>
+    rec(v, path)['op'] === 'read-index' ? { op: 'read-index' } : forwardedRead(v, path));
+}
+
+function forwardedRead(v: unknown, path: string): ForwardedRead {
+  const o = rec(v, path);
+  const opts = rec(o['options'], `${path}.options`);
+  const p = `${path}.options`;
+  return {
+    query: readQuery(o['query'], `${path}.query`),
+    options: { consistency: oneOf(opts, 'consistency', p, consistencies), minIndex: uint(opts, 'minIndex', p), waitMs: uint(opts, 'waitMs', p) },
+  };
 }
 
 /** The entry point of an operator call, on whichever server it reaches. */
@@ -407,15 +418,6 @@ export function decodeHello(bytes: Uint8Array): Decoded<Hello> {
     const o = rec(v, path);
     return { id: str(o, 'id', path), address: str(o, 'address', path), datacenter: str(o, 'datacenter', path), fresh: bool(o, 'fresh', path) };
   });
-}
-
-/** A read-index call, or undefined when `bytes` are anything else (then they are a ForwardedRead or malformed). */
-export function decodeReadIndexCall(bytes: Uint8Array): ReadIndexCall | undefined {
-  const d = decodeWith(bytes, 'read-index call', (v, path): ReadIndexCall | undefined => {
-    const o = rec(v, path);
-    return o['op'] === 'read-index' ? { op: 'read-index' } : undefined;
-  });
-  return d.ok ? d.value : undefined;
 }
 
 export function decodeReadIndexReply(bytes: Uint8Array): Decoded<ReadIndexReply> {

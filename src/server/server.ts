@@ -43,7 +43,7 @@ import {
   decodeForwardedRead,
   decodeHello,
   decodeOperatorCall,
-  decodeReadIndexCall,
+  decodeReadCall,
   decodeReadIndexReply,
   decodeReadReply,
   decodeSaveHeader,
@@ -106,8 +106,6 @@ export class Server implements ServerApi {
   private readonly offChange: () => void;
   /** A follower's default and ?consistent reads, batched into leader round trips (read-rounds.ts). */
   private readonly readRounds = new ReadRounds(() => this.fetchReadIndex());
-  /** The reads of one round wait on one apply wait (one timer), not one each. */
-  private readonly applyWaits = new Map<number, Promise<boolean>>();
 
   constructor(o: ServerOptions) {
     this.o = o;
@@ -363,18 +361,6 @@ export class Server implements ServerApi {
     return this.operator(address, { op: 'hello' }, decodeHello, { timeoutMs: serverLimits.helloTimeoutMs });
   }
 
-  /** Resolves true once this server has applied `index`, false after followerReadApplyWaitMs. */
-  private appliedThrough(index: number): Promise<boolean> {
-    let wait = this.applyWaits.get(index);
-    if (wait === undefined) {
-      wait = this.node.appliedThrough(index, serverLimits.followerReadApplyWaitMs);
-      this.applyWaits.set(index, wait);
-      // appliedThrough never rejects: it resolves false on a timeout or a close.
-      void wait.then(() => this.applyWaits.delete(index));
-    }
-    return wait;
-  }
-
   /** One read round's leader round trip (read-rounds.ts); throws when there is no other server to ask. */
   private async fetchReadIndex(): Promise<number> {
     const s = this.node.status();
@@ -431,10 +417,9 @@ export class Server implements ServerApi {
         return this.answer(async () => encodeApplyResult(await this.node.propose(bytes)));
       },
       read: async (bytes: Uint8Array, ctx: RpcContext): Promise<RpcResult> => {
-        const round = decodeReadIndexCall(bytes);
-        if (round !== undefined) return this.answer(() => this.leaderReadIndex());
-        const d = decodeForwardedRead(bytes);
+        const d = decodeReadCall(bytes);
         if (!d.ok) return malformed('forwarded read', d.error);
+        if ('op' in d.value) return this.answer(() => this.leaderReadIndex());
         const { query, options } = d.value;
         return this.answer(async () => {
           // A follower forwards only to the leader; were this one deposed since, the follower asks again.
@@ -503,7 +488,7 @@ export class Server implements ServerApi {
       if (!(o.minIndex !== undefined && o.minIndex > 0)) {
         // Safe to drop: the read is forwarded below instead, and that path reports its own errors.
         const index = await this.readRounds.next().catch(() => undefined);
-        if (index !== undefined && (await this.appliedThrough(index))) {
+        if (index !== undefined && (await this.node.appliedThrough(index, serverLimits.followerReadApplyWaitMs))) {
           const r = await local();
           return { ...r.answer, meta: this.meta(r.index, o.consistency, true) };
         }

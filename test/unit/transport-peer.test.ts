@@ -19,6 +19,17 @@ function capture(): { logger: pino.Logger; lines: Array<Record<string, unknown>>
   return { logger, lines };
 }
 
+/** Peer 'b' comes up on the port `dead` held: the holder lets go and b listens there; what b receives lands in `got`. */
+async function peerComesUp(t: { teardown: (f: () => Promise<void>) => void }, dead: Awaited<ReturnType<typeof deadPort>>): Promise<{ b: PeerTransport; got: Message[] }> {
+  const b = new PeerTransport({ id: 'b' });
+  t.teardown(() => b.close());
+  const got: Message[] = [];
+  b.onMessage((m) => got.push(m));
+  await dead.release();
+  await b.listen('127.0.0.1', dead.port);
+  return { b, got };
+}
+
 function appendN(i: number, from = 'a', to = 'b'): AppendMessage {
   const data = new Uint8Array(4);
   new DataView(data.buffer).setUint32(0, i);
@@ -114,12 +125,7 @@ test('a down peer makes send() drop without throwing, and traffic recovers once 
   t.true((dropped['stream-failed'] ?? 0) + (dropped['unreachable'] ?? 0) > 0, JSON.stringify(dropped));
   t.true(lines.some((l) => l['reason'] === 'unreachable' || l['reason'] === 'stream-failed'), 'drops are logged with a reason');
 
-  const b = new PeerTransport({ id: 'b' });
-  t.teardown(() => b.close());
-  const got: Message[] = [];
-  b.onMessage((m) => got.push(m));
-  await dead.release();
-  await b.listen('127.0.0.1', port);
+  const { got } = await peerComesUp(t, dead);
   const pump = setInterval(() => {
     a.send(hb(seq++));
     a.send(appendN(seq));
@@ -147,12 +153,7 @@ test('a peer that comes back and makes itself known is reached at once, whatever
   const waited = (l: Record<string, unknown>): boolean => l['lane'] === 'heartbeat' && typeof l['retryInMs'] === 'number' && l['retryInMs'] >= 1_500;
   await waitFor(() => lines.some(waited), 'the heartbeat lane to wait at least 1.5 s before its next attempt', 20_000, 10);
 
-  const b = new PeerTransport({ id: 'b' });
-  t.teardown(() => b.close());
-  const got: Message[] = [];
-  b.onMessage((m) => got.push(m));
-  await dead.release();
-  await b.listen('127.0.0.1', port);
+  const { b, got } = await peerComesUp(t, dead);
   const back = performance.now();
   // b knows a: it opens its lanes to a at once, and a, hearing from b, stops waiting.
   b.setPeer('a', `127.0.0.1:${aPort}`);
