@@ -4,21 +4,38 @@
 // Consul's request field names), so that log dumps read like Consul's:
 //
 //   KVS (2)        {Op: "set"|"cas"|"delete"|"delete-cas"|"delete-tree", DirEnt: {...}}
+//   KVS (2)        ... also Op "lock" | "unlock" (DirEnt Key Flags Value Session)
+//   Session (3)    {Op: "create", Session: {ID, Name, Node, LockDelay, Behavior, TTL, NodeChecks, ServiceChecks}}
+//                  {Op: "destroy", Session: {ID}}
 //   Tombstone (5)  {Op: "reap", ReapIndex: uint}
 //   Txn (8)        {Ops: [{KV: {Verb: <KV verb>, DirEnt: {...}}}, ...]}
 //
-// `DirEnt` holds exactly the fields its verb uses, in this order: Key, Flags, Value, ModifyIndex
-// (set: Key Flags Value; cas: Key Flags Value ModifyIndex; delete, delete-tree, get, get-or-empty,
-// get-tree, check-not-exists: Key; delete-cas, check-index: Key ModifyIndex). The encoder writes them in
-// that order so equal commands are equal bytes; the decoder refuses missing, unknown or mistyped fields.
+// `DirEnt` holds exactly the fields its verb uses, in this order: Key, Flags, Value, ModifyIndex, Session
+// (set: Key Flags Value; cas: Key Flags Value ModifyIndex; lock, unlock: Key Flags Value Session;
+// delete, delete-tree, get, get-or-empty, get-tree, check-not-exists: Key; delete-cas, check-index: Key
+// ModifyIndex; check-session: Key Session). The encoder writes them in that order so equal commands are
+// equal bytes; the decoder refuses missing, unknown or mistyped fields.
 //
-// Determinism: a command carries everything its apply needs. Nothing in a KV apply reads a clock or a
-// random source; when sessions arrive, the leader must put lock-delay deadlines and generated IDs into
-// the command before proposing it, never let followers compute them.
+// Determinism: a command carries everything its apply needs. Nothing in an apply reads a clock or a
+// random source: a new session's ID is drawn before it is proposed. (Lock-delay is Consul's exception,
+// and ours: each server notes the wall-clock moment it applied an invalidation in memory only, and only
+// the leader consults it, before proposing a lock.)
 
 import { decode, Encoder } from '@msgpack/msgpack';
 import { isWellFormedText, utf8DecodeStrict } from '../base/index.js';
-import { describeValue, isPlainMap, isUint64, measureMsgpack, toUint, toUint64, wireUint, type Uint64 } from '../snapshot/index.js';
+import {
+  describeValue,
+  isPlainMap,
+  isSessionId,
+  isUint64,
+  measureMsgpack,
+  toUint,
+  toUint64,
+  wireUint,
+  type Session,
+  type SessionBehavior,
+  type Uint64,
+} from '../snapshot/index.js';
 import { unreachable } from '../base/index.js';
 import { CommandError } from './errors.js';
 import { fsmLimits } from './limits.js';
@@ -26,6 +43,7 @@ import { fsmLimits } from './limits.js';
 /** Consul's structs.MessageType numbers used by our commands. */
 export const MessageType = {
   KVS: 2,
+  Session: 3,
   Tombstone: 5,
   Txn: 8,
 } as const;
@@ -48,6 +66,10 @@ export type KvWriteOp =
        */
       readonly index: Uint64;
     }
+  /** Takes the lock for `session` (or, for its holder, writes the value); see kv-logic's kvsLock. */
+  | { readonly verb: 'lock'; readonly key: string; readonly value: Uint8Array; readonly flags: Uint64; readonly session: string }
+  /** Releases the lock `session` holds, writing the value. */
+  | { readonly verb: 'unlock'; readonly key: string; readonly value: Uint8Array; readonly flags: Uint64; readonly session: string }
   | { readonly verb: 'delete'; readonly key: string }
   | { readonly verb: 'delete-cas'; readonly key: string; readonly index: Uint64 }
   /** `prefix` '' deletes every key. */
@@ -59,28 +81,33 @@ export type KvReadOp =
   | { readonly verb: 'get-or-empty'; readonly key: string }
   | { readonly verb: 'get-tree'; readonly prefix: string }
   | { readonly verb: 'check-index'; readonly key: string; readonly index: Uint64 }
-  | { readonly verb: 'check-not-exists'; readonly key: string };
+  | { readonly verb: 'check-not-exists'; readonly key: string }
+  | { readonly verb: 'check-session'; readonly key: string; readonly session: string };
 
 export type KvOp = KvWriteOp | KvReadOp;
 export type KvVerb = KvOp['verb'];
 
 /**
  * One operation of a txn. Only KV today; Consul's txn also carries Node, Service, Check and Session
- * operations, which will join this union as new `kind`s. (lock, unlock and check-session wait for
- * sessions.)
+ * operations, which will join this union as new `kind`s.
  */
 export type TxnOp = { readonly kind: 'kv'; readonly op: KvOp };
 
+/** What a session create carries: everything but the Raft indexes, which the apply assigns. */
+export type NewSession = Omit<Session, 'CreateIndex' | 'ModifyIndex'>;
+
 export type Command =
   | { readonly type: 'kvs'; readonly op: KvWriteOp }
+  | { readonly type: 'session-create'; readonly session: NewSession }
+  | { readonly type: 'session-destroy'; readonly id: string }
   | { readonly type: 'txn'; readonly ops: readonly TxnOp[] }
   /** Leader-driven tombstone GC (Consul's TombstoneRequest reap): drops tombstones with Index <= reapIndex. */
   | { readonly type: 'tombstone-reap'; readonly reapIndex: number };
 
 export type DecodeResult = { readonly ok: true; readonly command: Command } | { readonly ok: false; readonly error: CommandError };
 
-const writeVerbs: ReadonlySet<string> = new Set<KvWriteOp['verb']>(['set', 'cas', 'delete', 'delete-cas', 'delete-tree']);
-const readVerbs: ReadonlySet<string> = new Set<KvReadOp['verb']>(['get', 'get-or-empty', 'get-tree', 'check-index', 'check-not-exists']);
+const writeVerbs: ReadonlySet<string> = new Set<KvWriteOp['verb']>(['set', 'cas', 'lock', 'unlock', 'delete', 'delete-cas', 'delete-tree']);
+const readVerbs: ReadonlySet<string> = new Set<KvReadOp['verb']>(['get', 'get-or-empty', 'get-tree', 'check-index', 'check-not-exists', 'check-session']);
 
 export function isWriteOp(op: KvOp): op is KvWriteOp {
   return writeVerbs.has(op.verb);
@@ -117,10 +144,24 @@ function commandToWire(command: Command): [number, Record<string, unknown>] {
       return [MessageType.Txn, { Ops: command.ops.map((o) => ({ KV: { Verb: o.op.verb, DirEnt: dirEntToWire(o.op) } })) }];
     case 'tombstone-reap':
       return [MessageType.Tombstone, { Op: 'reap', ReapIndex: wireUint(command.reapIndex) }];
+    case 'session-create': {
+      const s = command.session;
+      return [MessageType.Session, {
+        Op: 'create',
+        Session: {
+          ID: s.ID, Name: s.Name, Node: s.Node, LockDelay: wireUint(s.LockDelay), Behavior: s.Behavior, TTL: s.TTL,
+          NodeChecks: [...s.NodeChecks], ServiceChecks: s.ServiceChecks.map((c) => ({ ID: c.ID, Namespace: c.Namespace })),
+        },
+      }];
+    }
+    case 'session-destroy':
+      return [MessageType.Session, { Op: 'destroy', Session: { ID: command.id } }];
     default:
       return unreachable(command);
   }
 }
+
+const newSessionFields = ['ID', 'Name', 'Node', 'LockDelay', 'Behavior', 'TTL', 'NodeChecks', 'ServiceChecks'] as const;
 
 function dirEntToWire(op: KvOp): Record<string, unknown> {
   switch (op.verb) {
@@ -128,6 +169,11 @@ function dirEntToWire(op: KvOp): Record<string, unknown> {
       return { Key: op.key, Flags: wireUint(op.flags), Value: op.value };
     case 'cas':
       return { Key: op.key, Flags: wireUint(op.flags), Value: op.value, ModifyIndex: wireUint(op.index) };
+    case 'lock':
+    case 'unlock':
+      return { Key: op.key, Flags: wireUint(op.flags), Value: op.value, Session: op.session };
+    case 'check-session':
+      return { Key: op.key, Session: op.session };
     case 'delete':
     case 'get':
     case 'get-or-empty':
@@ -148,6 +194,8 @@ function dirEntToWire(op: KvOp): Record<string, unknown> {
 const dirEntFields: Readonly<Record<KvVerb, readonly string[]>> = {
   set: ['Key', 'Flags', 'Value'],
   cas: ['Key', 'Flags', 'Value', 'ModifyIndex'],
+  lock: ['Key', 'Flags', 'Value', 'Session'],
+  unlock: ['Key', 'Flags', 'Value', 'Session'],
   delete: ['Key'],
   'delete-cas': ['Key', 'ModifyIndex'],
   'delete-tree': ['Key'],
@@ -156,6 +204,7 @@ const dirEntFields: Readonly<Record<KvVerb, readonly string[]>> = {
   'get-tree': ['Key'],
   'check-index': ['Key', 'ModifyIndex'],
   'check-not-exists': ['Key'],
+  'check-session': ['Key', 'Session'],
 };
 
 // ---------------------------------------------------------------------------------------------------
@@ -183,9 +232,30 @@ export function validateCommand(command: Command): CommandError | undefined {
     }
     case 'tombstone-reap':
       return toUint(command.reapIndex) === undefined ? badField('ReapIndex', 'an integer in 0..2^53-1', command.reapIndex) : undefined;
+    case 'session-create':
+      return validateNewSession(command.session);
+    case 'session-destroy':
+      return isSessionId(command.id) ? undefined : badField('Session.ID', 'a session UUID', command.id);
     default:
       return unreachable(command);
   }
+}
+
+function validateNewSession(s: NewSession): CommandError | undefined {
+  if (typeof s.ID !== 'string' || !isSessionId(s.ID)) return badField('Session.ID', 'a session UUID', s.ID);
+  for (const name of ['Name', 'Node', 'TTL'] as const) {
+    if (typeof s[name] !== 'string' || !isWellFormedText(s[name])) return badField(`Session.${name}`, 'a string', s[name]);
+  }
+  if (s.Node === '') return new CommandError('COMMAND_BAD_FIELD', 'Session.Node', 'Session.Node is empty');
+  if (toUint(s.LockDelay) === undefined) return badField('Session.LockDelay', 'an integer in 0..2^53-1 (nanoseconds)', s.LockDelay);
+  if (s.Behavior !== 'release' && s.Behavior !== 'delete') return badField('Session.Behavior', '"release" or "delete"', s.Behavior);
+  if (!Array.isArray(s.NodeChecks) || !s.NodeChecks.every((c) => typeof c === 'string' && isWellFormedText(c))) {
+    return badField('Session.NodeChecks', 'a list of strings', s.NodeChecks);
+  }
+  if (!Array.isArray(s.ServiceChecks) || !s.ServiceChecks.every((c) => typeof c?.ID === 'string' && typeof c?.Namespace === 'string')) {
+    return badField('Session.ServiceChecks', 'a list of {ID, Namespace}', s.ServiceChecks);
+  }
+  return undefined;
 }
 
 function validateKvOp(op: KvOp, at: string): CommandError | undefined {
@@ -203,6 +273,11 @@ function validateKvOp(op: KvOp, at: string): CommandError | undefined {
   if ('flags' in op && !isUint64(op.flags)) return badField(`${at}.Flags`, 'an integer in 0..2^64-1 (a bigint only from 2^53)', op.flags);
   if ('value' in op && !(op.value instanceof Uint8Array)) return badField(`${at}.Value`, 'bytes', op.value);
   if ('index' in op && !isUint64(op.index)) return badField(`${at}.ModifyIndex`, 'an integer in 0..2^64-1 (a bigint only from 2^53)', op.index);
+  // Consul's kvsLockTxn and kvsUnlockTxn answer an empty session with "missing session" at apply; any
+  // other session must be an ID (a UUID), which keeps session IDs safe in the derived index's keys.
+  if ('session' in op && (typeof op.session !== 'string' || (op.session !== '' && !isSessionId(op.session)))) {
+    return badField(`${at}.Session`, 'a session UUID', op.session);
+  }
   return undefined;
 }
 
@@ -252,6 +327,38 @@ function decodeOrThrow(bytes: Uint8Array): Command {
           `txn command has ${ops.length} operations, above the limit of ${fsmLimits.txnOpsMaxCount}`);
       }
       return { type: 'txn', ops: ops.map((raw, i) => decodeTxnOp(raw, `Ops[${i}]`)) };
+    }
+    case MessageType.Session: {
+      const op = expectString(expectMapWith(body, '', ['Op', 'Session'])['Op'], 'Op');
+      if (op === 'destroy') {
+        const map = expectMap(body, '', ['Op', 'Session']);
+        const s = expectMap(map['Session'], 'Session', ['ID']);
+        return { type: 'session-destroy', id: expectString(s['ID'], 'Session.ID') };
+      }
+      if (op !== 'create') throw new CommandError('COMMAND_BAD_FIELD', 'Op', `Session command has unknown Op ${JSON.stringify(op)}`);
+      const map = expectMap(body, '', ['Op', 'Session']);
+      const s = expectMap(map['Session'], 'Session', newSessionFields);
+      const behavior = expectString(s['Behavior'], 'Session.Behavior');
+      const nodeChecks = s['NodeChecks'];
+      const serviceChecks = s['ServiceChecks'];
+      if (!Array.isArray(nodeChecks)) throw fieldError('Session.NodeChecks', 'an array', nodeChecks);
+      if (!Array.isArray(serviceChecks)) throw fieldError('Session.ServiceChecks', 'an array', serviceChecks);
+      return {
+        type: 'session-create',
+        session: {
+          ID: expectString(s['ID'], 'Session.ID'),
+          Name: expectString(s['Name'], 'Session.Name'),
+          Node: expectString(s['Node'], 'Session.Node'),
+          LockDelay: expectUint(s['LockDelay'], 'Session.LockDelay'),
+          Behavior: behavior === 'delete' ? 'delete' : behavior === 'release' ? 'release' : (behavior as SessionBehavior),
+          TTL: expectString(s['TTL'], 'Session.TTL'),
+          NodeChecks: nodeChecks.map((c, i) => expectString(c, `Session.NodeChecks[${i}]`)),
+          ServiceChecks: serviceChecks.map((c, i) => {
+            const m = expectMap(c, `Session.ServiceChecks[${i}]`, ['ID', 'Namespace']);
+            return { ID: expectString(m['ID'], `Session.ServiceChecks[${i}].ID`), Namespace: expectString(m['Namespace'], `Session.ServiceChecks[${i}].Namespace`) };
+          }),
+        },
+      };
     }
     case MessageType.Tombstone: {
       const map = expectMap(body, '', ['Op', 'ReapIndex']);
@@ -312,6 +419,17 @@ function decodeKvOp(verb: KvVerb, raw: unknown, at: string): KvOp {
         value: expectBytes(map['Value'], `${at}.Value`),
         index: expectUint64(map['ModifyIndex'], `${at}.ModifyIndex`),
       };
+    case 'lock':
+    case 'unlock':
+      return {
+        verb,
+        key,
+        flags: expectUint64(map['Flags'], `${at}.Flags`),
+        value: expectBytes(map['Value'], `${at}.Value`),
+        session: expectString(map['Session'], `${at}.Session`),
+      };
+    case 'check-session':
+      return { verb, key, session: expectString(map['Session'], `${at}.Session`) };
     case 'delete':
     case 'get':
     case 'get-or-empty':
@@ -326,6 +444,17 @@ function decodeKvOp(verb: KvVerb, raw: unknown, at: string): KvOp {
     default:
       return unreachable(verb);
   }
+}
+
+/** A map holding at least `fields` (the rest is checked once the map's kind is known). */
+function expectMapWith(value: unknown, at: string, fields: readonly string[]): Record<string, unknown> {
+  if (!isPlainMap(value)) throw fieldError(at === '' ? 'body' : at, 'a map', value);
+  for (const name of fields) {
+    if (!Object.prototype.hasOwnProperty.call(value, name)) {
+      throw new CommandError('COMMAND_BAD_FIELD', join(at, name), `${join(at, name)} is missing`);
+    }
+  }
+  return value;
 }
 
 /** A map holding exactly `fields` (each present, nothing else). */

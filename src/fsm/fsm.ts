@@ -34,8 +34,12 @@ import {
   kvsDelete,
   kvsDeleteCas,
   kvsDeleteTree,
+  kvsLock,
   kvsSet,
   kvsSetCas,
+  kvsUnlock,
+  sessionCreate,
+  sessionDestroy,
   foldKeys,
   keyIndex,
   prefixIndex,
@@ -48,6 +52,7 @@ import {
   decodeApplied,
   decodeFormat,
   encodeFormat,
+  firstDerivedTable,
   layoutVersion,
   metaAppliedKey,
   metaFormatKey,
@@ -57,8 +62,8 @@ import {
   type AppliedMark,
 } from './layout.js';
 import { openStateBinSnapshot, type SnapshotIterator, type StateBinSnapshot } from './snapshot.js';
-import { DbReader, decodeStoredEntry, decodeStoredIndex, decodeStoredTombstone, KvTxn, type Db } from './store.js';
-import type { ApplyResult, KeyRead, KeysRead, ListRead, LogIndex, LogTerm } from './types.js';
+import { DbReader, decodeStoredEntry, decodeStoredIndex, decodeStoredSession, decodeStoredTombstone, KvTxn, type Db } from './store.js';
+import type { ApplyResult, KeyRead, KeysRead, ListRead, LogIndex, LogTerm, Session, SessionRead } from './types.js';
 import { Watchers, type WakeReason, type WatchTarget } from './watch.js';
 
 export interface FsmOptions {
@@ -113,6 +118,12 @@ export class Fsm {
   /** Highest index handed to apply/applyNoop. Invariant: applied.index <= lastAccepted. */
   private lastAccepted: LogIndex;
   private poisoned: FsmError | undefined;
+  /**
+   * Consul's lock-delay (state.Store.lockDelay): key -> wall-clock ms until which it may not be locked,
+   * noted when this server applied the invalidation that freed it. Memory only, like Consul's: it is
+   * consulted only by the leader before it proposes a lock, and a new leader has its own.
+   */
+  private readonly lockDelays = new Map<string, number>();
 
   private constructor(
     readonly dir: string,
@@ -254,7 +265,23 @@ export class Fsm {
       throw this.poisoned;
     }
     this.applied = mark;
+    const delays = txn.lockDelays();
+    if (delays.length > 0) {
+      const now = Date.now();
+      for (const d of delays) this.lockDelays.set(d.key, now + d.ms);
+    }
     this.watchers.announce(txn.changes());
+  }
+
+  /** The wall-clock ms until which `key` is under lock-delay, 0 when it is not. */
+  lockDelayUntil(key: string): number {
+    const until = this.lockDelays.get(key);
+    if (until === undefined) return 0;
+    if (until <= Date.now()) {
+      this.lockDelays.delete(key);
+      return 0;
+    }
+    return until;
   }
 
   // -------------------------------------------------------------------------------------------------
@@ -286,6 +313,25 @@ export class Fsm {
     return this.read(async (txn) => {
       const entries = await txn.list(prefix);
       return { keys: foldKeys(entries, prefix, separator), index: await prefixIndex(txn, prefix, entries) };
+    });
+  }
+
+  /** GET /v1/session/info/<id>: the session (none or one) and the `sessions` table index (at least 1). */
+  async sessionInfo(id: string): Promise<SessionRead> {
+    checkKeyArgument(id, 'session');
+    return this.read(async (txn) => {
+      const s = await txn.getSession(id);
+      return { sessions: s === undefined ? [] : [s], index: Math.max(1, await txn.tableIndex('sessions')) };
+    });
+  }
+
+  /** GET /v1/session/list, or /v1/session/node/<node> when `node` is given. */
+  async sessionList(node?: string): Promise<SessionRead> {
+    if (node !== undefined) checkKeyArgument(node, 'node');
+    return this.read(async (txn) => {
+      const all = await txn.listSessions();
+      const sessions: Session[] = node === undefined ? all : all.filter((s) => s.Node === node);
+      return { sessions, index: Math.max(1, await txn.tableIndex('sessions')) };
     });
   }
 
@@ -369,7 +415,8 @@ export class Fsm {
     if (!this.gate.tryEnterShared()) await this.gate.enterShared();
     try {
       this.checkUsable();
-      const iterator: SnapshotIterator = this.db.iterator({ highWaterMarkBytes: fsmLimits.snapshotReadAheadBytes });
+      // Derived tables are not part of a snapshot (layout.ts): the iterator ends before them.
+      const iterator: SnapshotIterator = this.db.iterator({ lt: Uint8Array.of(firstDerivedTable), highWaterMarkBytes: fsmLimits.snapshotReadAheadBytes });
       const snapshot = await openStateBinSnapshot(iterator, (s) => this.snapshots.delete(s));
       this.snapshots.add(snapshot);
       return snapshot;
@@ -420,6 +467,8 @@ export class Fsm {
       }
       this.db = reopened.db;
       this.applied = reopened.applied;
+      // A new state, as Consul's restore makes a new state store: no lock-delay carries over.
+      this.lockDelays.clear();
       this.lastAccepted = reopened.applied.index;
       this.state = 'open';
       this.watchers.wakeAll('restored');
@@ -480,6 +529,23 @@ export class Fsm {
           const stone = decodeStoredTombstone(k, v);
           assert(stone.Index <= tombstonesIndex, 'a tombstone index is at most the tombstones table index');
         }
+        const sessionsIndex = indexes.get('sessions') ?? 0;
+        for await (const [k, v] of this.db.iterator({ ...prefixRange(Table.sessions, ''), snapshot })) {
+          const session = decodeStoredSession(k, v);
+          assert(session.ModifyIndex <= sessionsIndex, 'a session ModifyIndex is at most the sessions table index');
+        }
+        // The derived session index holds exactly the (session, key) pairs of the entries' Session fields.
+        const holders = new Set<string>();
+        for await (const [k, v] of this.db.iterator({ ...prefixRange(Table.kvs, ''), snapshot })) {
+          const e = decodeStoredEntry(k, v);
+          if (e.Session !== '') holders.add(e.Session + e.Key);
+        }
+        let derived = 0;
+        for await (const k of this.db.keys({ ...prefixRange(Table.sessionKeys, ''), snapshot })) {
+          assert(holders.has(nameOf(k)), 'a derived session row names an entry that session holds');
+          derived += 1;
+        }
+        assert(derived === holders.size, 'every held entry has its derived session row');
       } finally {
         await snapshot.close();
       }
@@ -491,7 +557,7 @@ export class Fsm {
 async function execute(txn: KvTxn, index: LogIndex, command: Command): Promise<{ result: ApplyResult; keep: boolean }> {
   switch (command.type) {
     case 'kvs':
-      return { result: { kind: 'kvs', ok: await applyKvs(txn, index, command.op) }, keep: true };
+      return applyKvs(txn, index, command.op);
     case 'txn': {
       const outcome = await runTxn(txn, index, command.ops);
       return { result: { kind: 'txn', results: outcome.results, errors: outcome.errors }, keep: outcome.errors.length === 0 };
@@ -499,27 +565,45 @@ async function execute(txn: KvTxn, index: LogIndex, command: Command): Promise<{
     case 'tombstone-reap':
       await reapTombstones(txn, command.reapIndex);
       return { result: { kind: 'tombstone-reap' }, keep: true };
+    case 'session-create': {
+      const error = await sessionCreate(txn, index, command.session);
+      return error === undefined ? { result: { kind: 'session', error: '' }, keep: true } : { result: { kind: 'session', error }, keep: false };
+    }
+    case 'session-destroy':
+      await sessionDestroy(txn, index, command.id);
+      return { result: { kind: 'session', error: '' }, keep: true };
     default:
       return unreachable(command);
   }
 }
 
-/** Consul's KVS.Apply answers: true for set, delete and delete-tree; the CAS outcome otherwise. */
-async function applyKvs(txn: KvTxn, index: LogIndex, op: KvWriteOp): Promise<boolean> {
+/**
+ * Consul's KVS.Apply answers: true for set, delete and delete-tree; the CAS or lock outcome otherwise;
+ * an error (nothing written) for a lock or unlock without a valid session.
+ */
+async function applyKvs(txn: KvTxn, index: LogIndex, op: KvWriteOp): Promise<{ result: ApplyResult; keep: boolean }> {
+  const answer = (ok: boolean): { result: ApplyResult; keep: boolean } => ({ result: { kind: 'kvs', ok }, keep: true });
   switch (op.verb) {
     case 'set':
       await kvsSet(txn, index, setRequest(op.key, op.flags, op.value), false);
-      return true;
+      return answer(true);
     case 'cas':
-      return (await kvsSetCas(txn, index, setRequest(op.key, op.flags, op.value), op.index)) !== undefined;
+      return answer((await kvsSetCas(txn, index, setRequest(op.key, op.flags, op.value), op.index)) !== undefined);
+    case 'lock':
+    case 'unlock': {
+      const request = { Key: op.key, Flags: op.flags, Value: op.value, Session: op.session };
+      const r = op.verb === 'lock' ? await kvsLock(txn, index, request) : await kvsUnlock(txn, index, request);
+      if (typeof r === 'string') return { result: { kind: 'kvs', ok: false, error: r }, keep: false };
+      return answer(r !== false);
+    }
     case 'delete':
       await kvsDelete(txn, index, op.key);
-      return true;
+      return answer(true);
     case 'delete-cas':
-      return kvsDeleteCas(txn, index, op.index, op.key);
+      return answer(await kvsDeleteCas(txn, index, op.index, op.key));
     case 'delete-tree':
       await kvsDeleteTree(txn, index, op.prefix);
-      return true;
+      return answer(true);
     default:
       return unreachable(op);
   }

@@ -19,9 +19,10 @@ export {
   type KvReadOp,
   type KvVerb,
   type KvWriteOp,
+  type NewSession,
   type TxnOp,
 } from './command.js';
-export { goQuote, type TxnOutcome } from './kv-logic.js';
+export { goQuote, maxLockDelayMs, type TxnOutcome } from './kv-logic.js';
 export type { WakeReason, WatchTarget } from './watch.js';
 export type {
   ApplyResult,
@@ -32,6 +33,10 @@ export type {
   ListRead,
   LogIndex,
   LogTerm,
+  ServiceCheck,
+  Session,
+  SessionBehavior,
+  SessionRead,
   Tombstone,
   TxnError,
   TxnResult,

@@ -7,7 +7,7 @@
 import type { KvOp, TxnOp } from './command.js';
 import { unreachable } from '../base/index.js';
 import type { KvTxn } from './store.js';
-import type { DirEntry, LogIndex, TxnError, TxnResult } from './types.js';
+import type { DirEntry, LogIndex, Session, TxnError, TxnResult } from './types.js';
 import type { Uint64 } from '../snapshot/index.js';
 
 const emptyValue = new Uint8Array(0);
@@ -41,7 +41,7 @@ export async function kvsSet(txn: KvTxn, idx: LogIndex, request: SetRequest, upd
     return { ...candidate, ModifyIndex: existing.ModifyIndex };
   }
   const stored: DirEntry = { ...candidate, ModifyIndex: idx };
-  txn.put(stored);
+  txn.put(stored, existing?.Session ?? '');
   txn.setTableIndex('kvs', idx);
   return stored;
 }
@@ -68,7 +68,7 @@ export async function kvsDelete(txn: KvTxn, idx: LogIndex, key: string): Promise
   const existing = await txn.get(key);
   if (existing === undefined) return;
   insertTombstone(txn, key, idx);
-  txn.remove(key);
+  txn.remove(key, existing.Session);
   txn.setTableIndex('kvs', idx);
 }
 
@@ -89,12 +89,85 @@ export async function kvsDeleteCas(txn: KvTxn, idx: LogIndex, casIndex: Uint64, 
  * Nothing matched: nothing changes.
  */
 export async function kvsDeleteTree(txn: KvTxn, idx: LogIndex, prefix: string): Promise<void> {
-  const doomed = await txn.listKeys(prefix);
+  // Whole entries, not just keys: a deleted entry's lock holder must leave the session index too.
+  const doomed = await txn.list(prefix);
   if (doomed.length === 0) return;
-  for (const key of doomed) txn.remove(key);
+  for (const e of doomed) txn.remove(e.Key, e.Session);
   txn.noteDeletedPrefix(prefix);
   if (prefix !== '') insertTombstone(txn, prefix, idx);
   txn.setTableIndex('kvs', idx);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Locks and sessions (kvs.go's kvsLockTxn, kvsUnlockTxn, kvsCheckSessionTxn; session.go)
+// ---------------------------------------------------------------------------------------------------
+
+/** Consul's structs.MaxLockDelay: a session's lock-delay is cut to this when applied. */
+export const maxLockDelayMs = 60_000;
+
+interface LockRequest {
+  readonly Key: string;
+  readonly Flags: Uint64;
+  readonly Value: Uint8Array;
+  readonly Session: string;
+}
+
+/**
+ * kvsLockTxn: takes (or, for its holder, updates) the lock on a key. A lock someone else holds: false.
+ * A new holder raises LockIndex by one; the holder writing again keeps it. Errors, in Consul's words,
+ * for a missing or unknown session.
+ */
+export async function kvsLock(txn: KvTxn, idx: LogIndex, request: LockRequest): Promise<DirEntry | false | string> {
+  if (request.Session === '') return 'missing session';
+  if ((await txn.getSession(request.Session)) === undefined) return `invalid session ${goQuote(request.Session)}`;
+  const existing = await txn.get(request.Key);
+  let lockIndex = 1;
+  if (existing !== undefined) {
+    if (existing.Session === request.Session) lockIndex = existing.LockIndex;
+    else if (existing.Session !== '') return false;
+    else lockIndex = existing.LockIndex + 1;
+  }
+  return kvsSet(txn, idx, { Key: request.Key, Flags: request.Flags, Value: request.Value, LockIndex: lockIndex, Session: request.Session }, true);
+}
+
+/** kvsUnlockTxn: only the holder releases; the entry keeps its LockIndex and takes the new value. */
+export async function kvsUnlock(txn: KvTxn, idx: LogIndex, request: LockRequest): Promise<DirEntry | false | string> {
+  if (request.Session === '') return 'missing session';
+  const existing = await txn.get(request.Key);
+  if (existing === undefined || existing.Session !== request.Session) return false;
+  return kvsSet(txn, idx, { Key: request.Key, Flags: request.Flags, Value: request.Value, LockIndex: existing.LockIndex, Session: '' }, true);
+}
+
+/**
+ * sessionCreateTxn: the caller (the leader) has checked the node and the checks, and chose the ID. An ID
+ * already in use is refused (Consul's leader never proposes one: it draws again).
+ */
+export async function sessionCreate(txn: KvTxn, idx: LogIndex, session: Omit<Session, 'CreateIndex' | 'ModifyIndex'>): Promise<string | undefined> {
+  if ((await txn.getSession(session.ID)) !== undefined) return `Session ${goQuote(session.ID)} already exists`;
+  txn.putSession({ ...session, CreateIndex: idx, ModifyIndex: idx });
+  txn.setTableIndex('sessions', idx);
+  return undefined;
+}
+
+/**
+ * deleteSessionTxn: destroys a session (an unknown ID changes nothing) and invalidates its locks: with
+ * behaviour `release` each held key loses its Session (LockIndex kept); with `delete` each is deleted.
+ * Either way each such key gets the session's lock-delay (at most maxLockDelayMs).
+ */
+export async function sessionDestroy(txn: KvTxn, idx: LogIndex, id: string): Promise<void> {
+  const session = await txn.getSession(id);
+  if (session === undefined) return;
+  txn.removeSession(id);
+  txn.setTableIndex('sessions', idx);
+  const delayMs = Math.min(Math.floor(session.LockDelay / 1e6), maxLockDelayMs);
+  for (const key of await txn.listHeldKeys(id)) {
+    const entry = await txn.get(key);
+    // The derived index follows every write of an entry's Session in this file.
+    if (entry === undefined || entry.Session !== id) throw new Error(`session index names key ${goQuote(key)}, which session ${id} does not hold`);
+    if (session.Behavior === 'delete') await kvsDelete(txn, idx, key);
+    else await kvsSet(txn, idx, { Key: key, Flags: entry.Flags, Value: entry.Value, LockIndex: entry.LockIndex, Session: '' }, true);
+    if (delayMs > 0) txn.noteLockDelay(key, delayMs);
+  }
 }
 
 /** Graveyard.InsertTxn: a tombstone replaces any older one of the same key; tombstones index = idx. */
@@ -230,6 +303,24 @@ async function txnKv(txn: KvTxn, idx: LogIndex, op: KvOp): Promise<TxnResult[] |
     case 'check-not-exists': {
       const entry = await txn.get(op.key);
       return entry === undefined ? [] : `key ${goQuote(op.key)} exists`;
+    }
+    case 'lock': {
+      const r = await kvsLock(txn, idx, { Key: op.key, Flags: op.flags, Value: op.value, Session: op.session });
+      if (r === false) return `failed to lock key ${goQuote(op.key)}, lock is already held`;
+      return typeof r === 'string' ? r : blanked(r);
+    }
+    case 'unlock': {
+      const r = await kvsUnlock(txn, idx, { Key: op.key, Flags: op.flags, Value: op.value, Session: op.session });
+      if (r === false) return `failed to unlock key ${goQuote(op.key)}, lock isn't held, or is held by another session`;
+      return typeof r === 'string' ? r : blanked(r);
+    }
+    case 'check-session': {
+      const entry = await txn.get(op.key);
+      if (entry === undefined) return `failed to check session, key ${goQuote(op.key)} doesn't exist`;
+      if (entry.Session !== op.session) {
+        return `failed session check for key ${goQuote(op.key)}, current session ${goQuote(entry.Session)} != ${goQuote(op.session)}`;
+      }
+      return blanked(entry);
     }
     default:
       return unreachable(op);

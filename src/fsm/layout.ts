@@ -3,12 +3,17 @@
 //   0x00 'format'        msgpack uint: layout version (1)
 //   0x00 'applied'       msgpack {Index, Term}: the last applied log entry
 //   0x02 <key UTF-8>     KVS record body (records.ts) of that key
+//   0x03 <session ID>    Session record body of that session
 //   0x05 <key UTF-8>     Tombstone record body of that key (or delete-tree prefix)
 //   0x10 <table UTF-8>   Index record body {Key: table, Value: index}
+//   0x40 <session ID><key UTF-8>   empty: the session holds the lock on that key (derived from the KVS
+//                        rows' Session, as Consul's memdb index "session" on the kvs table; never in a
+//                        snapshot, rebuilt by a restore). Session IDs are UUIDs, 36 bytes, so no separator.
 //
 // The table byte is Consul's record type number, so one iterator over the whole database meets the meta
-// keys first (the state.bin header needs the applied index) and then the KVS, Tombstone and Index
-// records in Consul's own snapshot order. Keys sort bytewise, as Go's memdb sorts them. UTF-8 never
+// keys first (the state.bin header needs the applied index) and then the KVS, Session, Tombstone and
+// Index records; tables from 0x40 on are derived and end the snapshot. (Consul writes sessions before the
+// KV entries; the order matters to no reader, Consul's included: neither restore checks a lock's session.) Keys sort bytewise, as Go's memdb sorts them. UTF-8 never
 // contains the byte 0xFF, so `table, prefix, 0xFF` is an exclusive upper bound for a prefix scan.
 
 import { decode, encode } from '@msgpack/msgpack';
@@ -21,9 +26,20 @@ export const layoutVersion = 1;
 export const Table = {
   meta: 0x00,
   kvs: RecordType.KVS,
+  sessions: RecordType.Session,
   tombstones: RecordType.Tombstone,
   index: RecordType.Index,
+  /** Derived: which keys each session holds. */
+  sessionKeys: 0x40,
 } as const;
+
+/** Tables from this byte on are derived from the others: not in snapshots, rebuilt on restore. */
+export const firstDerivedTable = 0x40;
+
+/** The derived row saying `sessionId` holds the lock on `key`. */
+export function heldKeyKey(sessionId: string, key: string): Uint8Array {
+  return tableKey(Table.sessionKeys, sessionId + key);
+}
 export type TableByte = (typeof Table)[keyof typeof Table];
 
 export const metaFormatKey = concatBytes([Uint8Array.of(Table.meta), utf8('format')]);

@@ -12,9 +12,17 @@ import { Level } from 'level';
 import { fsyncTree, writeCompleteMarker } from './dirs.js';
 import { assert, exists, fsyncDir, unreachable } from '../base/index.js';
 import { FsmError } from './errors.js';
-import { encodeApplied, encodeFormat, metaAppliedKey, metaFormatKey, Table, tableKey, type AppliedMark, type TableByte } from './layout.js';
+import { encodeApplied, encodeFormat, heldKeyKey, metaAppliedKey, metaFormatKey, Table, tableKey, type AppliedMark, type TableByte } from './layout.js';
 import { fsmLimits } from './limits.js';
-import { encodeIndexRecord, encodeKvsRecord, encodeTombstoneRecord, readStateBinBatches, StateBinError, withModifyIndex } from '../snapshot/index.js';
+import {
+  encodeIndexRecord,
+  encodeKvsRecord,
+  encodeSessionRecord,
+  encodeTombstoneRecord,
+  readStateBinBatches,
+  StateBinError,
+  withModifyIndex,
+} from '../snapshot/index.js';
 import type { Db } from './store.js';
 
 export interface RestoreOptions {
@@ -35,9 +43,11 @@ export interface RestoreSummary {
   readonly kvsCount: number;
   readonly tombstoneCount: number;
   readonly indexCount: number;
-  /** Final table indexes of the KV tables. */
+  readonly sessionCount: number;
+  /** Final table indexes of the KV tables and the sessions table. */
   readonly kvsIndex: number;
   readonly tombstonesIndex: number;
+  readonly sessionsIndex: number;
 }
 
 const untouched = 'nothing was restored and the live state is untouched';
@@ -82,10 +92,12 @@ async function writeRecords(db: Db, source: AsyncIterable<Uint8Array>, options: 
   let kvsCount = 0;
   let tombstoneCount = 0;
   let indexCount = 0;
-  // Invariant after the loop: each KV table index >= every index of its rows (Consul's restore raises
-  // the kvs and tombstones indexes to the highest row index too, via indexUpdateMaxTxn).
+  let sessionCount = 0;
+  // Invariant after the loop: each table index >= every index of its rows (Consul's restore raises the
+  // kvs, tombstones and sessions indexes to the highest row index too, via indexUpdateMaxTxn).
   let kvsIndex = 0;
   let tombstonesIndex = 0;
+  let sessionsIndex = 0;
   // A user restore's stream (rewriteForRestore) asks for every row index below this to be raised to it.
   let raiseTo = 0;
 
@@ -114,6 +126,18 @@ async function writeRecords(db: Db, source: AsyncIterable<Uint8Array>, options: 
           else value = at >= 0 ? withModifyIndex(raw, at, raiseTo) : encodeKvsRecord({ ...entry, ModifyIndex: raiseTo });
           kvsIndex = Math.max(kvsIndex, entry.ModifyIndex, raiseTo);
           full = batch.put(rowKey(Table.kvs, item.keyBytes), value);
+          // The derived session index (layout.ts). A lock by a session the snapshot lacks stays held, as in Consul.
+          if (entry.Session !== '') full = batch.put(heldKeyKey(entry.Session, entry.Key), emptyValue) || full;
+          break;
+        }
+        case 'session': {
+          const { session } = item;
+          checkAtMost(session.ModifyIndex, limit, item, 'Session', 'ModifyIndex');
+          checkAtMost(session.CreateIndex, limit, item, 'Session', 'CreateIndex');
+          sessionCount += 1;
+          const modifyIndex = Math.max(session.ModifyIndex, raiseTo);
+          sessionsIndex = Math.max(sessionsIndex, modifyIndex);
+          full = batch.put(tableKey(Table.sessions, session.ID), encodeSessionRecord({ ...session, ModifyIndex: modifyIndex }));
           break;
         }
         case 'tombstone': {
@@ -130,7 +154,8 @@ async function writeRecords(db: Db, source: AsyncIterable<Uint8Array>, options: 
           // Later records of the same table win, as Consul's restore overwrites; the KV tables keep the max.
           if (item.index.Key === 'kvs') kvsIndex = Math.max(kvsIndex, item.index.Value);
           else if (item.index.Key === 'tombstones') tombstonesIndex = Math.max(tombstonesIndex, item.index.Value);
-          full = item.index.Key !== 'kvs' && item.index.Key !== 'tombstones' && batch.put(tableKey(Table.index, item.index.Key), encodeIndexRecord(item.index));
+          else if (item.index.Key === 'sessions') sessionsIndex = Math.max(sessionsIndex, item.index.Value);
+          full = !computedIndexes.has(item.index.Key) && batch.put(tableKey(Table.index, item.index.Key), encodeIndexRecord(item.index));
           break;
         case 'other':
           unreachable(item as never);
@@ -140,18 +165,25 @@ async function writeRecords(db: Db, source: AsyncIterable<Uint8Array>, options: 
   }
   // readStateBin yields the header first or throws STATE_BIN_EMPTY.
   assert(lastIndex !== undefined, 'a state.bin stream starts with its header');
-  // A user restore writes every table row at its index: both KV tables' indexes are at least that.
+  // A user restore writes every table row at its index: the tables' indexes are at least that (so every
+  // blocking query on them wakes and no X-Consul-Index goes backwards).
   kvsIndex = Math.max(kvsIndex, raiseTo);
   tombstonesIndex = Math.max(tombstonesIndex, raiseTo);
+  sessionsIndex = Math.max(sessionsIndex, raiseTo);
 
   if (kvsIndex > 0) batch.put(tableKey(Table.index, 'kvs'), encodeIndexRecord({ Key: 'kvs', Value: kvsIndex }));
   if (tombstonesIndex > 0) batch.put(tableKey(Table.index, 'tombstones'), encodeIndexRecord({ Key: 'tombstones', Value: tombstonesIndex }));
+  if (sessionsIndex > 0) batch.put(tableKey(Table.index, 'sessions'), encodeIndexRecord({ Key: 'sessions', Value: sessionsIndex }));
   const applied: AppliedMark = { index: options.appliedIndex ?? lastIndex, term: options.appliedTerm ?? 0 };
   batch.put(metaAppliedKey, encodeApplied(applied));
   // Synced: LevelDB fsyncs its log on a sync write, which makes every earlier write in it durable too.
   await batch.flush(true);
-  return { lastIndex, applied, kvsCount, tombstoneCount, indexCount, kvsIndex, tombstonesIndex };
+  return { lastIndex, applied, kvsCount, tombstoneCount, indexCount, sessionCount, kvsIndex, tombstonesIndex, sessionsIndex };
 }
+
+/** The table indexes a restore computes from the rows (and the Index records) instead of copying. */
+const computedIndexes: ReadonlySet<string> = new Set(['kvs', 'tombstones', 'sessions']);
+const emptyValue = new Uint8Array(0);
 
 /** The database key of a row: the table byte, then the key's UTF-8 bytes (layout.ts's tableKey). */
 function rowKey(table: TableByte, keyBytes: Uint8Array): Uint8Array {

@@ -4,9 +4,9 @@
 // takes the iterator's implicit snapshot synchronously when `db.iterator()` is called (binding.cc:
 // BaseIterator's constructor calls `NewSnapshot()` before `NewIterator()`; classic-level README,
 // "Reading From Snapshots"), so applies that finish after that call are invisible to the stream, however
-// long it takes to drain. Because the table bytes sort meta < KVS < Tombstone < Index (layout.ts), the
-// same iterator yields the applied mark first (it becomes the header's LastIndex) and then the records
-// in Consul's order.
+// long it takes to drain. Because the table bytes sort meta < KVS < Session < Tombstone < Index <
+// derived tables (layout.ts), the same iterator yields the applied mark first (it becomes the header's
+// LastIndex), then the records, and the stream ends at the first derived row.
 //
 // Bounded memory: entries are pulled in small batches and coalesced into chunks of about
 // fsmLimits.snapshotChunkBytes; nothing else is held.
@@ -15,9 +15,9 @@ import type { Iterator as LevelIterator } from 'level';
 import { bytesEqual } from '../base/index.js';
 import { assert } from '../base/index.js';
 import { FsmError } from './errors.js';
-import { decodeApplied, decodeFormat, layoutVersion, metaAppliedKey, metaFormatKey, Table, type AppliedMark } from './layout.js';
+import { decodeApplied, decodeFormat, firstDerivedTable, layoutVersion, metaAppliedKey, metaFormatKey, Table, type AppliedMark } from './layout.js';
 import { fsmLimits } from './limits.js';
-import { dirEntryBodyHead, encodeStateBinHeader, indexBodyHead } from '../snapshot/index.js';
+import { dirEntryBodyHead, encodeStateBinHeader, indexBodyHead, sessionBodyHead } from '../snapshot/index.js';
 import type { Db } from './store.js';
 
 type DbIterator = LevelIterator<Db, Uint8Array, Uint8Array>;
@@ -118,14 +118,20 @@ export class StateBinSnapshot implements AsyncIterable<Uint8Array> {
     at = header.length;
     let entries = this.pending;
     this.pending = [];
-    while (entries.length > 0) {
+    let derived = false;
+    while (entries.length > 0 && !derived) {
       for (const [key, value] of entries) {
         const table = key[0] as number;
-        if (table !== Table.kvs && table !== Table.tombstones && table !== Table.index) {
+        if (table >= firstDerivedTable) {
+          derived = true;
+          break;
+        }
+        if (table !== Table.kvs && table !== Table.sessions && table !== Table.tombstones && table !== Table.index) {
           throw new FsmError('FSM_CORRUPT', `FSM database holds a key in unknown table 0x${table.toString(16)}`);
         }
         // Pairing check with records.ts: what we stored is the record body we wrote.
-        assert(value[0] === (table === Table.index ? indexBodyHead : dirEntryBodyHead), 'a stored value is a record body of its table');
+        const head = table === Table.index ? indexBodyHead : table === Table.sessions ? sessionBodyHead : dirEntryBodyHead;
+        assert(value[0] === head, 'a stored value is a record body of its table');
         const size = 1 + value.length;
         if (at + size > chunkBytes && at > 0) {
           // Handed out whole: the consumer may keep it, so the next chunk is a new buffer.
@@ -138,7 +144,7 @@ export class StateBinSnapshot implements AsyncIterable<Uint8Array> {
         at += size;
       }
       if (this.abortError !== undefined) throw this.abortError;
-      entries = (await this.iterator.nextv(pullBatchCount)) as DbEntry[];
+      if (!derived) entries = (await this.iterator.nextv(pullBatchCount)) as DbEntry[];
     }
     if (at > 0) yield chunk.subarray(0, at);
   }

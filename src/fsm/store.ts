@@ -10,16 +10,18 @@ import type { BatchOperation, Level } from 'level';
 import { compareBytes, utf8 } from '../base/index.js';
 import { assert } from '../base/index.js';
 import { FsmError } from './errors.js';
-import { encodeApplied, metaAppliedKey, nameOf, prefixRange, Table, tableKey, type AppliedMark } from './layout.js';
+import { encodeApplied, heldKeyKey, metaAppliedKey, nameOf, prefixRange, Table, tableKey, type AppliedMark } from './layout.js';
 import {
   encodeIndexRecord,
   encodeKvsRecord,
+  encodeSessionRecord,
   encodeTombstoneRecord,
   parseIndexRecord,
   parseKvsRecord,
+  parseSessionRecord,
   parseTombstoneRecord,
 } from '../snapshot/index.js';
-import type { DirEntry, KvTableName, Tombstone } from './types.js';
+import type { DirEntry, KvTableName, Session, Tombstone } from './types.js';
 
 export type Db = Level<Uint8Array, Uint8Array>;
 /** An explicit LevelDB snapshot (classic-level supports them: `db.supports.explicitSnapshots`). */
@@ -38,9 +40,15 @@ export interface KvReader {
   listTombstones(prefix: string): Promise<Tombstone[]>;
   /** The index recorded for `table`, 0 when none was ever recorded. */
   tableIndex(table: string): Promise<number>;
+  getSession(id: string): Promise<Session | undefined>;
+  /** Every session, in byte order of their IDs. */
+  listSessions(): Promise<Session[]>;
+  /** The keys whose lock `sessionId` holds, in byte order. */
+  listHeldKeys(sessionId: string): Promise<string[]>;
 }
 
 const decodeOptions = { rawStrings: true, useBigInt64: true } as const;
+const emptyValue = new Uint8Array(0);
 
 function corrupt(what: string, cause?: unknown): FsmError {
   return new FsmError('FSM_CORRUPT', `FSM database holds an unreadable ${what}; restore this server from a snapshot`, { cause });
@@ -85,6 +93,22 @@ export function decodeStoredIndex(dbKey: Uint8Array, value: Uint8Array): number 
   assert(parsed.value.Key === nameOf(dbKey), 'a stored table index names the table it is stored under');
   return parsed.value.Value;
 }
+
+export function decodeStoredSession(dbKey: Uint8Array, value: Uint8Array): Session {
+  let body: unknown;
+  try {
+    body = decode(value, decodeOptions);
+  } catch (cause) {
+    throw corrupt(`session ${JSON.stringify(nameOf(dbKey))}`, cause);
+  }
+  const parsed = parseSessionRecord(body);
+  if (!parsed.ok) throw corrupt(`session ${JSON.stringify(nameOf(dbKey))} (${parsed.message})`);
+  assert(parsed.value.ID === nameOf(dbKey), 'a stored session names the ID it is stored under');
+  return parsed.value;
+}
+
+/** Session IDs are UUIDs: 36 ASCII bytes (records.ts refuses anything else). */
+const sessionIdBytes = 36;
 
 export class DbReader implements KvReader {
   constructor(
@@ -145,12 +169,36 @@ export class DbReader implements KvReader {
     const value = await this.point(dbKey);
     return value === undefined ? 0 : decodeStoredIndex(dbKey, value);
   }
+
+  async getSession(id: string): Promise<Session | undefined> {
+    const dbKey = tableKey(Table.sessions, id);
+    const value = await this.point(dbKey);
+    return value === undefined ? undefined : decodeStoredSession(dbKey, value);
+  }
+
+  async listSessions(): Promise<Session[]> {
+    const out: Session[] = [];
+    for await (const [k, v] of this.db.iterator({ ...prefixRange(Table.sessions, ''), ...this.options() })) out.push(decodeStoredSession(k, v));
+    return out;
+  }
+
+  async listHeldKeys(sessionId: string): Promise<string[]> {
+    const out: string[] = [];
+    for await (const k of this.db.keys({ ...prefixRange(Table.sessionKeys, sessionId), ...this.options() })) {
+      out.push(nameOf(k).slice(sessionIdBytes));
+    }
+    return out;
+  }
 }
 
-/** What one apply changed, for watchers: keys set or deleted, and prefixes deleted by delete-tree. */
+/**
+ * What one apply changed, for watchers: keys set or deleted, prefixes deleted by delete-tree, and
+ * whether any session was created or destroyed.
+ */
 export interface ChangeSet {
   readonly keys: ReadonlySet<string>;
   readonly prefixes: readonly string[];
+  readonly sessions: boolean;
 }
 
 /** Sorts keys in UTF-8 byte order (LevelDB's and Go's), encoding each key once. */
@@ -171,6 +219,12 @@ export class KvTxn {
   private readonly indexes = new Map<string, number>();
   private readonly changedKeys = new Set<string>();
   private readonly deletedPrefixes: string[] = [];
+  /** Sessions created (a Session) or destroyed (null). */
+  private readonly sessions = new Map<string, Session | null>();
+  /** Derived rows: `<session ID><key>` -> held (true) or released (false). */
+  private readonly held = new Map<string, boolean>();
+  /** Keys whose lock an invalidated session gave up, with the session's lock-delay in ms. */
+  private readonly delays: Array<{ readonly key: string; readonly ms: number }> = [];
 
   constructor(private readonly base: KvReader) {}
 
@@ -227,14 +281,75 @@ export class KvTxn {
     return Math.max(await this.tableIndex('kvs'), await this.tableIndex('tombstones'));
   }
 
-  put(entry: DirEntry): void {
-    this.entries.set(entry.Key, entry);
-    this.changedKeys.add(entry.Key);
+  async getSession(id: string): Promise<Session | undefined> {
+    const pending = this.sessions.get(id);
+    if (pending !== undefined) return pending ?? undefined;
+    return this.base.getSession(id);
   }
 
-  remove(key: string): void {
+  async listSessions(): Promise<Session[]> {
+    const stored = await this.base.listSessions();
+    if (this.sessions.size === 0) return stored;
+    const merged = new Map<string, Session>();
+    for (const s of stored) merged.set(s.ID, s);
+    for (const [id, s] of this.sessions) {
+      if (s === null) merged.delete(id);
+      else merged.set(id, s);
+    }
+    return sortByBytes(merged.keys()).map((id) => merged.get(id) as Session);
+  }
+
+  async listHeldKeys(sessionId: string): Promise<string[]> {
+    const stored = await this.base.listHeldKeys(sessionId);
+    if (this.held.size === 0) return stored;
+    const merged = new Set(stored);
+    for (const [row, held] of this.held) {
+      if (!row.startsWith(sessionId)) continue;
+      const key = row.slice(sessionIdBytes);
+      if (held) merged.add(key);
+      else merged.delete(key);
+    }
+    return sortByBytes(merged);
+  }
+
+  /**
+   * Stores `entry`; `previousSession` is the Session of the entry it replaces ('' for none), so the
+   * derived session index follows.
+   */
+  put(entry: DirEntry, previousSession: string): void {
+    this.entries.set(entry.Key, entry);
+    this.changedKeys.add(entry.Key);
+    this.moveHolder(entry.Key, previousSession, entry.Session);
+  }
+
+  /** Deletes `key`, whose entry was held by `session` ('' for none). */
+  remove(key: string, session: string): void {
     this.entries.set(key, null);
     this.changedKeys.add(key);
+    this.moveHolder(key, session, '');
+  }
+
+  private moveHolder(key: string, from: string, to: string): void {
+    if (from === to) return;
+    if (from !== '') this.held.set(from + key, false);
+    if (to !== '') this.held.set(to + key, true);
+  }
+
+  /** Records that `key` may not be locked again for `ms` after this txn is applied (Consul's lock-delay). */
+  noteLockDelay(key: string, ms: number): void {
+    this.delays.push({ key, ms });
+  }
+
+  lockDelays(): ReadonlyArray<{ readonly key: string; readonly ms: number }> {
+    return this.delays;
+  }
+
+  putSession(session: Session): void {
+    this.sessions.set(session.ID, session);
+  }
+
+  removeSession(id: string): void {
+    this.sessions.set(id, null);
   }
 
   noteDeletedPrefix(prefix: string): void {
@@ -254,7 +369,7 @@ export class KvTxn {
   }
 
   changes(): ChangeSet {
-    return { keys: this.changedKeys, prefixes: this.deletedPrefixes };
+    return { keys: this.changedKeys, prefixes: this.deletedPrefixes, sessions: this.sessions.size > 0 };
   }
 
   /** This txn as a reader, for a txn layered on top of it (one entry of a batch over the batch). */
@@ -265,6 +380,9 @@ export class KvTxn {
       listKeys: (prefix) => this.listKeys(prefix),
       listTombstones: (prefix) => this.tombstones(prefix),
       tableIndex: (table) => this.tableIndex(table as KvTableName),
+      getSession: (id) => this.getSession(id),
+      listSessions: () => this.listSessions(),
+      listHeldKeys: (sessionId) => this.listHeldKeys(sessionId),
     };
   }
 
@@ -275,6 +393,9 @@ export class KvTxn {
     for (const [table, index] of this.indexes) parent.indexes.set(table, index);
     for (const key of this.changedKeys) parent.changedKeys.add(key);
     parent.deletedPrefixes.push(...this.deletedPrefixes);
+    for (const [id, session] of this.sessions) parent.sessions.set(id, session);
+    for (const [row, held] of this.held) parent.held.set(row, held);
+    parent.delays.push(...this.delays);
   }
 
   /** The batch that makes this txn durable, with the applied mark written in the same batch. */
@@ -288,6 +409,14 @@ export class KvTxn {
       const dbKey = tableKey(Table.tombstones, key);
       if (index === null) ops.push({ type: 'del', key: dbKey });
       else ops.push({ type: 'put', key: dbKey, value: encodeTombstoneRecord({ Key: key, Index: index }) });
+    }
+    for (const [id, session] of this.sessions) {
+      const dbKey = tableKey(Table.sessions, id);
+      ops.push(session === null ? { type: 'del', key: dbKey } : { type: 'put', key: dbKey, value: encodeSessionRecord(session) });
+    }
+    for (const [row, held] of this.held) {
+      const dbKey = tableKey(Table.sessionKeys, row);
+      ops.push(held ? { type: 'put', key: dbKey, value: emptyValue } : { type: 'del', key: dbKey });
     }
     for (const [table, index] of this.indexes) {
       ops.push({ type: 'put', key: tableKey(Table.index, table), value: encodeIndexRecord({ Key: table, Value: index }) });

@@ -7,11 +7,11 @@ export type LogIndex = number;
 export type LogTerm = number;
 
 // The KV table rows are the bodies of state.bin records, so they are defined beside that codec.
-import type { DirEntry } from '../snapshot/index.js';
-export type { DirEntry, Tombstone } from '../snapshot/index.js';
+import type { DirEntry, Session } from '../snapshot/index.js';
+export type { DirEntry, Tombstone, Session, SessionBehavior, ServiceCheck } from '../snapshot/index.js';
 
 /** The tables that keep an index in the `index` table, with Consul's table names. */
-export type KvTableName = 'kvs' | 'tombstones';
+export type KvTableName = 'kvs' | 'tombstones' | 'sessions';
 
 /** Consul's `TxnResult` for KV operations. */
 export interface TxnResult {
@@ -26,13 +26,17 @@ export interface TxnError {
 
 /**
  * What applying one log entry produced.
- * - `kvs`: Consul's KVS.Apply answer: `true` for set/delete/delete-tree, the CAS outcome otherwise.
+ * - `kvs`: Consul's KVS.Apply answer: `true` for set/delete/delete-tree, the CAS or lock outcome
+ *   otherwise; `error`, present only when there is one, is Consul's apply error, e.g.
+ *   `invalid session "..."` for a lock.
+ * - `session`: a session create or destroy; `error` (else '') says why a create was refused.
  * - `txn`: Consul's TxnResponse: either results (errors empty) or errors (results empty), never both.
  * - `tombstone-reap`: nothing to report.
  * - `noop`: a noop/config entry or an ignorable unknown command (Consul's IgnoreUnknownTypeFlag).
  */
 export type ApplyResult =
-  | { readonly kind: 'kvs'; readonly ok: boolean }
+  | { readonly kind: 'kvs'; readonly ok: boolean; readonly error?: string }
+  | { readonly kind: 'session'; readonly error: string }
   | { readonly kind: 'txn'; readonly results: readonly TxnResult[]; readonly errors: readonly TxnError[] }
   | { readonly kind: 'tombstone-reap' }
   | { readonly kind: 'noop' };
@@ -51,4 +55,9 @@ export interface ListRead {
 export interface KeysRead {
   readonly index: LogIndex;
   readonly keys: readonly string[];
+}
+
+export interface SessionRead {
+  readonly index: LogIndex;
+  readonly sessions: readonly Session[];
 }

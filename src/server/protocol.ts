@@ -247,7 +247,7 @@ function decodeWith<T>(bytes: Uint8Array, root: string, read: (v: unknown, path:
 
 const consistencies: readonly Consistency[] = ['default', 'consistent', 'stale'];
 const readOps: readonly ReadOp[] = ['kv-get', 'kv-list', 'kv-keys', 'kv-txn', 'raft-configuration'];
-const kvReadVerbs: readonly KvReadOp['verb'][] = ['get', 'get-or-empty', 'get-tree', 'check-index', 'check-not-exists'];
+const kvReadVerbs: readonly KvReadOp['verb'][] = ['get', 'get-or-empty', 'get-tree', 'check-index', 'check-not-exists', 'check-session'];
 
 function kvReadOp(v: unknown, path: string): KvReadOp {
   const o = rec(v, path);
@@ -257,6 +257,8 @@ function kvReadOp(v: unknown, path: string): KvReadOp {
       return { verb, prefix: str(o, 'prefix', path) };
     case 'check-index':
       return { verb, key: str(o, 'key', path), index: uint64(o, 'index', path) };
+    case 'check-session':
+      return { verb, key: str(o, 'key', path), session: str(o, 'session', path) };
     default:
       return { verb, key: str(o, 'key', path) };
   }
@@ -401,10 +403,13 @@ export function decodeReadReply<Op extends ReadOp>(op: Op, bytes: Uint8Array): D
 export function decodeApplyResult(bytes: Uint8Array): Decoded<ApplyResult> {
   return decodeWith(bytes, 'apply result', (v, path): ApplyResult => {
     const o = rec(v, path);
-    const kind = oneOf(o, 'kind', path, ['kvs', 'txn', 'tombstone-reap', 'noop'] as const);
+    const kind = oneOf(o, 'kind', path, ['kvs', 'txn', 'session', 'tombstone-reap', 'noop'] as const);
     switch (kind) {
       case 'kvs':
-        return { kind, ok: bool(o, 'ok', path) };
+        // `error` only when there is one (and never from a server older than sessions).
+        return o['error'] === undefined ? { kind, ok: bool(o, 'ok', path) } : { kind, ok: bool(o, 'ok', path), error: str(o, 'error', path) };
+      case 'session':
+        return { kind, error: str(o, 'error', path) };
       case 'txn':
         return { kind, results: list(o, 'results', path, txnResult), errors: list(o, 'errors', path, txnError) };
       default:

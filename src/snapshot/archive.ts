@@ -15,6 +15,7 @@ import { ArchiveError, StateBinError } from './errors.js';
 import { snapshotLimits } from './limits.js';
 import { describeProducer, encodeMetaJson, parseMetaJson, type ArchiveMeta } from './meta.js';
 import { messageTypeName, readStateBinBatches, type StateBinItem } from './statebin.js';
+import { RecordType } from './records.js';
 import { decodeTarHeader, encodeTarHeader, isZeroBlock, tarBlockBytes, tarEndBytes, tarPadding } from './tar.js';
 
 export const metaJsonName = 'meta.json';
@@ -522,13 +523,15 @@ class RecordChecker {
       this.headerBytes = item.bytes;
       return;
     }
-    const type = item.kind === 'kvs' ? 2 : item.kind === 'tombstone' ? 5 : item.kind === 'index' ? 16 : item.type;
+    const type = item.kind === 'kvs' ? RecordType.KVS : item.kind === 'tombstone' ? RecordType.Tombstone
+      : item.kind === 'index' ? RecordType.Index : item.kind === 'session' ? RecordType.Session : item.type;
     const stats = this.types.get(type) ?? { name: messageTypeName(type), count: 0, bytes: 0 };
     stats.count += 1;
     stats.bytes += item.bytes + (item.record === 1 ? this.headerBytes : 0);
     this.types.set(type, stats);
     const index = item.kind === 'kvs' ? Math.max(item.entry.ModifyIndex, item.entry.CreateIndex)
-      : item.kind === 'tombstone' ? item.stone.Index : item.kind === 'index' ? item.index.Value : 0;
+      : item.kind === 'tombstone' ? item.stone.Index : item.kind === 'index' ? item.index.Value
+        : item.kind === 'session' ? Math.max(item.session.ModifyIndex, item.session.CreateIndex) : 0;
     if (index > this.maxIndex) {
       this.maxIndex = index;
       this.maxIndexWhere = `state.bin record ${item.record} (${stats.name}, byte offset ${item.offset})`;

@@ -16,19 +16,23 @@ export {
   encodeKvsRecord,
   encodeTombstoneRecord,
   encodeIndexRecord,
+  encodeSessionRecord,
   withModifyIndex,
   parseKvsRecord,
   parseTombstoneRecord,
   parseIndexRecord,
+  parseSessionRecord,
+  isSessionId,
   dirEntryBodyHead,
   indexBodyHead,
+  sessionBodyHead,
   type IndexRecord,
   type Parsed,
   type ParseFailure,
 } from './records.js';
 export { measureMsgpack, type FrameResult } from './msgpack-frame.js';
 export { isUint, toUint, isUint64, toUint64, wireUint, maxUint64, describeValue, isPlainMap, type Uint64 } from './values.js';
-export type { DirEntry, Tombstone } from './types.js';
+export type { DirEntry, Tombstone, Session, SessionBehavior, ServiceCheck } from './types.js';
 export { StateBinError, type StateBinErrorCode } from './errors.js';
 export { snapshotLimits } from './limits.js';
 export { ArchiveError, type ArchiveErrorCode } from './errors.js';

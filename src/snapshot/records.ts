@@ -9,6 +9,7 @@
 //   KVS (2):        {LockIndex, Key, Flags, Value, Session, CreateIndex, ModifyIndex}
 //   Tombstone (5):  the same DirEntry shape holding only Key and ModifyIndex (Consul keeps pre-0.6 format)
 //   Index (16):     {Key: <table name>, Value: <max index>}
+//   Session (3):    {ID, Name, Node, LockDelay, Behavior, TTL, NodeChecks, ServiceChecks, CreateIndex, ModifyIndex}
 //
 // Encoding notes: we write msgpack's current spec (str8, bin); Consul writes the old spec (byte slices as
 // str "raw"). On reading we accept both for byte fields. An empty value is written as nil, as Go writes a
@@ -17,10 +18,11 @@
 import { Encoder } from '@msgpack/msgpack';
 import { utf8DecodeStrict } from '../base/index.js';
 import { describeValue, isPlainMap, toUint, toUint64, wireUint, type Uint64 } from './values.js';
-import type { DirEntry, Tombstone } from './types.js';
+import type { DirEntry, ServiceCheck, Session, Tombstone } from './types.js';
 
 export const RecordType = {
   KVS: 2,
+  Session: 3,
   Tombstone: 5,
   Index: 16,
 } as const;
@@ -88,6 +90,26 @@ export function encodeIndexRecord(record: IndexRecord): Uint8Array {
 }
 
 /**
+ * A session as Consul's msgpack handle writes structs.Session: Go's field order, empty lists as nil (Go's
+ * nil slice), RaftIndex flattened. (Consul CE also writes the deprecated `Checks`, always empty since 1.7;
+ * we leave it out.)
+ */
+export function encodeSessionRecord(s: Session): Uint8Array {
+  return encoder.encode({
+    ID: s.ID,
+    Name: s.Name,
+    Node: s.Node,
+    LockDelay: s.LockDelay,
+    Behavior: s.Behavior,
+    TTL: s.TTL,
+    NodeChecks: s.NodeChecks.length === 0 ? null : s.NodeChecks,
+    ServiceChecks: s.ServiceChecks.length === 0 ? null : s.ServiceChecks.map((c) => ({ ID: c.ID, Namespace: c.Namespace })),
+    CreateIndex: s.CreateIndex,
+    ModifyIndex: s.ModifyIndex,
+  });
+}
+
+/**
  * A body that encodeKvsRecord wrote, with its ModifyIndex (the last field, its value at `modifyIndexAt`)
  * replaced by `index`: the same bytes as encodeKvsRecord of the entry with that ModifyIndex.
  */
@@ -120,6 +142,8 @@ export function withModifyIndex(body: Uint8Array, modifyIndexAt: number, index: 
 export const dirEntryBodyHead = 0x87;
 /** The first byte of every Index body we write: a msgpack fixmap of 2 entries. */
 export const indexBodyHead = 0x82;
+/** The first byte of every Session body we write: a msgpack fixmap of 10 entries. */
+export const sessionBodyHead = 0x8a;
 
 /**
  * Parses a decoded KVS body (decoded with rawStrings, so strings arrive as bytes).
@@ -177,6 +201,94 @@ export function parseIndexRecord(body: unknown): Parsed<IndexRecord> {
   const value = uint(body, 'Value', true);
   if (!value.ok) return value;
   return { ok: true, value: { Key: key.value, Value: value.value } };
+}
+
+/** A session ID: what Consul generates (a UUID) is all we accept, so IDs are safe in keys and paths. */
+const sessionIdPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export function isSessionId(text: string): boolean {
+  return sessionIdPattern.test(text);
+}
+
+/**
+ * Parses a Session body. Required: ID (a UUID), Node (not empty), CreateIndex, ModifyIndex. Optional:
+ * Name, TTL ('' when absent), LockDelay (0), Behavior ('' is Consul's default, release), NodeChecks and
+ * ServiceChecks (nil or absent: none). A body from before Consul 1.7 has only `Checks`: they are the
+ * node checks. Unknown fields are ignored, as Consul's decoder ignores them.
+ */
+export function parseSessionRecord(body: unknown): Parsed<Session> {
+  if (!isPlainMap(body)) return bad(undefined, false, `body must be a map, got ${describeValue(body)}`);
+  const id = text(body, 'ID', true);
+  if (!id.ok) return id;
+  if (!isSessionId(id.value)) return bad('ID', false, `field "ID" must be a session UUID, got ${JSON.stringify(id.value.slice(0, 64))}`);
+  const name = text(body, 'Name', false);
+  if (!name.ok) return name;
+  const node = text(body, 'Node', true);
+  if (!node.ok) return node;
+  if (node.value === '') return bad('Node', false, 'field "Node" is empty');
+  const lockDelay = uint(body, 'LockDelay', false);
+  if (!lockDelay.ok) return lockDelay;
+  const behavior = text(body, 'Behavior', false);
+  if (!behavior.ok) return behavior;
+  if (behavior.value !== '' && behavior.value !== 'release' && behavior.value !== 'delete') {
+    return bad('Behavior', false, `field "Behavior" must be "release" or "delete", got ${JSON.stringify(behavior.value.slice(0, 64))}`);
+  }
+  const ttl = text(body, 'TTL', false);
+  if (!ttl.ok) return ttl;
+  const nodeChecks = has(body, 'NodeChecks') || !has(body, 'Checks') ? texts(body, 'NodeChecks') : texts(body, 'Checks');
+  if (!nodeChecks.ok) return nodeChecks;
+  const serviceChecks = serviceCheckList(body, 'ServiceChecks');
+  if (!serviceChecks.ok) return serviceChecks;
+  const createIndex = uint(body, 'CreateIndex', true);
+  if (!createIndex.ok) return createIndex;
+  const modifyIndex = uint(body, 'ModifyIndex', true);
+  if (!modifyIndex.ok) return modifyIndex;
+  return {
+    ok: true,
+    value: {
+      ID: id.value,
+      Name: name.value,
+      Node: node.value,
+      LockDelay: lockDelay.value,
+      Behavior: behavior.value === 'delete' ? 'delete' : 'release',
+      TTL: ttl.value,
+      NodeChecks: nodeChecks.value,
+      ServiceChecks: serviceChecks.value,
+      CreateIndex: createIndex.value,
+      ModifyIndex: modifyIndex.value,
+    },
+  };
+}
+
+/** An optional list of strings: nil or absent is empty. */
+function texts(body: Record<string, unknown>, name: string): Parsed<string[]> {
+  if (!has(body, name) || body[name] === null) return { ok: true, value: [] };
+  const raw = body[name];
+  if (!Array.isArray(raw)) return bad(name, false, `field "${name}" must be a list of strings, got ${describeValue(raw)}`);
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i++) {
+    const item = text({ item: raw[i] }, 'item', true);
+    if (!item.ok) return bad(name, false, `field "${name}" item ${i}: ${item.message.replace('field "item" ', '')}`);
+    out.push(item.value);
+  }
+  return { ok: true, value: out };
+}
+
+function serviceCheckList(body: Record<string, unknown>, name: string): Parsed<ServiceCheck[]> {
+  if (!has(body, name) || body[name] === null) return { ok: true, value: [] };
+  const raw = body[name];
+  if (!Array.isArray(raw)) return bad(name, false, `field "${name}" must be a list of {ID, Namespace}, got ${describeValue(raw)}`);
+  const out: ServiceCheck[] = [];
+  for (let i = 0; i < raw.length; i++) {
+    const item: unknown = raw[i];
+    if (!isPlainMap(item)) return bad(name, false, `field "${name}" item ${i} must be a map {ID, Namespace}, got ${describeValue(item)}`);
+    const id = text(item, 'ID', true);
+    if (!id.ok) return bad(name, id.missing, `field "${name}" item ${i}: ${id.message}`);
+    const ns = text(item, 'Namespace', false);
+    if (!ns.ok) return bad(name, false, `field "${name}" item ${i}: ${ns.message}`);
+    out.push({ ID: id.value, Namespace: ns.value });
+  }
+  return { ok: true, value: out };
 }
 
 function bad(field: string | undefined, missing: boolean, message: string): ParseFailure {

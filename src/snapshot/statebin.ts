@@ -9,9 +9,9 @@
 // names the record (0 = header, records count from 1), its byte offset and, when there is one, the field.
 //
 // Two record policies:
-// - 'restore' (the default): only the KV tables are restorable today (KVS 2, Tombstone 5, Index 16), and
-//   every field is validated. Other Consul record types are refused by name, so a Consul snapshot holding
-//   a catalog or sessions fails loudly instead of losing them.
+// - 'restore' (the default): only the tables we model are restorable today (KVS 2, Session 3, Tombstone 5,
+//   Index 16), and every field is validated. Other Consul record types are refused by name, so a Consul
+//   snapshot holding a catalog fails loudly instead of losing it.
 // - 'inspect': every type is framed (measured in bounded memory) and decoded generically, so inspect and
 //   decode can count and print any Consul archive. Known types too arrive as `kind: 'other'`.
 //
@@ -23,9 +23,9 @@ import { describeValue, isPlainMap, toUint } from './values.js';
 import { StateBinError, type StateBinErrorCode } from './errors.js';
 import { snapshotLimits } from './limits.js';
 import { measureMsgpack } from './msgpack-frame.js';
-import { parseIndexRecord, parseKvsRecord, parseTombstoneRecord, RecordType, type IndexRecord, type Parsed } from './records.js';
+import { parseIndexRecord, parseKvsRecord, parseSessionRecord, parseTombstoneRecord, RecordType, type IndexRecord, type Parsed } from './records.js';
 import { scanDirEntry } from './record-scan.js';
-import type { DirEntry, Tombstone } from './types.js';
+import type { DirEntry, Session, Tombstone } from './types.js';
 import { utf8 } from '../base/index.js';
 
 /** Consul's structs.MessageType names (as `consul snapshot inspect` prints them). */
@@ -86,10 +86,11 @@ export type StateBinItem =
   | ({ readonly kind: 'kvs'; readonly entry: DirEntry } & RowFrame)
   | ({ readonly kind: 'tombstone'; readonly stone: Tombstone } & RowFrame)
   | ({ readonly kind: 'index'; readonly index: IndexRecord } & ItemFrame)
+  | ({ readonly kind: 'session'; readonly session: Session } & ItemFrame)
   /** Policy 'inspect' only: any record, its body decoded generically (strings as strings, 64-bit integers as bigint). */
   | ({ readonly kind: 'other'; readonly type: number; readonly name: string; readonly body: unknown } & ItemFrame);
 
-/** 'restore': KVS, Tombstone and Index only, fully validated. 'inspect': every type, decoded generically. */
+/** 'restore': KVS, Session, Tombstone and Index only, fully validated. 'inspect': every type, decoded generically. */
 export type RecordPolicy = 'restore' | 'inspect';
 
 export interface ReadStateBinOptions {
@@ -143,7 +144,7 @@ export async function* readStateBinBatches(source: AsyncIterable<Uint8Array>, op
       const offset = queue.position();
       const type = queue.take(1)[0] as number;
       const name = inspect ? messageTypeName(type) : checkType(type, record, offset);
-      if (!inspect && type !== RecordType.Index) {
+      if (!inspect && (type === RecordType.KVS || type === RecordType.Tombstone)) {
         const view = queue.view();
         const scanned = scanDirEntry(view, 0, view.length, recordMaxBytes - 1);
         if (scanned !== undefined) {
@@ -174,7 +175,9 @@ function where(record: number, offset: number, name: string): string {
 }
 
 function checkType(type: number, record: number, offset: number): string {
-  if (type === RecordType.KVS || type === RecordType.Tombstone || type === RecordType.Index) return consulMessageTypeNames[type] as string;
+  if (type === RecordType.KVS || type === RecordType.Session || type === RecordType.Tombstone || type === RecordType.Index) {
+    return consulMessageTypeNames[type] as string;
+  }
   const at = `state.bin record ${record} at byte offset ${offset}`;
   if (type >= enterpriseTypeMin) {
     throw new StateBinError('STATE_BIN_ENTERPRISE_TYPE', record, offset, undefined,
@@ -187,7 +190,7 @@ function checkType(type: number, record: number, offset: number): string {
       `Unrecognized msg type ${type} (${at}); Conclave cannot restore it`, { type });
   }
   throw new StateBinError('STATE_BIN_UNSUPPORTED_TYPE', record, offset, undefined,
-    `${at} has type ${type} (${known}), which this Conclave version cannot restore yet (only KVS, Tombstone and Index records)`,
+    `${at} has type ${type} (${known}), which this Conclave version cannot restore yet (only KVS, Session, Tombstone and Index records)`,
     { type });
 }
 
@@ -261,6 +264,8 @@ function parseRecord(type: number, name: string, body: unknown, frame: ItemFrame
       const stone = accept(parseTombstoneRecord(body), record, offset, name);
       return { kind: 'tombstone', stone, keyBytes: utf8(stone.Key), canonicalModifyIndexAt: -1, ...frame };
     }
+    case RecordType.Session:
+      return { kind: 'session', session: accept(parseSessionRecord(body), record, offset, name), ...frame };
     default:
       return { kind: 'index', index: accept(parseIndexRecord(body), record, offset, name), ...frame };
   }

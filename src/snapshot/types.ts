@@ -28,3 +28,30 @@ export interface Tombstone {
   readonly Key: string;
   readonly Index: LogIndex;
 }
+
+/** Consul's session behaviours: what happens to the keys a session holds when it is invalidated. */
+export type SessionBehavior = 'release' | 'delete';
+
+/** A service health check a session depends on (Consul's structs.ServiceCheck). */
+export interface ServiceCheck {
+  readonly ID: string;
+  readonly Namespace: string;
+}
+
+/**
+ * One session, Consul's `structs.Session` (CE fields). `LockDelay` is Go's time.Duration: nanoseconds.
+ * Invariant (stored sessions): CreateIndex <= ModifyIndex <= the `sessions` table index.
+ */
+export interface Session {
+  readonly ID: string;
+  readonly Name: string;
+  readonly Node: string;
+  readonly LockDelay: number;
+  readonly Behavior: SessionBehavior;
+  /** A Go duration string ('' for none), as the client sent it. */
+  readonly TTL: string;
+  readonly NodeChecks: readonly string[];
+  readonly ServiceChecks: readonly ServiceCheck[];
+  readonly CreateIndex: LogIndex;
+  readonly ModifyIndex: LogIndex;
+}

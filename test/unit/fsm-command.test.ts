@@ -127,6 +127,8 @@ function raw(type: number, body: unknown): Uint8Array {
 }
 
 test('fsm command: hostile bytes give a typed error naming the problem', (t) => {
+  const sid = '6e2a1d3c-5f4b-4a8e-9c7d-0123456789ab';
+  const newSession = { ID: sid, Name: '', Node: 'n1', LockDelay: 15e9, Behavior: 'release', TTL: '', NodeChecks: ['serfHealth'], ServiceChecks: [] };
   const cases: Array<[Uint8Array, CommandErrorCode, string]> = [
     [new Uint8Array(0), 'COMMAND_EMPTY', ''],
     [raw(99, {}), 'COMMAND_UNKNOWN_TYPE', ''],
@@ -137,7 +139,20 @@ test('fsm command: hostile bytes give a typed error naming the problem', (t) => 
     [raw(MessageType.KVS, { Op: 'delete', DirEnt: { Key: 'k' } }).subarray(0, 10), 'COMMAND_BAD_MSGPACK', ''],
     [raw(MessageType.KVS, [1, 2]), 'COMMAND_BAD_FIELD', 'body'],
     [raw(MessageType.KVS, { Op: 'get', DirEnt: { Key: 'k' } }), 'COMMAND_BAD_FIELD', 'Op'],
-    [raw(MessageType.KVS, { Op: 'lock', DirEnt: { Key: 'k' } }), 'COMMAND_BAD_FIELD', 'Op'],
+    [raw(MessageType.KVS, { Op: 'check-session', DirEnt: { Key: 'k', Session: sid } }), 'COMMAND_BAD_FIELD', 'Op'],
+    [raw(MessageType.KVS, { Op: 'lock', DirEnt: { Key: 'k' } }), 'COMMAND_BAD_FIELD', 'DirEnt.Flags'],
+    [raw(MessageType.KVS, { Op: 'lock', DirEnt: { Key: 'k', Flags: 0, Value: bytes('v'), Session: 'not-a-uuid' } }), 'COMMAND_BAD_FIELD', 'DirEnt.Session'],
+    [raw(MessageType.KVS, { Op: 'unlock', DirEnt: { Key: 'k', Flags: 0, Value: bytes('v'), Session: sid, ModifyIndex: 1 } }), 'COMMAND_UNKNOWN_FIELD', 'DirEnt.ModifyIndex'],
+    [raw(MessageType.Session, { Op: 'renew', Session: { ID: sid } }), 'COMMAND_BAD_FIELD', 'Op'],
+    [raw(MessageType.Session, { Op: 'destroy' }), 'COMMAND_BAD_FIELD', 'Session'],
+    [raw(MessageType.Session, { Op: 'destroy', Session: { ID: 'x' } }), 'COMMAND_BAD_FIELD', 'Session.ID'],
+    [raw(MessageType.Session, { Op: 'destroy', Session: { ID: sid, Node: 'n' } }), 'COMMAND_UNKNOWN_FIELD', 'Session.Node'],
+    [raw(MessageType.Session, { Op: 'create', Session: { ...newSession, Behavior: 'keep' } }), 'COMMAND_BAD_FIELD', 'Session.Behavior'],
+    [raw(MessageType.Session, { Op: 'create', Session: { ...newSession, Node: '' } }), 'COMMAND_BAD_FIELD', 'Session.Node'],
+    [raw(MessageType.Session, { Op: 'create', Session: { ...newSession, LockDelay: -1 } }), 'COMMAND_BAD_FIELD', 'Session.LockDelay'],
+    [raw(MessageType.Session, { Op: 'create', Session: { ...newSession, NodeChecks: 'serfHealth' } }), 'COMMAND_BAD_FIELD', 'Session.NodeChecks'],
+    [raw(MessageType.Session, { Op: 'create', Session: { ...newSession, ServiceChecks: [{ ID: 'c' }] } }), 'COMMAND_BAD_FIELD', 'Session.ServiceChecks[0].Namespace'],
+    [raw(MessageType.Session, { Op: 'create', Session: { ...newSession, TTL: undefined } }), 'COMMAND_BAD_FIELD', 'Session.TTL'],
     [raw(MessageType.KVS, { Op: 'set', DirEnt: { Key: 'k', Value: bytes('v') } }), 'COMMAND_BAD_FIELD', 'DirEnt.Flags'],
     [raw(MessageType.KVS, { Op: 'set', DirEnt: { Key: 'k', Flags: 0, Value: bytes('v'), Session: 's' } }), 'COMMAND_UNKNOWN_FIELD', 'DirEnt.Session'],
     [raw(MessageType.KVS, { Op: 'set', DirEnt: { Key: 'k', Flags: 'x', Value: bytes('v') } }), 'COMMAND_BAD_FIELD', 'DirEnt.Flags'],

@@ -259,7 +259,8 @@ test('fsm snapshot: restoreInto refuses bad streams with a clear error and leave
     { name: 'header without LastIndex', bytes: encode({ Last: 1 }), code: 'STATE_BIN_MISSING_FIELD', record: 0, field: 'LastIndex', message: /LastIndex" is missing/ },
     { name: 'unknown type', bytes: Buffer.concat([header(5), record(2, goodKvs), record(50, {})]), code: 'STATE_BIN_UNKNOWN_TYPE', record: 2, message: /^Unrecognized msg type 50 \(state.bin record 2 at byte offset/ },
     { name: 'enterprise type', bytes: Buffer.concat([header(5), record(70, {})]), code: 'STATE_BIN_ENTERPRISE_TYPE', record: 1, message: /msg type 70 is a Consul Enterprise log entry/ },
-    { name: 'unsupported Consul type', bytes: Buffer.concat([header(5), record(3, { ID: 'x' })]), code: 'STATE_BIN_UNSUPPORTED_TYPE', record: 1, message: /type 3 \(Session\), which this Conclave version cannot restore yet/ },
+    { name: 'unsupported Consul type', bytes: Buffer.concat([header(5), record(0, { Node: 'x' })]), code: 'STATE_BIN_UNSUPPORTED_TYPE', record: 1, message: /type 0 \(Register\), which this Conclave version cannot restore yet/ },
+    { name: 'session with a bad ID', bytes: Buffer.concat([header(5), record(3, { ID: 'x' })]), code: 'STATE_BIN_BAD_FIELD', record: 1, field: 'ID', message: /record 1 \(Session, byte offset 12\): field "ID" must be a session UUID/ },
     { name: 'missing field', bytes: Buffer.concat([header(5), record(2, { ...goodKvs, ModifyIndex: undefined })]), code: 'STATE_BIN_BAD_FIELD', record: 1, field: 'ModifyIndex', message: /record 1 \(KVS, byte offset \d+\): field "ModifyIndex"/ },
     { name: 'absent field', bytes: Buffer.concat([header(5), record(2, { Key: 'k', Flags: 0, LockIndex: 0, CreateIndex: 1 })]), code: 'STATE_BIN_MISSING_FIELD', record: 1, field: 'ModifyIndex', message: /field "ModifyIndex" is missing/ },
     { name: 'bad field type', bytes: Buffer.concat([header(5), record(2, goodKvs), record(5, { Key: 'gone', ModifyIndex: 'three' })]), code: 'STATE_BIN_BAD_FIELD', record: 2, field: 'ModifyIndex', message: /record 2 \(Tombstone, .*"ModifyIndex" must be an integer/ },
@@ -352,7 +353,7 @@ test('fsm snapshot: a user restore\'s stream raises every key\'s and tombstone\'
       else if (item.kind === 'index' && item.index.Key !== 'kvs' && item.index.Key !== 'tombstones') expectedTables.push([item.index.Key, item.index.Value]);
     }
     const kvsIndexAfter = Math.max(restoreIndex, ...expectedRows.map((r) => ('ModifyIndex' in (r as object) ? (r as { ModifyIndex: number }).ModifyIndex : 0)));
-    expectedTables.push(['kvs', kvsIndexAfter], ['tombstones', restoreIndex]);
+    expectedTables.push(['kvs', kvsIndexAfter], ['sessions', restoreIndex], ['tombstones', restoreIndex]);
     expectedTables.sort((a, b) => (a[0] < b[0] ? -1 : 1));
 
     const dir = join(root, name);

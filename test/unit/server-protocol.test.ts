@@ -101,7 +101,7 @@ test('a malformed forwarded read is refused with the field and what is wrong wit
     'read.options.consistency: unknown value "eventual"; expected one of default, consistent, stale');
   t.is(bad({ query: { op: 'kv-get', key: 'k' }, options: { ...options, minIndex: -1 } }), 'read.options.minIndex: expected an integer in 0..2^53-1, got number -1');
   t.is(bad({ query: { op: 'kv-txn', ops: [{ verb: 'get', key: 'a' }, { verb: 'set', key: 'b' }] }, options }),
-    'read.query.ops[1].verb: unknown value "set"; expected one of get, get-or-empty, get-tree, check-index, check-not-exists');
+    'read.query.ops[1].verb: unknown value "set"; expected one of get, get-or-empty, get-tree, check-index, check-not-exists, check-session');
   t.is(bad({ query: { op: 'kv-txn', ops: [{ verb: 'check-index', key: 'a' }] }, options }), 'read.query.ops[0].index: missing');
   t.is(bad([1, 2]), 'read: expected a map, got an array');
 });

@@ -1,0 +1,237 @@
+// Sessions and locks in the FSM on a real LevelDB, as Consul's state store keeps them (session.go,
+// kvs.go): lock and unlock with LockIndex and Session, invalidation by destroy with the `release` and
+// `delete` behaviours, lock-delay, txn lock verbs, and sessions in snapshots and restores with the
+// derived session index rebuilt. Driven through encoded commands, as the Raft runtime drives it.
+
+import test, { type ExecutionContext } from 'ava';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  encodeCommand,
+  Fsm,
+  newDirFor,
+  restoreInto,
+  type ApplyResult,
+  type Command,
+  type KvOp,
+  type NewSession,
+} from '../../src/fsm/index.js';
+import { readStateBin, type Session } from '../../src/snapshot/index.js';
+
+const text = (s: string): Uint8Array => new TextEncoder().encode(s);
+const ids = ['11111111-1111-4111-8111-111111111111', '22222222-2222-4222-8222-222222222222', '33333333-3333-4333-8333-333333333333'] as const;
+const [s1, s2, s3] = ids;
+
+async function tempRoot(t: ExecutionContext): Promise<string> {
+  const root = await mkdtemp(join(tmpdir(), 'conclave-fsm-session-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  return root;
+}
+
+function newSession(id: string, over: Partial<NewSession> = {}): NewSession {
+  return { ID: id, Name: 'lock', Node: 'node1', LockDelay: 0, Behavior: 'release', TTL: '', NodeChecks: ['serfHealth'], ServiceChecks: [], ...over };
+}
+
+class Driver {
+  index: number;
+  constructor(readonly fsm: Fsm) {
+    this.index = fsm.appliedIndex();
+  }
+  static async open(t: ExecutionContext, dir?: string): Promise<Driver> {
+    const fsm = await Fsm.open(dir ?? join(await tempRoot(t), 'fsm'));
+    t.teardown(() => fsm.close());
+    return new Driver(fsm);
+  }
+  run(command: Command): Promise<ApplyResult> {
+    this.index += 1;
+    return this.fsm.apply(this.index, 1, encodeCommand(command));
+  }
+  create(id: string, over: Partial<NewSession> = {}): Promise<ApplyResult> {
+    return this.run({ type: 'session-create', session: newSession(id, over) });
+  }
+  destroy(id: string): Promise<ApplyResult> {
+    return this.run({ type: 'session-destroy', id });
+  }
+  lock(key: string, session: string, value = 'v'): Promise<ApplyResult> {
+    return this.run({ type: 'kvs', op: { verb: 'lock', key, session, value: text(value), flags: 0 } });
+  }
+  unlock(key: string, session: string, value = 'v'): Promise<ApplyResult> {
+    return this.run({ type: 'kvs', op: { verb: 'unlock', key, session, value: text(value), flags: 0 } });
+  }
+  async entry(key: string): Promise<{ LockIndex: number; Session: string; ModifyIndex: number; Value: string } | undefined> {
+    const e = (await this.fsm.get(key)).entry;
+    return e === undefined ? undefined : { LockIndex: e.LockIndex, Session: e.Session, ModifyIndex: e.ModifyIndex, Value: new TextDecoder().decode(e.Value) };
+  }
+}
+
+test('fsm session: create stores Consul fields with its index; info, list, node; an ID in use is refused', async (t) => {
+  const d = await Driver.open(t);
+  t.deepEqual(await d.create(s1, { TTL: '15s', LockDelay: 15e9 }), { kind: 'session', error: '' });
+  t.deepEqual(await d.create(s2, { Node: 'node2', Behavior: 'delete', ServiceChecks: [{ ID: 'web', Namespace: '' }] }), { kind: 'session', error: '' });
+  const info = await d.fsm.sessionInfo(s1);
+  t.deepEqual(info.sessions, [{ ...newSession(s1, { TTL: '15s', LockDelay: 15e9 }), CreateIndex: 1, ModifyIndex: 1 }]);
+  t.is(info.index, 2, 'X-Consul-Index is the sessions table index');
+  t.deepEqual((await d.fsm.sessionList()).sessions.map((s) => s.ID), [s1, s2]);
+  t.deepEqual((await d.fsm.sessionList('node2')).sessions.map((s) => s.ID), [s2]);
+  t.deepEqual((await d.fsm.sessionInfo(s3)).sessions, [], 'an unknown session is an empty list');
+  const again = await d.create(s1, { Name: 'other' });
+  t.is(again.kind === 'session' ? again.error : '', `Session "${s1}" already exists`);
+  t.is((await d.fsm.sessionInfo(s1)).sessions[0]?.Name, 'lock', 'the refused create changed nothing');
+  await d.fsm.checkInvariants();
+});
+
+test('fsm session: lock sets Session and LockIndex; the holder rewrites; others fail; unlock keeps LockIndex', async (t) => {
+  const d = await Driver.open(t);
+  await d.create(s1);
+  await d.create(s2);
+  t.deepEqual(await d.lock('svc/leader', s1, 'a'), { kind: 'kvs', ok: true });
+  t.deepEqual(await d.entry('svc/leader'), { LockIndex: 1, Session: s1, ModifyIndex: 3, Value: 'a' });
+  t.deepEqual(await d.lock('svc/leader', s2, 'b'), { kind: 'kvs', ok: false }, 'someone else holds it');
+  t.deepEqual(await d.lock('svc/leader', s1, 'c'), { kind: 'kvs', ok: true }, 'the holder may write again');
+  t.deepEqual(await d.entry('svc/leader'), { LockIndex: 1, Session: s1, ModifyIndex: 5, Value: 'c' }, 'without a new LockIndex');
+  t.deepEqual(await d.unlock('svc/leader', s2), { kind: 'kvs', ok: false }, 'only the holder unlocks');
+  t.deepEqual(await d.unlock('svc/leader', s1, 'd'), { kind: 'kvs', ok: true });
+  t.deepEqual(await d.entry('svc/leader'), { LockIndex: 1, Session: '', ModifyIndex: 7, Value: 'd' });
+  t.deepEqual(await d.lock('svc/leader', s2, 'e'), { kind: 'kvs', ok: true });
+  t.deepEqual(await d.entry('svc/leader'), { LockIndex: 2, Session: s2, ModifyIndex: 8, Value: 'e' }, 'a new holder raises LockIndex');
+  t.deepEqual(await d.unlock('missing', s1), { kind: 'kvs', ok: false });
+  await d.fsm.checkInvariants();
+});
+
+test('fsm session: a lock by a missing or unknown session is an error in Consul words and writes nothing', async (t) => {
+  const d = await Driver.open(t);
+  t.deepEqual(await d.lock('k', s1), { kind: 'kvs', ok: false, error: `invalid session "${s1}"` });
+  t.deepEqual(await d.lock('k', ''), { kind: 'kvs', ok: false, error: 'missing session' });
+  t.deepEqual(await d.unlock('k', ''), { kind: 'kvs', ok: false, error: 'missing session' });
+  t.is(await d.entry('k'), undefined);
+  t.is(await d.fsm.kvsIndex(), 0, 'nothing was written: the KV table index was never set');
+});
+
+test('fsm session: destroy releases (release) or deletes (delete) every key it holds, and only those', async (t) => {
+  const d = await Driver.open(t);
+  await d.create(s1);
+  await d.create(s2, { Behavior: 'delete' });
+  await d.lock('a/1', s1);
+  await d.lock('a/2', s1);
+  await d.lock('b/1', s2);
+  await d.lock('b/2', s2);
+  await d.run({ type: 'kvs', op: { verb: 'set', key: 'plain', value: text('p'), flags: 0 } });
+  await d.destroy(s1);
+  const destroyIndex = d.index;
+  t.deepEqual(await d.entry('a/1'), { LockIndex: 1, Session: '', ModifyIndex: destroyIndex, Value: 'v' }, 'released, LockIndex kept');
+  t.deepEqual(await d.entry('a/2'), { LockIndex: 1, Session: '', ModifyIndex: destroyIndex, Value: 'v' });
+  t.deepEqual(await d.entry('b/1'), { LockIndex: 1, Session: s2, ModifyIndex: 5, Value: 'v' }, 'another session\'s lock is untouched');
+  t.deepEqual((await d.fsm.sessionInfo(s1)).sessions, []);
+  await d.destroy(s2);
+  t.is(await d.entry('b/1'), undefined, 'a delete session takes its keys with it');
+  t.is(await d.entry('b/2'), undefined);
+  t.not(await d.entry('plain'), undefined);
+  t.deepEqual((await d.fsm.list('b/')).index, d.index, 'the deletes left tombstones at the destroy index');
+  t.deepEqual((await d.fsm.sessionList()).sessions, []);
+  t.is((await d.fsm.sessionList()).index, d.index);
+  const before = d.index;
+  await d.destroy(s3);
+  t.is((await d.fsm.sessionList()).index, before, 'destroying an unknown session changes nothing');
+  await d.fsm.checkInvariants();
+});
+
+test('fsm session: a held key deleted or deleted with its tree leaves the session index; destroy then skips it', async (t) => {
+  const d = await Driver.open(t);
+  await d.create(s1);
+  await d.lock('t/a', s1);
+  await d.lock('t/b', s1);
+  await d.lock('u', s1);
+  await d.run({ type: 'kvs', op: { verb: 'delete', key: 'u' } });
+  await d.run({ type: 'kvs', op: { verb: 'delete-tree', prefix: 't/' } });
+  await d.fsm.checkInvariants();
+  await d.run({ type: 'kvs', op: { verb: 'set', key: 't/a', value: text('new'), flags: 0 } });
+  await d.destroy(s1);
+  t.deepEqual(await d.entry('t/a'), { LockIndex: 0, Session: '', ModifyIndex: d.index - 1, Value: 'new' }, 'the recreated key was never the session\'s');
+  await d.fsm.checkInvariants();
+});
+
+test('fsm session: lock-delay is noted when an invalidation frees a key, capped at 60 s, and not by unlock', async (t) => {
+  const d = await Driver.open(t);
+  await d.create(s1, { LockDelay: 15e9 });
+  await d.create(s2, { LockDelay: 3600e9, Behavior: 'delete' });
+  await d.create(s3, { LockDelay: 0 });
+  await d.lock('x', s1);
+  await d.lock('y', s2);
+  await d.lock('z', s3);
+  await d.lock('w', s1);
+  await d.unlock('w', s1);
+  t.is(d.fsm.lockDelayUntil('w'), 0, 'an unlock sets no lock-delay');
+  const before = Date.now();
+  await d.destroy(s1);
+  await d.destroy(s2);
+  await d.destroy(s3);
+  const after = Date.now();
+  const x = d.fsm.lockDelayUntil('x');
+  t.true(x >= before + 15_000 && x <= after + 15_000, `x until ${x}`);
+  const y = d.fsm.lockDelayUntil('y');
+  t.true(y >= before + 60_000 && y <= after + 60_000, 'capped at Consul\'s MaxLockDelay');
+  t.is(d.fsm.lockDelayUntil('z'), 0, 'a session without lock-delay leaves none');
+  t.is(d.fsm.lockDelayUntil('never'), 0);
+});
+
+test('fsm session: txn lock, unlock and check-session with Consul error texts; a failed op applies nothing', async (t) => {
+  const d = await Driver.open(t);
+  await d.create(s1);
+  await d.create(s2);
+  const txn = (...ops: KvOp[]): Promise<ApplyResult> => d.run({ type: 'txn', ops: ops.map((op) => ({ kind: 'kv' as const, op })) });
+  const ok = await txn({ verb: 'lock', key: 'l', session: s1, value: text('1'), flags: 0 }, { verb: 'check-session', key: 'l', session: s1 });
+  t.is(ok.kind === 'txn' ? ok.errors.length : -1, 0);
+  t.is(ok.kind === 'txn' ? ok.results[1]?.KV.Session : '', s1);
+  const bad = await txn(
+    { verb: 'lock', key: 'l', session: s2, value: text('2'), flags: 0 },
+    { verb: 'unlock', key: 'l', session: s2, value: text('2'), flags: 0 },
+    { verb: 'check-session', key: 'l', session: s2 },
+    { verb: 'check-session', key: 'none', session: s2 },
+    { verb: 'lock', key: 'm', session: s3, value: text('3'), flags: 0 },
+    { verb: 'set', key: 'side', value: text('x'), flags: 0 },
+  );
+  t.deepEqual(bad.kind === 'txn' ? bad.errors : [], [
+    { OpIndex: 0, What: 'failed to lock key "l", lock is already held' },
+    { OpIndex: 1, What: 'failed to unlock key "l", lock isn\'t held, or is held by another session' },
+    { OpIndex: 2, What: `failed session check for key "l", current session "${s1}" != "${s2}"` },
+    { OpIndex: 3, What: 'failed to check session, key "none" doesn\'t exist' },
+    { OpIndex: 4, What: `invalid session "${s3}"` },
+  ]);
+  t.is(await d.entry('side'), undefined, 'nothing of the failed txn applied');
+  const ro = await d.fsm.readTxn([{ kind: 'kv', op: { verb: 'check-session', key: 'l', session: s1 } }]);
+  t.deepEqual(ro.errors, [], 'check-session is a read verb');
+  await d.fsm.checkInvariants();
+});
+
+test('fsm session: sessions travel in snapshots (Session records, sessions index) and a restore rebuilds who holds what', async (t) => {
+  const root = await tempRoot(t);
+  const d = await Driver.open(t, join(root, 'a'));
+  await d.create(s1, { TTL: '30s', LockDelay: 1e9, ServiceChecks: [{ ID: 'svc:web', Namespace: '' }] });
+  await d.create(s2, { Behavior: 'delete' });
+  await d.lock('held/1', s1);
+  await d.lock('held/2', s2);
+  const chunks: Uint8Array[] = [];
+  for await (const c of await d.fsm.snapshot()) chunks.push(c);
+  const sessions: Session[] = [];
+  const tables: string[] = [];
+  for await (const item of readStateBin((async function* () { yield Buffer.concat(chunks); })())) {
+    if (item.kind === 'session') sessions.push(item.session);
+    if (item.kind === 'index') tables.push(`${item.index.Key}=${item.index.Value}`);
+  }
+  t.deepEqual(sessions.map((s) => [s.ID, s.Behavior, s.TTL, s.CreateIndex]), [[s1, 'release', '30s', 1], [s2, 'delete', '', 2]]);
+  t.deepEqual(sessions[0]?.ServiceChecks, [{ ID: 'svc:web', Namespace: '' }]);
+  t.deepEqual(tables, ['kvs=4', 'sessions=2']);
+
+  const dir = join(root, 'b');
+  const summary = await restoreInto(newDirFor(dir), (async function* () { yield* chunks; })());
+  t.is(summary.sessionCount, 2);
+  const r = await Driver.open(t, dir);
+  await r.fsm.checkInvariants();
+  t.deepEqual((await r.fsm.sessionList()).sessions, (await d.fsm.sessionList()).sessions, 'sessions restored field for field');
+  await r.destroy(s2);
+  t.is(await r.entry('held/2'), undefined, 'the restored delete session still owns its key');
+  await r.destroy(s1);
+  t.deepEqual(await r.entry('held/1'), { LockIndex: 1, Session: '', ModifyIndex: r.index, Value: 'v' }, 'and the release session its lock');
+  await r.fsm.checkInvariants();
+});
