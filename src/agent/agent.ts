@@ -75,7 +75,13 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
     wanJoin: config.retryJoinWan,
   });
   rpcServer.setHandlers(server.rpcHandlers());
-  const http = await startHttpServer({ host: config.httpHost, port: config.httpPort, api: server, logger: childWith(logger, { component: 'http' }) });
+  const http = await startHttpServer({
+    host: config.httpHost,
+    port: config.httpPort,
+    api: server,
+    logger: childWith(logger, { component: 'http' }),
+    limits: { sessionTtlMinMs: config.sessionTtlMinMs },
+  });
   const httpAddress = `${http.address.host.includes(':') ? `[${http.address.host}]` : http.address.host}:${http.address.port}`;
   logger.info(unbound(logger, { event: 'agent-started', node: id, http: httpAddress, server: address }), `Conclave agent running: HTTP on ${httpAddress}, server RPC on ${address}`);
 

@@ -306,6 +306,7 @@ async function resolveConfig(c: Fragment, origins: Origins, configFiles: string[
     retryJoin,
     retryJoinWan,
     acl,
+    sessionTtlMinMs: c.session_ttl_min ?? 10_000,
     dev,
     dataDirIsTemporary,
     httpHost,

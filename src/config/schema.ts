@@ -6,6 +6,7 @@
 // settings Consul does not have live under the `conclave` object.
 
 import { resolve } from 'node:path';
+import { parseGoDuration } from '../base/index.js';
 import type { FlagSpec } from './flags.js';
 import { joinHostPort, parseHostPort, parseIp } from './network.js';
 import type { AclPolicy, LogLevel } from './types.js';
@@ -34,6 +35,7 @@ export interface ConfigValues {
   'conclave.raft_election_timeout_ticks': number;
   'conclave.raft_heartbeat_interval_ticks': number;
   'conclave.snapshots_retained': number;
+  session_ttl_min: number;
   'acl.enabled': boolean;
   'acl.default_policy': AclPolicy;
   'acl.tokens.initial_management': string;
@@ -291,6 +293,17 @@ export const keySpecs: { readonly [K in ConfigKey]: KeySpec<ConfigValues[K]> } =
     defaultText: '2',
     doc: 'Raft snapshots kept on disk (Consul keeps 2, fixed).',
     decode: int(1, 100, 'a whole number of snapshots from 1 to 100'),
+  },
+  session_ttl_min: {
+    type: 'string, a duration',
+    defaultText: '"10s"',
+    doc: 'The shortest TTL a session may ask for (PUT /v1/session/create); the longest is 86400s. Consul\'s key and default.',
+    decode: (v) => {
+      const d = typeof v === 'string' ? parseGoDuration(v) : undefined;
+      return d !== undefined && d.ok && d.nanoseconds >= 1_000_000n && d.nanoseconds <= 86_400_000_000_000n
+        ? { ok: true, value: Number(d.nanoseconds / 1_000_000n) }
+        : { ok: false, expected: 'a duration from "1ms" to "86400s", such as "10s"' };
+    },
   },
   'acl.enabled': {
     type: 'boolean',

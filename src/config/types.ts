@@ -54,6 +54,8 @@ export interface AgentConfig {
   readonly retryJoinWan: readonly string[];
   /** The acl block. */
   readonly acl: AclSettings;
+  /** session_ttl_min, in ms: the shortest session TTL accepted (Consul's default 10 s). */
+  readonly sessionTtlMinMs: number;
   /** -dev was given: dev-mode defaults applied (they may have been overridden by flags and files). */
   readonly dev: boolean;
   /**

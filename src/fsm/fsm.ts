@@ -376,7 +376,7 @@ export class Fsm {
    * Consul semantics: a blocking query may return without a change; callers re-read and re-block.
    */
   async waitForChange(target: WatchTarget, sinceIndex: LogIndex, signal?: AbortSignal): Promise<WatchOutcome> {
-    checkKeyArgument('key' in target ? target.key : target.prefix, 'key' in target ? 'key' : 'prefix');
+    if (!('sessions' in target)) checkKeyArgument('key' in target ? target.key : target.prefix, 'key' in target ? 'key' : 'prefix');
     // Register before the first read, so a change landing between the read and the wait is not lost.
     const waiter = this.watchers.register(target);
     const onAbort = (): void => waiter.notify('aborted');
@@ -398,6 +398,7 @@ export class Fsm {
   }
 
   private async indexFor(target: WatchTarget): Promise<LogIndex> {
+    if ('sessions' in target) return (await this.sessionList()).index;
     return 'key' in target ? (await this.get(target.key)).index : (await this.list(target.prefix)).index;
   }
 

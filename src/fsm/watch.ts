@@ -8,11 +8,12 @@
 import type { ChangeSet } from './store.js';
 
 /** What a blocking query watches: one key (GET /v1/kv/k) or a prefix (?recurse, ?keys). */
-export type WatchTarget = { readonly key: string } | { readonly prefix: string };
+export type WatchTarget = { readonly key: string } | { readonly prefix: string } | { readonly sessions: true };
 
 export type WakeReason = 'changed' | 'aborted' | 'restored' | 'closed';
 
 export function touches(target: WatchTarget, change: ChangeSet): boolean {
+  if ('sessions' in target) return change.sessions;
   if ('key' in target) {
     if (change.keys.has(target.key)) return true;
     return change.prefixes.some((p) => target.key.startsWith(p));
@@ -72,7 +73,7 @@ export class Watchers {
   }
 
   announce(change: ChangeSet): void {
-    if (change.keys.size === 0 && change.prefixes.length === 0) return;
+    if (change.keys.size === 0 && change.prefixes.length === 0 && !change.sessions) return;
     for (const w of this.waiters) if (touches(w.target, change)) w.notify('changed');
   }
 

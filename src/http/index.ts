@@ -4,4 +4,4 @@
 export { startHttpServer, type HttpServer, type HttpServerOptions } from './server.js';
 export type { HttpServerLimits } from './reply.js';
 export { httpLimits } from './limits.js';
-export { parseGoDuration, type DurationParse } from './duration.js';
+export { parseGoDuration, type DurationParse } from '../base/index.js';

@@ -11,12 +11,15 @@
 // - a malformed ?flags or ?cas (not a decimal in 0..2^64-1) is a 400 with strconv's text (Consul: the
 //   same text as a 500); a ?cas above 2^53-1 is taken as Consul takes it and matches no entry (false);
 // - ?recurse=false (and the other spellings of false on presence flags) is a 400 (see params.ts flag());
-// - ?acquire/?release are refused with a 400 in Consul's "invalid session" shape until sessions exist;
+// - ?acquire/?release of a session that is not a session ID (a UUID), or of a session that does not
+//   exist, is a 400 with Consul's text (`invalid session "<id>"`; Consul: a 500); an empty one is
+//   Consul's `missing session`, also a 400;
 // - a body of unknown length (chunked) is also held to kv_max_value_size (Consul reads it whole).
 // Keys are not restricted beyond being valid UTF-8 (recent Consul releases refuse many characters and
 // file-like suffixes such as ".json" in keys; older releases and both reference clients do not).
 
 import type { KvWriteOp } from '../fsm/index.js';
+import { isSessionId } from '../snapshot/index.js';
 import { assert } from '../base/index.js';
 import { badRequest, HttpError } from './errors.js';
 import { dirEntryJson, goQuote } from './json.js';
@@ -86,21 +89,19 @@ async function put(ctx: RequestContext, key: string): Promise<Reply> {
   if (conflict !== undefined) throw conflict;
   const flags = uint64Param(ctx.query, 'flags') ?? 0;
   const cas = uint64Param(ctx.query, 'cas');
-  for (const verb of ['acquire', 'release']) {
-    if (ctx.query.has(verb)) {
-      throw sessionsNotImplemented(ctx.query.get(verb), `so ?${verb} cannot lock or unlock key ${goQuote(key)}; nothing was written.`);
-    }
-  }
+  const lockVerb = ctx.query.has('acquire') ? 'acquire' : ctx.query.has('release') ? 'release' : undefined;
+  const session = lockVerb === undefined ? '' : sessionArgument(ctx.query.get(lockVerb), `?${lockVerb} on key ${goQuote(key)}`);
   const limit = ctx.limits.kvMaxValueBytes;
   const value = await ctx.readBody(limit, (declared) => new HttpError(413, declared === undefined
     ? `Request body too large, max size: ${limit} bytes. See ${kvMaxValueSizeDocs}.`
     : `Request body(${declared} bytes) too large, max size: ${limit} bytes. See ${kvMaxValueSizeDocs}.`));
-  const op: KvWriteOp = cas === undefined
-    ? { verb: 'set', key, value, flags }
-    : { verb: 'cas', key, value, flags, index: cas };
+  let op: KvWriteOp;
+  if (lockVerb !== undefined) op = { verb: lockVerb === 'acquire' ? 'lock' : 'unlock', key, value, flags, session };
+  else if (cas !== undefined) op = { verb: 'cas', key, value, flags, index: cas };
+  else op = { verb: 'set', key, value, flags };
   const ok = await applyKvs(ctx, op);
-  // Consul: a plain set always answers true; only the CAS variant reports the outcome.
-  return jsonReply(ctx, cas === undefined ? true : ok);
+  // Consul: a plain set always answers true; the CAS, acquire and release variants report the outcome.
+  return jsonReply(ctx, op.verb === 'set' ? true : ok);
 }
 
 async function remove(ctx: RequestContext, key: string): Promise<Reply> {
@@ -120,14 +121,17 @@ async function remove(ctx: RequestContext, key: string): Promise<Reply> {
 async function applyKvs(ctx: RequestContext, op: KvWriteOp): Promise<boolean> {
   const result = await ctx.api.apply({ type: 'kvs', op }, { dc: datacenterOf(ctx) });
   assert(result.kind === 'kvs', 'a kvs command applies to a kvs result');
+  // A lock or unlock by a missing or unknown session: Consul's state-store text (Consul answers 500).
+  if (result.error !== undefined) throw badRequest(`${result.error}; nothing was written`);
   return result.ok;
 }
 
 /**
- * Consul answers an unknown session with `invalid session "<id>"` (and an empty one with
- * `missing session`) from its state store; we keep that start and say why, as a 400.
+ * A session named by a lock request: '' (Consul's "missing session") or a session ID. Anything else
+ * cannot be a session: Consul's `invalid session "<id>"`, as a 400, before anything is proposed.
  */
-export function sessionsNotImplemented(session: string, consequence: string): HttpError {
-  const what = session === '' ? 'missing session' : `invalid session ${goQuote(session)}`;
-  return badRequest(`${what}: sessions are not implemented in Conclave yet, ${consequence}`);
+export function sessionArgument(session: string, where: string): string {
+  if (session === '') throw badRequest(`missing session: ${where} names no session; nothing was written`);
+  if (!isSessionId(session)) throw badRequest(`invalid session ${goQuote(session)}: ${where} names no session ID (a UUID); nothing was written`);
+  return session;
 }

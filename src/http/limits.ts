@@ -44,6 +44,8 @@ export const httpLimits = {
   streamIdleTimeoutMs: 2 * minute,
   /** How long close() lets in-flight requests finish before it cuts their connections. */
   closeGraceMs: 5 * second,
+  /** The shortest session TTL accepted: Consul's `session_ttl_min` default (the agent passes the configured one). */
+  sessionTtlMinMs: 10 * second,
   /** Bodies above this that no handler read are not drained; the connection is closed instead. */
   drainUnreadBodyMaxBytes: 64 * KiB,
 } as const;

@@ -5,7 +5,7 @@ import type { Consistency, ReadMeta, ReadOptions } from '../server/index.js';
 import { maxUint64, toUint64, type Uint64 } from '../fsm/index.js';
 import { assert } from '../base/index.js';
 import { goQuote } from './json.js';
-import { parseGoDuration } from './duration.js';
+import { parseGoDuration } from '../base/index.js';
 import { badRequest, HttpError } from './errors.js';
 import type { Query } from './query.js';
 import type { RequestContext } from './reply.js';

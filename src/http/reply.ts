@@ -18,6 +18,7 @@ export interface HttpServerLimits {
   readonly blockingDefaultWaitMs: number;
   readonly blockingMaxWaitMs: number;
   readonly blockingJitterFraction: number;
+  readonly sessionTtlMinMs: number;
 }
 
 export interface RequestContext {

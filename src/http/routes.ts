@@ -1,6 +1,7 @@
 // The endpoint table: exact Consul paths and, per path, the methods Consul registers for it
 // (agent/http_register.go). Paths are matched after percent-decoding, as Go's mux matches
-// req.URL.Path; "/v1/kv/" is a prefix, every other path matches exactly.
+// req.URL.Path; "/v1/kv/" and the session paths that take an argument are prefixes, every other path
+// matches exactly.
 
 import {
   handleAgentSelf,
@@ -13,6 +14,14 @@ import {
 } from './cluster.js';
 import { handleKv } from './kv.js';
 import { handleSnapshot } from './snapshot.js';
+import {
+  handleSessionCreate,
+  handleSessionDestroy,
+  handleSessionInfo,
+  handleSessionList,
+  handleSessionNode,
+  handleSessionRenew,
+} from './session.js';
 import type { Reply, RequestContext } from './reply.js';
 import { handleTxn } from './txn.js';
 
@@ -32,13 +41,26 @@ const exact: ReadonlyMap<string, Route> = new Map<string, Route>([
   ['/v1/agent/self', { methods: ['GET'], handle: handleAgentSelf }],
   ['/v1/catalog/datacenters', { methods: ['GET'], handle: handleCatalogDatacenters }],
   ['/v1/snapshot', { methods: ['GET', 'PUT'], handle: handleSnapshot }],
+  ['/v1/session/create', { methods: ['PUT'], handle: handleSessionCreate }],
+  ['/v1/session/list', { methods: ['GET'], handle: handleSessionList }],
 ]);
+
+/** Consul registers these as subtrees: the rest of the path is the argument. */
+const prefixed: ReadonlyArray<readonly [string, Route]> = [
+  ['/v1/session/destroy/', { methods: ['PUT'], handle: handleSessionDestroy }],
+  ['/v1/session/renew/', { methods: ['PUT'], handle: handleSessionRenew }],
+  ['/v1/session/info/', { methods: ['GET'], handle: handleSessionInfo }],
+  ['/v1/session/node/', { methods: ['GET'], handle: handleSessionNode }],
+];
 
 const kv: Route = { methods: ['GET', 'PUT', 'DELETE'], handle: handleKv };
 
 export function findRoute(path: string): Route | undefined {
   if (path.startsWith('/v1/kv/') || path === '/v1/kv') return kv;
-  return exact.get(path);
+  const route = exact.get(path);
+  if (route !== undefined) return route;
+  for (const [prefix, r] of prefixed) if (path.startsWith(prefix)) return r;
+  return undefined;
 }
 
 /** Consul's Index handler for everything unregistered (note the trailing newline: fmt.Fprintln). */

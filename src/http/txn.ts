@@ -9,8 +9,9 @@
 // Field names match in any case, as Go's decoder matches them; unknown fields are ignored as Go ignores
 // them. Deliberate differences (all refuse input Consul would also not apply, and change nothing):
 // - an unknown verb is a 400 (Consul: a 409 TxnError "unknown KV verb");
-// - Node, Service and Check operations, and the session verbs lock, unlock and check-session, are a 400
-//   saying they are not implemented yet;
+// - Node, Service and Check operations are a 400 saying they are not implemented yet;
+// - a session verb naming a session that is not a session ID (a UUID) is a 400 `invalid session "..."`
+//   (Consul: the same text as a 409 TxnError);
 // - an operation that is null or has no KV member is a 400 (Consul skips it silently, or panics on null);
 // - trailing bytes after the JSON array are a 400 (Go's decoder ignores them).
 // A read-only txn's answer carries X-Consul-Index as well as Consul's KnownLeader and LastContact.
@@ -21,16 +22,16 @@ import type { ReadOptions } from '../server/index.js';
 import { assert } from '../base/index.js';
 import { badRequest, HttpError } from './errors.js';
 import { describeJson, foldedFields, goQuote, isJsonObject, JsonFraction, parseJsonExact, txnResponseJson } from './json.js';
-import { sessionsNotImplemented } from './kv.js';
+import { sessionArgument } from './kv.js';
 import { datacenterOf, metaHeaders, parseReadOptions } from './params.js';
 import { jsonReply, type Reply, type RequestContext } from './reply.js';
 
 const txnMaxReqLenDocs = 'https://www.consul.io/docs/agent/config/config-files#txn_max_req_len';
 
 const knownVerbs: readonly string[] = [
-  'set', 'cas', 'delete', 'delete-cas', 'delete-tree', 'get', 'get-or-empty', 'get-tree', 'check-index', 'check-not-exists',
+  'set', 'cas', 'lock', 'unlock', 'delete', 'delete-cas', 'delete-tree', 'get', 'get-or-empty', 'get-tree', 'check-index',
+  'check-not-exists', 'check-session',
 ];
-const sessionVerbs: readonly string[] = ['lock', 'unlock', 'check-session'];
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** One KV operation as sent, after type checks (Consul's api.KVTxnOp). */
@@ -195,10 +196,12 @@ function toKvOp(op: WireKvOp, i: number): KvOp {
     case 'get-tree': return { verb, prefix: key };
     case 'check-index': return { verb, key, index };
     case 'check-not-exists': return { verb, key };
+    case 'lock':
+    case 'unlock':
+      return { verb, key, value, flags, session: sessionArgument(op.session, `operation ${i} (${verb} on key ${goQuote(key)})`) };
+    case 'check-session':
+      return { verb, key, session: sessionArgument(op.session, `operation ${i} (${verb} on key ${goQuote(key)})`) };
     default:
-      if (sessionVerbs.includes(verb)) {
-        throw sessionsNotImplemented(op.session, `so operation ${i} (${verb} on key ${goQuote(key)}) cannot run; nothing was applied.`);
-      }
       throw parseFailure(`operation ${i}: unknown KV verb ${goQuote(verb)}; expected one of ${knownVerbs.join(', ')}`);
   }
 }

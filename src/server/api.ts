@@ -3,7 +3,7 @@
 // (here, or forwarded to the leader), how consistent it is, and how long a blocking query waits.
 
 import type { Readable } from 'node:stream';
-import type { ApplyResult, Command, DirEntry, KvReadOp, TxnResult, TxnError } from '../fsm/index.js';
+import type { ApplyResult, Command, DirEntry, KvReadOp, Session, TxnResult, TxnError } from '../fsm/index.js';
 
 /** Consul's three read modes (https://developer.hashicorp.com/consul/api-docs/features/consistency). */
 export type Consistency = 'default' | 'consistent' | 'stale';
@@ -133,6 +133,15 @@ export interface ServerApi {
   kvKeys(prefix: string, separator: string, o: ReadOptions): Promise<{ meta: ReadMeta; keys: readonly string[] }>;
   /** A transaction made only of read verbs. */
   readTxn(ops: readonly KvReadOp[], o: ReadOptions): Promise<{ meta: ReadMeta; reply: ReadTxnReply }>;
+
+  /** GET /v1/session/info/<id>: none or one session; blocking on the sessions table. */
+  sessionInfo(id: string, o: ReadOptions): Promise<{ meta: ReadMeta; sessions: readonly Session[] }>;
+  /** GET /v1/session/list, or /v1/session/node/<node> when `node` is given. */
+  sessionList(node: string | undefined, o: ReadOptions): Promise<{ meta: ReadMeta; sessions: readonly Session[] }>;
+  /** PUT /v1/session/renew/<id>: the session, its TTL timer restarted on the leader; `not-found` when gone. */
+  sessionRenew(id: string): Promise<readonly Session[]>;
+  /** Whether `node` is a node sessions may name (until the catalog exists: the cluster's servers). */
+  isKnownNode(node: string): boolean;
 
   /** The leader's server RPC address ("127.0.0.1:8300"), '' when there is none. */
   leaderAddress(): Promise<string>;

@@ -2,8 +2,7 @@
 // after a snapshot restore (session TTL timers, ACL bootstrap, tombstone GC...): whatever was built
 // from the old state must be rebuilt from the restored one. Duties register here; they are
 // established when this server becomes leader, revoked when it stops, and both again after a restore.
-// Today no duty is registered by default (sessions and ACL bootstrap come with later work); the hook
-// and its order are what this file fixes.
+// Registered today: the session TTL timers (session-timers.ts); ACL bootstrap comes with later work.
 
 import type { Logger } from 'pino';
 import { ServerError } from './api.js';

@@ -14,7 +14,7 @@
 // the ServerApi method returns ({ meta, entry } for a get, ...), never rewrapped on the way.
 
 import { decode as msgpackDecode, encode as msgpackEncode } from '@msgpack/msgpack';
-import type { ApplyResult, DirEntry, KvReadOp, TxnError, TxnResult, Uint64 } from '../fsm/index.js';
+import type { ApplyResult, DirEntry, KvReadOp, Session, TxnError, TxnResult, Uint64 } from '../fsm/index.js';
 import { toUint64 } from '../fsm/index.js';
 import type { Consistency, RaftConfigurationReply, ReadMeta, ReadTxnReply } from './api.js';
 
@@ -28,6 +28,10 @@ export type ReadQuery =
   | { readonly op: 'kv-list'; readonly prefix: string }
   | { readonly op: 'kv-keys'; readonly prefix: string; readonly separator: string }
   | { readonly op: 'kv-txn'; readonly ops: readonly KvReadOp[] }
+  /** One session (none or one in the answer). */
+  | { readonly op: 'session-info'; readonly id: string }
+  /** Every session, or those of `node` when it is not ''. */
+  | { readonly op: 'session-list'; readonly node: string }
   | { readonly op: 'raft-configuration' };
 
 export type ReadOp = ReadQuery['op'];
@@ -38,6 +42,8 @@ export interface ReadAnswers {
   readonly 'kv-list': { readonly entries: readonly DirEntry[] };
   readonly 'kv-keys': { readonly keys: readonly string[] };
   readonly 'kv-txn': { readonly reply: ReadTxnReply };
+  readonly 'session-info': { readonly sessions: readonly Session[] };
+  readonly 'session-list': { readonly sessions: readonly Session[] };
   readonly 'raft-configuration': { readonly reply: RaftConfigurationReply };
 }
 
@@ -74,7 +80,9 @@ export type OperatorCall =
   /** A write for this server's datacenter from a server of another (?dc): run as if it came over HTTP. */
   | { readonly op: 'dc-apply'; readonly command: Uint8Array }
   /** A read for this server's datacenter from another (?dc): an encoded ForwardedRead, run as if over HTTP. */
-  | { readonly op: 'dc-read'; readonly read: Uint8Array };
+  | { readonly op: 'dc-read'; readonly read: Uint8Array }
+  /** PUT /v1/session/renew on a follower: the leader restarts the session's TTL timer. */
+  | { readonly op: 'session-renew'; readonly id: string };
 
 /**
  * A follower's round of reads asks the leader how far it must have applied before it serves them from
@@ -246,7 +254,7 @@ function decodeWith<T>(bytes: Uint8Array, root: string, read: (v: unknown, path:
 }
 
 const consistencies: readonly Consistency[] = ['default', 'consistent', 'stale'];
-const readOps: readonly ReadOp[] = ['kv-get', 'kv-list', 'kv-keys', 'kv-txn', 'raft-configuration'];
+const readOps: readonly ReadOp[] = ['kv-get', 'kv-list', 'kv-keys', 'kv-txn', 'session-info', 'session-list', 'raft-configuration'];
 const kvReadVerbs: readonly KvReadOp['verb'][] = ['get', 'get-or-empty', 'get-tree', 'check-index', 'check-not-exists', 'check-session'];
 
 function kvReadOp(v: unknown, path: string): KvReadOp {
@@ -276,6 +284,10 @@ function readQuery(v: unknown, path: string): ReadQuery {
       return { op, prefix: str(o, 'prefix', path), separator: str(o, 'separator', path) };
     case 'kv-txn':
       return { op, ops: list(o, 'ops', path, kvReadOp) };
+    case 'session-info':
+      return { op, id: str(o, 'id', path) };
+    case 'session-list':
+      return { op, node: str(o, 'node', path) };
     case 'raft-configuration':
       return { op };
   }
@@ -309,7 +321,7 @@ function forwardedRead(v: unknown, path: string): ForwardedRead {
 export function decodeOperatorCall(bytes: Uint8Array): Decoded<OperatorCall> {
   return decodeWith(bytes, 'operator', (v, path): OperatorCall => {
     const o = rec(v, path);
-    const op = oneOf(o, 'op', path, ['hello', 'join', 'remove', 'transfer', 'dc-apply', 'dc-read'] as const);
+    const op = oneOf(o, 'op', path, ['hello', 'join', 'remove', 'transfer', 'dc-apply', 'dc-read', 'session-renew'] as const);
     switch (op) {
       case 'hello':
         return { op };
@@ -317,6 +329,7 @@ export function decodeOperatorCall(bytes: Uint8Array): Decoded<OperatorCall> {
         return { op, id: str(o, 'id', path), address: str(o, 'address', path) };
       case 'remove':
       case 'transfer':
+      case 'session-renew':
         return { op, id: str(o, 'id', path) };
       case 'dc-apply':
         return { op, command: bin(o, 'command', path) };
@@ -325,6 +338,32 @@ export function decodeOperatorCall(bytes: Uint8Array): Decoded<OperatorCall> {
     }
   });
 }
+
+function session(v: unknown, path: string): Session {
+  const o = rec(v, path);
+  const behavior = oneOf(o, 'Behavior', path, ['release', 'delete'] as const);
+  return {
+    ID: str(o, 'ID', path),
+    Name: str(o, 'Name', path),
+    Node: str(o, 'Node', path),
+    LockDelay: uint(o, 'LockDelay', path),
+    Behavior: behavior,
+    TTL: str(o, 'TTL', path),
+    NodeChecks: list(o, 'NodeChecks', path, (c, p) => str({ c }, 'c', p)),
+    ServiceChecks: list(o, 'ServiceChecks', path, (c, p) => {
+      const m = rec(c, p);
+      return { ID: str(m, 'ID', p), Namespace: str(m, 'Namespace', p) };
+    }),
+    CreateIndex: uint(o, 'CreateIndex', path),
+    ModifyIndex: uint(o, 'ModifyIndex', path),
+  };
+}
+
+/** A renew's answer: the session, none when it is gone. */
+export function decodeSessions(bytes: Uint8Array): Decoded<readonly Session[]> {
+  return decodeWith(bytes, 'sessions', (v, path) => list(rec(v, path), 'sessions', path, session));
+}
+export const encodeSessions = (sessions: readonly Session[]): Uint8Array => encode({ sessions });
 
 function dirEntry(v: unknown, path: string): DirEntry {
   const o = rec(v, path);
@@ -388,6 +427,8 @@ const answers: { readonly [Op in ReadOp]: (o: Rec, path: string) => ReadAnswers[
     const r = rec(o['reply'], `${path}.reply`);
     return { reply: { results: list(r, 'results', `${path}.reply`, txnResult), errors: list(r, 'errors', `${path}.reply`, txnError) } };
   },
+  'session-info': (o, path) => ({ sessions: list(o, 'sessions', path, session) }),
+  'session-list': (o, path) => ({ sessions: list(o, 'sessions', path, session) }),
   'raft-configuration': (o, path) => ({ reply: raftConfiguration(o['reply'], `${path}.reply`) }),
 };
 

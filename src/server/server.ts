@@ -6,7 +6,17 @@
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { sleep } from '../base/index.js';
-import { decodeCommand, encodeCommand, type ApplyResult, type Command, type DirEntry, type KvReadOp, type WatchTarget } from '../fsm/index.js';
+import {
+  decodeCommand,
+  encodeCommand,
+  goQuote,
+  type ApplyResult,
+  type Command,
+  type DirEntry,
+  type KvReadOp,
+  type Session,
+  type WatchTarget,
+} from '../fsm/index.js';
 import { NodeError, type RaftNode } from '../node/index.js';
 import type { NodeId } from '../raft/index.js';
 import {
@@ -22,6 +32,7 @@ import {
 import { Acl, type AclSettings } from './acl.js';
 import { Datacenters } from './datacenters.js';
 import { LeaderDuties } from './leader-duties.js';
+import { SessionTimers } from './session-timers.js';
 import { restoreLocal, saveLocal } from './snapshot.js';
 import {
   ServerError,
@@ -47,9 +58,11 @@ import {
   decodeReadIndexReply,
   decodeReadReply,
   decodeSaveHeader,
+  decodeSessions,
   decodeSnapshotCall,
   encodeApplyResult,
   encodeSaveHeader,
+  encodeSessions,
   encodeSnapshotCall,
   encodeDone,
   encodeForwardedRead,
@@ -106,6 +119,8 @@ export class Server implements ServerApi {
   private readonly offChange: () => void;
   /** A follower's default and ?consistent reads, batched into leader round trips (read-rounds.ts). */
   private readonly readRounds = new ReadRounds(() => this.fetchReadIndex());
+  /** Session TTL timers, a leader duty. */
+  readonly sessionTimers: SessionTimers;
 
   constructor(o: ServerOptions) {
     this.o = o;
@@ -115,6 +130,8 @@ export class Server implements ServerApi {
     this.version = o.version;
     this.acl = new Acl(o.acl);
     this.leaderDuties = new LeaderDuties(o.logger);
+    this.sessionTimers = new SessionTimers(() => this.node.fsm, (command) => this.node.propose(encodeCommand(command)), o.logger);
+    this.leaderDuties.register(this.sessionTimers);
     this.offChange = this.node.onChange((s) => this.leaderDuties.noteLeading(s.role === 'leader'));
     this.leaderDuties.noteLeading(this.node.status().role === 'leader');
     this.datacenters = new Datacenters(o.datacenter, o.wanJoin ?? [], (address) => this.hello(address), o.logger);
@@ -263,10 +280,64 @@ export class Server implements ServerApi {
       return this.inDatacenter(o.dc, (address) => this.operator(address, { op: 'dc-apply', command: bytes }, decodeApplyResult), true);
     }
     return this.onLeader(
-      () => this.node.propose(bytes),
+      () => this.proposeOnLeader(command, bytes),
       async (address) => answerOf(await this.o.rpc.apply(address, bytes), decodeApplyResult, 'forwarded apply', address),
       false,
     );
+  }
+
+  /**
+   * Proposes a write on this server, the leader, with what Consul's leader does around it: a lock on a
+   * key under lock-delay is refused before Raft (kvsPreApply), and a session's TTL timer follows its
+   * create and destroy.
+   */
+  private async proposeOnLeader(command: Command, bytes: Uint8Array): Promise<ApplyResult> {
+    if (command.type === 'kvs' && command.op.verb === 'lock' && this.node.fsm.lockDelayUntil(command.op.key) > 0) {
+      this.o.logger.warn({ event: 'lock-delay', key: command.op.key }, 'refused a lock: the key is under lock-delay');
+      return { kind: 'kvs', ok: false };
+    }
+    if (command.type === 'txn') {
+      const errors = command.ops.flatMap((o, i) => (o.op.verb === 'lock' && this.node.fsm.lockDelayUntil(o.op.key) > 0
+        ? [{ OpIndex: i, What: `failed to lock key ${goQuote(o.op.key)} due to lock delay` }] : []));
+      if (errors.length > 0) return { kind: 'txn', results: [], errors };
+    }
+    const result = await this.node.propose(bytes);
+    if (command.type === 'session-create' && result.kind === 'session' && result.error === '') this.sessionTimers.arm(command.session);
+    if (command.type === 'session-destroy') this.sessionTimers.clear(command.id);
+    return result;
+  }
+
+  /**
+   * PUT /v1/session/renew: on the leader, restarts the session's TTL timer and answers the session;
+   * a session that is gone is Consul's 404 "Session id '<id>' not found".
+   */
+  async sessionRenew(id: string): Promise<readonly Session[]> {
+    return this.onLeader(
+      () => this.renewLocal(id),
+      async (address) => this.operator(address, { op: 'session-renew', id }, decodeSessions),
+    );
+  }
+
+  private async renewLocal(id: string): Promise<readonly Session[]> {
+    this.requireLeader();
+    const { sessions } = await this.node.fsm.sessionInfo(id);
+    const session = sessions[0];
+    if (session === undefined) throw new ServerError('not-found', `Session id '${id}' not found`);
+    this.sessionTimers.arm(session);
+    return sessions;
+  }
+
+  async sessionInfo(id: string, o: ReadOptions): Promise<{ meta: ReadMeta; sessions: readonly Session[] }> {
+    return this.read({ op: 'session-info', id }, o);
+  }
+
+  async sessionList(node: string | undefined, o: ReadOptions): Promise<{ meta: ReadMeta; sessions: readonly Session[] }> {
+    return this.read({ op: 'session-list', node: node ?? '' }, o);
+  }
+
+  /** Whether `node` is a catalog node. Until the catalog exists, the servers of the cluster are its nodes. */
+  isKnownNode(node: string): boolean {
+    return this.node.status().configuration.servers.some((s) => s.id === node) || node === this.nodeName;
   }
 
   // ------------------------------------------------------------------------------------------
@@ -311,6 +382,14 @@ export class Server implements ServerApi {
       const r = await this.node.fsm.readTxn(q.ops.map((op) => ({ kind: 'kv' as const, op })));
       const index = await this.node.fsm.kvsIndex();
       return { index, answer: { reply: { results: r.results, errors: r.errors } as ReadTxnReply } };
+    },
+    'session-info': async (q) => {
+      const r = await this.node.fsm.sessionInfo(q.id);
+      return { index: r.index, answer: { sessions: r.sessions } };
+    },
+    'session-list': async (q) => {
+      const r = await this.node.fsm.sessionList(q.node === '' ? undefined : q.node);
+      return { index: r.index, answer: { sessions: r.sessions } };
     },
     'raft-configuration': async () => ({ index: this.node.status().configurationIndex, answer: { reply: this.localConfiguration() } }),
   };
@@ -414,7 +493,7 @@ export class Server implements ServerApi {
       apply: async (bytes: Uint8Array): Promise<RpcResult> => {
         const d = decodeCommand(bytes);
         if (!d.ok) return { ok: false, error: { code: 'bad-request', message: d.error.message } };
-        return this.answer(async () => encodeApplyResult(await this.node.propose(bytes)));
+        return this.answer(async () => encodeApplyResult(await this.proposeOnLeader(d.command, bytes)));
       },
       read: async (bytes: Uint8Array, ctx: RpcContext): Promise<RpcResult> => {
         const d = decodeReadCall(bytes);
@@ -460,6 +539,8 @@ export class Server implements ServerApi {
         if (!d.ok) throw new ServerError('bad-request', `malformed read from another datacenter: ${d.error.message}`);
         return encodeReadReply(await this.read(d.value.query, d.value.options));
       }
+      case 'session-renew':
+        return encodeSessions(await this.renewLocal(call.id));
     }
   }
 
@@ -741,6 +822,9 @@ function watchOf(q: ReadQuery): WatchTarget | undefined {
     case 'kv-list':
     case 'kv-keys':
       return { prefix: q.prefix };
+    case 'session-info':
+    case 'session-list':
+      return { sessions: true };
     default:
       return undefined;
   }

@@ -17,6 +17,7 @@ export {
   encodeTombstoneRecord,
   encodeIndexRecord,
   encodeSessionRecord,
+  sessionAsGo,
   withModifyIndex,
   parseKvsRecord,
   parseTombstoneRecord,

@@ -16,6 +16,7 @@
 // test/unit/snapshot-record-scan.test.ts compares the two on valid and mutated bodies.
 
 import { isUtf8 } from 'node:buffer';
+import { isSessionId } from './records.js';
 import type { DirEntry } from './types.js';
 import type { Uint64 } from './values.js';
 
@@ -221,7 +222,8 @@ export function scanDirEntry(buf: Uint8Array, start: number, limit: number, maxB
   let session = '';
   if (sessionStart >= 0) {
     const decoded = utf8Text(buf.subarray(sessionStart, sessionEnd));
-    if (decoded === undefined) return undefined;
+    // A lock holder must be a session ID: the general path says so precisely.
+    if (decoded === undefined || (decoded !== '' && !isSessionId(decoded))) return undefined;
     session = decoded;
   } else {
     canonical = false;

@@ -90,12 +90,12 @@ export function encodeIndexRecord(record: IndexRecord): Uint8Array {
 }
 
 /**
- * A session as Consul's msgpack handle writes structs.Session: Go's field order, empty lists as nil (Go's
- * nil slice), RaftIndex flattened. (Consul CE also writes the deprecated `Checks`, always empty since 1.7;
- * we leave it out.)
+ * A session with Consul's structs.Session field names, in Go's field order, empty lists as nil (Go's nil
+ * slice), RaftIndex flattened: the shape both its msgpack record and Consul's JSON answers have. (Consul
+ * CE also writes the deprecated `Checks`, always empty since 1.7; we leave it out.)
  */
-export function encodeSessionRecord(s: Session): Uint8Array {
-  return encoder.encode({
+export function sessionAsGo(s: Session): Record<string, unknown> {
+  return {
     ID: s.ID,
     Name: s.Name,
     Node: s.Node,
@@ -106,7 +106,11 @@ export function encodeSessionRecord(s: Session): Uint8Array {
     ServiceChecks: s.ServiceChecks.length === 0 ? null : s.ServiceChecks.map((c) => ({ ID: c.ID, Namespace: c.Namespace })),
     CreateIndex: s.CreateIndex,
     ModifyIndex: s.ModifyIndex,
-  });
+  };
+}
+
+export function encodeSessionRecord(s: Session): Uint8Array {
+  return encoder.encode(sessionAsGo(s));
 }
 
 /**
@@ -162,6 +166,9 @@ export function parseKvsRecord(body: unknown): Parsed<DirEntry> {
   if (!value.ok) return value;
   const session = text(body, 'Session', false);
   if (!session.ok) return session;
+  if (session.value !== '' && !isSessionId(session.value)) {
+    return bad('Session', false, `field "Session" must be '' or a session UUID, got ${JSON.stringify(session.value.slice(0, 64))}`);
+  }
   const lockIndex = uint(body, 'LockIndex', true);
   if (!lockIndex.ok) return lockIndex;
   const createIndex = uint(body, 'CreateIndex', true);

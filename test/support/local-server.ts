@@ -104,6 +104,32 @@ export class LocalServer implements ServerApi {
     return { meta: this.meta(index, o), keys };
   }
 
+  async sessionInfo(id: string, o: ReadOptions): ReturnType<ServerApi['sessionInfo']> {
+    this.checkLeader(o);
+    await this.block({ sessions: true }, o);
+    const { index, sessions } = await this.fsm.sessionInfo(id);
+    return { meta: this.meta(index, o), sessions };
+  }
+
+  async sessionList(node: string | undefined, o: ReadOptions): ReturnType<ServerApi['sessionList']> {
+    this.checkLeader(o);
+    await this.block({ sessions: true }, o);
+    const { index, sessions } = await this.fsm.sessionList(node);
+    return { meta: this.meta(index, o), sessions };
+  }
+
+  /** No TTL timers here: a renew only finds the session. */
+  async sessionRenew(id: string): ReturnType<ServerApi['sessionRenew']> {
+    if (this.leaderless) throw new ServerError('no-leader', 'no leader is known');
+    const { sessions } = await this.fsm.sessionInfo(id);
+    if (sessions.length === 0) throw new ServerError('not-found', `Session id '${id}' not found`);
+    return sessions;
+  }
+
+  isKnownNode(node: string): boolean {
+    return node === this.nodeName;
+  }
+
   async readTxn(ops: readonly KvReadOp[], o: ReadOptions): Promise<{ meta: ReadMeta; reply: ReadTxnReply }> {
     this.checkLeader(o);
     try {

@@ -35,6 +35,8 @@ export interface ClusterOptions {
   readonly nodeFlags?: readonly string[];
   /** Run the compiled agent (dist/cli/main.js, built by `npm run build`) instead of the sources. */
   readonly compiled?: boolean;
+  /** session_ttl_min (Consul's key), e.g. "1s" so TTL tests need not wait 20 s. */
+  readonly sessionTtlMin?: string;
 }
 
 // Ports for the agents come from below the kernel's ephemeral range (32768-60999 here, see
@@ -129,6 +131,7 @@ export class ProcessCluster {
         log_level: 'info',
         raft_snapshot_threshold: o.snapshotThreshold ?? 8192,
         raft_trailing_logs: o.trailingLogs ?? 10240,
+        ...(o.sessionTtlMin !== undefined ? { session_ttl_min: o.sessionTtlMin } : {}),
         conclave: {
           raft_tick_ms: o.tickMs ?? 50,
           raft_election_timeout_ticks: o.electionTimeoutTicks ?? 12,

@@ -80,7 +80,7 @@ test('catalog: /v1/catalog/datacenters lists the local datacenter', async (t) =>
 
 test('routing: unknown paths get Consul\'s 404 texts; near misses of real paths are unknown too', async (t) => {
   const h = await startHarness(t);
-  for (const path of ['/v1/session/create', '/v1/status/leader/', '/v1/txn/x', '/v1/kvs/a']) {
+  for (const path of ['/v1/session/created', '/v1/session', '/v1/status/leader/', '/v1/txn/x', '/v1/kvs/a']) {
     const r = await h.request('PUT', path);
     t.is(r.status, 404, path);
     t.is(r.text, 'Invalid URL path: not a recognized HTTP API endpoint\n', path);

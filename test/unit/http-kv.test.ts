@@ -240,11 +240,11 @@ test('kv: conflicting flags answer Consul\'s 400 with the encoded query, and cha
   t.is((await h.request('GET', '/v1/kv/k')).status, 200);
 });
 
-test('kv: ?acquire and ?release are refused (sessions are not implemented) in Consul\'s invalid-session shape', async (t) => {
+test('kv: ?acquire and ?release of a missing or malformed session are Consul\'s texts as 400s, before anything is proposed', async (t) => {
   const h = await startHarness(t);
   const a = await h.request('PUT', '/v1/kv/lock?acquire=abc', { body: 'v' });
   t.is(a.status, 400);
-  t.true(a.text.startsWith('invalid session "abc": sessions are not implemented'), a.text);
+  t.is(a.text, 'invalid session "abc": ?acquire on key "lock" names no session ID (a UUID); nothing was written');
   const r = await h.request('PUT', '/v1/kv/lock?release=', { body: 'v' });
   t.is(r.status, 400);
   t.true(r.text.startsWith('missing session: '), r.text);

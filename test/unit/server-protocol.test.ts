@@ -10,7 +10,9 @@ import {
   decodeHello,
   decodeOperatorCall,
   decodeReadReply,
+  decodeSessions,
   encodeApplyResult,
+  encodeSessions,
   encodeDone,
   encodeForwardedRead,
   encodeHello,
@@ -45,10 +47,13 @@ test('every forwarded read and operator call round-trips as the same typed messa
       query: { op: 'kv-txn', ops: [{ verb: 'check-index', key: 'a', index: 2n ** 53n }, { verb: 'check-index', key: 'b', index: 2n ** 64n - 1n }] },
       options,
     },
+    { query: { op: 'kv-txn', ops: [{ verb: 'check-session', key: 'l', session: '6e2a1d3c-5f4b-4a8e-9c7d-0123456789ab' }] }, options },
+    { query: { op: 'session-info', id: '6e2a1d3c-5f4b-4a8e-9c7d-0123456789ab' }, options },
+    { query: { op: 'session-list', node: '' }, options: { consistency: 'consistent', minIndex: 3, waitMs: 1000 } },
     { query: { op: 'raft-configuration' }, options },
   ];
   for (const r of reads) t.deepEqual(decodeForwardedRead(encodeForwardedRead(r)), { ok: true, value: r });
-  const calls: OperatorCall[] = [{ op: 'hello' }, { op: 'join', id: 'n4', address: '10.0.0.4:8300' }, { op: 'remove', id: 'n2' }, { op: 'transfer', id: '' }];
+  const calls: OperatorCall[] = [{ op: 'hello' }, { op: 'join', id: 'n4', address: '10.0.0.4:8300' }, { op: 'remove', id: 'n2' }, { op: 'transfer', id: '' }, { op: 'session-renew', id: 's' }];
   for (const c of calls) t.deepEqual(decodeOperatorCall(encodeOperatorCall(c)), { ok: true, value: c });
 });
 
@@ -64,7 +69,16 @@ test('answers round-trip; a missing key stays absent, not nil', (t) => {
     ok: true,
     value: { meta, reply: config },
   });
-  for (const r of [{ kind: 'kvs', ok: false }, { kind: 'txn', results: [{ KV: entry }], errors: [] }, { kind: 'noop' }] as const) {
+  const session = {
+    ID: '6e2a1d3c-5f4b-4a8e-9c7d-0123456789ab', Name: 'n', Node: 'node1', LockDelay: 15e9, Behavior: 'delete', TTL: '10s',
+    NodeChecks: ['serfHealth'], ServiceChecks: [{ ID: 'web', Namespace: '' }], CreateIndex: 5, ModifyIndex: 6,
+  } as const;
+  t.deepEqual(decodeReadReply('session-list', encodeReadReply<'session-list'>({ meta, sessions: [session] })), { ok: true, value: { meta, sessions: [session] } });
+  t.deepEqual(decodeSessions(encodeSessions([session])), { ok: true, value: [session] });
+  for (const r of [
+    { kind: 'kvs', ok: false }, { kind: 'kvs', ok: false, error: 'missing session' }, { kind: 'session', error: '' },
+    { kind: 'txn', results: [{ KV: entry }], errors: [] }, { kind: 'noop' },
+  ] as const) {
     t.deepEqual(decodeApplyResult(encodeApplyResult(r)), { ok: true, value: r });
   }
   const hello = { id: 'n1', address: '127.0.0.1:8300', datacenter: 'dc1', fresh: true };
@@ -96,7 +110,7 @@ test('a malformed forwarded read is refused with the field and what is wrong wit
   t.is(bad({ t: 'get', key: 'k', o: { c: 'default', i: 0, w: 0 } }), 'read.options: missing');
   t.is(bad({ query: { op: 'kv-get' }, options }), 'read.query.key: missing');
   t.is(bad({ query: { op: 'kv-get', key: 7 }, options }), 'read.query.key: expected a string, got number 7');
-  t.is(bad({ query: { op: 'kv-scan', key: 'k' }, options }), 'read.query.op: unknown value "kv-scan"; expected one of kv-get, kv-list, kv-keys, kv-txn, raft-configuration');
+  t.is(bad({ query: { op: 'kv-scan', key: 'k' }, options }), 'read.query.op: unknown value "kv-scan"; expected one of kv-get, kv-list, kv-keys, kv-txn, session-info, session-list, raft-configuration');
   t.is(bad({ query: { op: 'kv-get', key: 'k' }, options: { ...options, consistency: 'eventual' } }),
     'read.options.consistency: unknown value "eventual"; expected one of default, consistent, stale');
   t.is(bad({ query: { op: 'kv-get', key: 'k' }, options: { ...options, minIndex: -1 } }), 'read.options.minIndex: expected an integer in 0..2^53-1, got number -1');
@@ -111,7 +125,7 @@ test('a malformed operator call or answer is refused the same way', (t) => {
   t.is(bad({ op: 'join', id: 'n4' }), 'operator.address: missing');
   t.is(bad({ op: 'remove', id: 2 }), 'operator.id: expected a string, got number 2');
   t.is(bad({ t: 'remove', id: 'n2' }), 'operator.op: missing');
-  t.is(bad({ op: 'shutdown' }), 'operator.op: unknown value "shutdown"; expected one of hello, join, remove, transfer, dc-apply, dc-read');
+  t.is(bad({ op: 'shutdown' }), 'operator.op: unknown value "shutdown"; expected one of hello, join, remove, transfer, dc-apply, dc-read, session-renew');
   t.is(refusal(decodeReadReply('kv-get', encode({ meta, entry: null }))), 'kv-get reply.entry: expected a map, got nil');
   t.is(refusal(decodeReadReply('kv-get', encode({ meta: { ...meta, index: 0 } }))), 'kv-get reply.meta.index: must be at least 1');
   t.is(refusal(decodeReadReply('kv-list', encode({ meta, entries: [{ ...entry, Value: 'x' }] }))), 'kv-list reply.entries[0].Value: expected bytes, got "x"');

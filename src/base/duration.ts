@@ -1,4 +1,5 @@
-// Go's time.ParseDuration, which Consul uses for `?wait`, `?max_stale` and every duration string:
+// Go's time.ParseDuration, which Consul uses for `?wait`, `?max_stale` and every duration string (the
+// HTTP layer, the configuration and the session timers all parse them, so it lives in base):
 // "300ms", "1.5h", "2h45m", "-1m", "0". A sequence of decimal numbers, each with an optional fraction
 // and a unit (ns, us, µs, μs, ms, s, m, h), with an optional leading sign; a bare "0" needs no unit.
 // Kept exact with bigint nanoseconds and Go's overflow rule (|d| must fit in an int64).
