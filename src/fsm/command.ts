@@ -252,7 +252,8 @@ function validateNewSession(s: NewSession): CommandError | undefined {
   if (!Array.isArray(s.NodeChecks) || !s.NodeChecks.every((c) => typeof c === 'string' && isWellFormedText(c))) {
     return badField('Session.NodeChecks', 'a list of strings', s.NodeChecks);
   }
-  if (!Array.isArray(s.ServiceChecks) || !s.ServiceChecks.every((c) => typeof c?.ID === 'string' && typeof c?.Namespace === 'string')) {
+  if (!Array.isArray(s.ServiceChecks) || !s.ServiceChecks.every((c) => typeof c?.ID === 'string' && typeof c?.Namespace === 'string'
+    && isWellFormedText(c.ID) && isWellFormedText(c.Namespace))) {
     return badField('Session.ServiceChecks', 'a list of {ID, Namespace}', s.ServiceChecks);
   }
   return undefined;

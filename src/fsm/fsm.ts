@@ -268,6 +268,8 @@ export class Fsm {
     const delays = txn.lockDelays();
     if (delays.length > 0) {
       const now = Date.now();
+      // Expired entries go whenever new ones come, so keys never locked again do not stay forever.
+      for (const [key, until] of this.lockDelays) if (until <= now) this.lockDelays.delete(key);
       for (const d of delays) this.lockDelays.set(d.key, now + d.ms);
     }
     this.watchers.announce(txn.changes());

@@ -329,6 +329,11 @@ export class KvTxn {
     this.moveHolder(key, session, '');
   }
 
+  /** Drops a derived row that names a key `sessionId` does not hold (see sessionDestroy). */
+  dropHeldRow(sessionId: string, key: string): void {
+    this.held.set(sessionId + key, false);
+  }
+
   private moveHolder(key: string, from: string, to: string): void {
     if (from === to) return;
     if (from !== '') this.held.set(from + key, false);

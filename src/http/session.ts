@@ -58,7 +58,7 @@ export async function handleSessionRenew(ctx: RequestContext): Promise<Reply> {
   const id = ctx.path.slice('/v1/session/renew/'.length);
   if (id === '') throw badRequest('Missing session');
   if (!isSessionId(id)) throw new HttpError(404, `Session id '${id}' not found`);
-  return jsonReply(ctx, (await ctx.api.sessionRenew(id)).map(sessionJson));
+  return jsonReply(ctx, (await ctx.api.sessionRenew(id, { dc: datacenterOf(ctx) })).map(sessionJson));
 }
 
 export async function handleSessionInfo(ctx: RequestContext): Promise<Reply> {
@@ -126,7 +126,7 @@ export function parseCreateBody(body: Buffer, agentNode: string, ttlMinMs: numbe
   session.Node = text('Node') ?? session.Node;
   if (session.Node === '') session.Node = agentNode;
   const behavior = text('Behavior') ?? '';
-  if (behavior !== '' && behavior !== 'release' && behavior !== 'delete') throw badRequest(`Invalid session behavior: ${behavior}`);
+  if (behavior !== '' && behavior !== 'release' && behavior !== 'delete') throw badRequest(`Invalid Behavior setting '${behavior}'`);
   if (behavior !== '') session.Behavior = behavior;
   session.NodeChecks = texts('NodeChecks') ?? texts('Checks') ?? session.NodeChecks;
   const serviceChecks = field('ServiceChecks');

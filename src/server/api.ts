@@ -139,7 +139,7 @@ export interface ServerApi {
   /** GET /v1/session/list, or /v1/session/node/<node> when `node` is given. */
   sessionList(node: string | undefined, o: ReadOptions): Promise<{ meta: ReadMeta; sessions: readonly Session[] }>;
   /** PUT /v1/session/renew/<id>: the session, its TTL timer restarted on the leader; `not-found` when gone. */
-  sessionRenew(id: string): Promise<readonly Session[]>;
+  sessionRenew(id: string, o?: ApplyOptions): Promise<readonly Session[]>;
   /** Whether `node` is a node sessions may name (until the catalog exists: the cluster's servers). */
   isKnownNode(node: string): boolean;
 

@@ -130,7 +130,12 @@ export class Server implements ServerApi {
     this.version = o.version;
     this.acl = new Acl(o.acl);
     this.leaderDuties = new LeaderDuties(o.logger);
-    this.sessionTimers = new SessionTimers(() => this.node.fsm, (command) => this.node.propose(encodeCommand(command)), o.logger);
+    this.sessionTimers = new SessionTimers(
+      () => this.node.fsm,
+      (command) => this.node.propose(encodeCommand(command)),
+      () => this.node.leaderCaughtUp(),
+      o.logger,
+    );
     this.leaderDuties.register(this.sessionTimers);
     this.offChange = this.node.onChange((s) => this.leaderDuties.noteLeading(s.role === 'leader'));
     this.leaderDuties.noteLeading(this.node.status().role === 'leader');
@@ -311,7 +316,11 @@ export class Server implements ServerApi {
    * PUT /v1/session/renew: on the leader, restarts the session's TTL timer and answers the session;
    * a session that is gone is Consul's 404 "Session id '<id>' not found".
    */
-  async sessionRenew(id: string): Promise<readonly Session[]> {
+  async sessionRenew(id: string, o: ApplyOptions = {}): Promise<readonly Session[]> {
+    if (o.dc !== undefined && o.dc !== '' && o.dc !== this.datacenter) {
+      // The other datacenter's server renews it there, through its own leader.
+      return this.inDatacenter(o.dc, (address) => this.operator(address, { op: 'session-renew', id }, decodeSessions));
+    }
     return this.onLeader(
       () => this.renewLocal(id),
       async (address) => this.operator(address, { op: 'session-renew', id }, decodeSessions),
@@ -540,7 +549,8 @@ export class Server implements ServerApi {
         return encodeReadReply(await this.read(d.value.query, d.value.options));
       }
       case 'session-renew':
-        return encodeSessions(await this.renewLocal(call.id));
+        // From a follower of this datacenter (this server leads) or from another datacenter's server.
+        return encodeSessions(await this.sessionRenew(call.id));
     }
   }
 

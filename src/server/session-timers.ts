@@ -17,11 +17,14 @@ export const sessionTtlMultiplier = 2;
 const invalidateAttempts = 6;
 const invalidateRetryBaseMs = 10_000;
 
+/** Consul's structs.SessionTTLMax: a longer TTL (only a restored archive could hold one) counts as this. */
+const ttlMaxMs = 86_400_000;
+
 /** A session's TTL in ms, 0 for none or for a TTL that does not parse (such a session never expires by time). */
 export function ttlMs(session: Pick<Session, 'TTL'>): number {
   if (session.TTL === '') return 0;
   const parsed = parseGoDuration(session.TTL);
-  return parsed.ok && parsed.nanoseconds > 0n ? Number(parsed.nanoseconds / 1_000_000n) : 0;
+  return parsed.ok && parsed.nanoseconds > 0n ? Math.min(Number(parsed.nanoseconds / 1_000_000n), ttlMaxMs) : 0;
 }
 
 export class SessionTimers implements LeaderDuty {
@@ -33,12 +36,19 @@ export class SessionTimers implements LeaderDuty {
     private readonly fsm: () => Fsm,
     /** Proposes a command through Raft on this (leading) server. */
     private readonly propose: (command: Command) => Promise<unknown>,
+    /**
+     * Resolves once this leader has applied everything committed before its term (Consul waits on
+     * raft.Barrier before establishing leadership): a session created just before the old leader died
+     * must get its timer too.
+     */
+    private readonly caughtUp: () => Promise<void>,
     private readonly logger: Logger,
   ) {}
 
   async establish(): Promise<void> {
     this.clearAll();
     this.active = true;
+    await this.caughtUp();
     const { sessions } = await this.fsm().sessionList();
     for (const s of sessions) this.arm(s);
     this.logger.info({ event: 'session-timers', sessions: this.timers.size }, 'session TTL timers armed');
@@ -83,6 +93,8 @@ export class SessionTimers implements LeaderDuty {
       await this.propose({ type: 'session-destroy', id });
       this.logger.info({ event: 'session-expired', session: id }, 'session TTL expired; session invalidated');
     } catch (e) {
+      // A renew or a re-establish armed a newer timer meanwhile: that one decides.
+      if (this.timers.has(id)) return;
       if (!this.active || attempt + 1 >= invalidateAttempts) {
         this.logger.error({ event: 'session-expire-failed', session: id, attempts: attempt + 1, err: (e as Error).message },
           'could not invalidate an expired session; the next leader re-arms its timer');

@@ -44,7 +44,8 @@ test.serial('a TTL session lives while renewed through a follower, then the lead
   const leader = await c.leader();
   const [f1, f2] = [0, 1, 2].filter((i) => i !== leader) as [number, number];
   const h = helpers(c);
-  const id = await h.create(f1, { Name: 'lock', TTL: '2s', LockDelay: '3s' });
+  // A 10 s lock-delay: room for the calls between seeing the invalidation and trying the key.
+  const id = await h.create(f1, { Name: 'lock', TTL: '2s', LockDelay: '10s' });
   t.true(await h.acquire(f2, 'svc/leader', id), 'a follower forwards the acquire');
   t.like(await h.entry(leader, 'svc/leader'), { LockIndex: 1, Session: id });
 
@@ -65,8 +66,8 @@ test.serial('a TTL session lives while renewed through a follower, then the lead
 
   const other = await h.create(f2, { Name: 'next' });
   t.false(await h.acquire(f1, 'svc/leader', other), 'the key is under lock-delay');
-  const acquired = await waitFor('the lock-delay to pass', async () => ((await h.acquire(f1, 'svc/leader', other)) ? performance.now() : undefined), 15_000);
-  t.true(acquired - gone >= 2_000, `re-acquired ${Math.round(acquired - gone)} ms after the invalidation was seen (lock-delay 3 s)`);
+  const acquired = await waitFor('the lock-delay to pass', async () => ((await h.acquire(f1, 'svc/leader', other)) ? performance.now() : undefined), 25_000);
+  t.true(acquired - gone >= 8_000, `re-acquired ${Math.round(acquired - gone)} ms after the invalidation was seen (lock-delay 10 s)`);
   t.like(await h.entry(leader, 'svc/leader'), { LockIndex: 2, Session: other });
 });
 
@@ -80,6 +81,8 @@ test.serial('a leader SIGKILL keeps live sessions and still enforces TTLs; a res
   const plain = await h.create(survivor, { Name: 'no-ttl' });
   t.true(await h.acquire(survivor, 'locks/a', ttl));
   t.true(await h.acquire(survivor, 'locks/b', plain));
+  // Created just before the kill and never renewed: the new leader must arm its timer from the state.
+  const orphan = await h.create(survivor, { Name: 'orphan', TTL: '3s' });
 
   await c.kill(first);
   const second = await c.leader();
@@ -90,22 +93,28 @@ test.serial('a leader SIGKILL keeps live sessions and still enforces TTLs; a res
     await sleep(500);
   }
   t.is((await h.info(second, ttl)).length, 1, 'the new leader did not kill a renewed session');
+  await waitFor('the new leader to invalidate the orphaned session', async () => ((await h.info(second, orphan)).length === 0 ? true : undefined), 25_000, () => c.describe());
   await waitFor('the new leader to invalidate the unrenewed session', async () => ((await h.info(second, ttl)).length === 0 ? true : undefined), 25_000, () => c.describe());
   t.is((await h.entry(second, 'locks/a'))?.Session, undefined, 'its lock is released');
   t.is((await h.info(second, plain)).length, 1, 'a session without TTL lives on');
   c.start(first);
   await c.leader();
 
-  // Restore: the snapshot holds `plain` (holding locks/b) and `kept` (TTL 3 s, holding locks/c).
-  const kept = await h.create(second, { Name: 'kept', TTL: '3s', Behavior: 'delete' });
+  // Restore: the snapshot holds `plain` (holding locks/b) and `kept` (TTL 8 s, holding locks/c). `kept`
+  // is last renewed 8 s before the restore: a timer left from before would invalidate it about 8 s
+  // after the restore, one armed from the restored state 2 x TTL = 16 s after it.
+  const kept = await h.create(second, { Name: 'kept', TTL: '8s', Behavior: 'delete' });
   t.true(await h.acquire(second, 'locks/c', kept));
   const save = await c.http(second, '/v1/snapshot');
   t.is(save.status, 200);
   const archive = Buffer.from(await save.arrayBuffer());
   const after = await h.create(second, { Name: 'after-snapshot', TTL: '60s' });
   t.true(await h.acquire(second, 'locks/d', after));
+  t.is(await h.renew(survivor, kept), 200);
+  await sleep(8_000);
   const restore = await c.http(survivor, '/v1/snapshot', { method: 'PUT', body: archive });
   t.is(restore.status, 200, await restore.text());
+  const restoredAt = performance.now();
   const leaderNow = await c.leader();
   const expected = JSON.stringify([kept, plain].sort());
   t.is(JSON.stringify((await json<SessionJson[]>(await c.http(leaderNow, '/v1/session/list'), 'list')).map((s) => s.ID).sort()), expected,
@@ -120,8 +129,9 @@ test.serial('a leader SIGKILL keeps live sessions and still enforces TTLs; a res
   t.like(await h.entry(leaderNow, 'locks/b'), { Session: plain });
   t.like(await h.entry(leaderNow, 'locks/c'), { Session: kept });
   t.is((await h.entry(leaderNow, 'locks/d'))?.Session, undefined, 'the lock taken after the snapshot is not held');
-  // `kept` is not renewed: the restored state's timers expire it, and its key goes with it (delete).
-  await waitFor('the restored TTL session to be invalidated', async () => ((await h.info(leaderNow, kept)).length === 0 ? true : undefined), 25_000, () => c.describe());
+  // `kept` is not renewed again: the restored state's timers expire it, and its key goes with it (delete).
+  const gone = await waitFor('the restored TTL session to be invalidated', async () => ((await h.info(leaderNow, kept)).length === 0 ? performance.now() : undefined), 40_000, () => c.describe());
+  t.true(gone - restoredAt >= 12_000, `invalidated ${Math.round(gone - restoredAt)} ms after the restore (timers re-armed at 2 x 8 s)`);
   t.is(await h.entry(leaderNow, 'locks/c'), undefined);
   t.like(await h.entry(leaderNow, 'locks/b'), { Session: plain }, 'the session without TTL still holds its lock');
 });

@@ -119,7 +119,8 @@ export class LocalServer implements ServerApi {
   }
 
   /** No TTL timers here: a renew only finds the session. */
-  async sessionRenew(id: string): ReturnType<ServerApi['sessionRenew']> {
+  async sessionRenew(id: string, o: ApplyOptions = {}): ReturnType<ServerApi['sessionRenew']> {
+    noOtherDatacenter(o.dc);
     if (this.leaderless) throw new ServerError('no-leader', 'no leader is known');
     const { sessions } = await this.fsm.sessionInfo(id);
     if (sessions.length === 0) throw new ServerError('not-found', `Session id '${id}' not found`);

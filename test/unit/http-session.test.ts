@@ -51,7 +51,7 @@ test('session: bad input gets Consul\'s texts as 400s and creates nothing', asyn
     ['{"TTL":"5s"}', "Invalid Session TTL '5000000000', must be between [10s=24h0m0s]"],
     ['{"TTL":"86401s"}', "Invalid Session TTL '86401000000000', must be between [10s=24h0m0s]"],
     ['{"TTL":"soon"}', "Session TTL 'soon' invalid: "],
-    ['{"Behavior":"keep"}', 'Invalid session behavior: keep'],
+    ['{"Behavior":"keep"}', "Invalid Behavior setting 'keep'"],
     ['{"Node":"elsewhere"}', 'Missing node registration'],
     ['{"Checks":["serfHealth","web"]}', "Missing check 'web' registration"],
     ['{"ServiceChecks":[{"ID":"svc"}]}', "Missing check 'svc' registration"],
