@@ -11,6 +11,7 @@ export interface CommandInfo {
 
 export const commands: readonly CommandInfo[] = [
   { name: 'agent', synopsis: 'Runs a Conclave server agent' },
+  { name: 'lock', synopsis: 'Execute a command holding a lock' },
   { name: 'snapshot', synopsis: snapshotSynopsis },
   { name: 'version', synopsis: 'Prints the Conclave version' },
 ];

@@ -7,6 +7,7 @@ import { isHelpFlag } from '../config/index.js';
 import { runAgentCommand, type AgentCommandDeps } from './agent.js';
 import { exitCodes } from './exit-codes.js';
 import { agentHelp, commands, topHelp, versionText } from './help.js';
+import { runLockCommand } from './lock.js';
 import { runSnapshotCommand, type SnapshotDeps } from './snapshot/command.js';
 
 export type CliDeps = AgentCommandDeps & Pick<SnapshotDeps, 'env' | 'stderrTerminal'>;
@@ -42,6 +43,9 @@ export async function runCli(argv: readonly string[], deps: CliDeps): Promise<nu
         return exitCodes.ok;
       }
       return runAgentCommand(args, deps);
+    case 'lock':
+      // Its own flags only: a -h inside the child command belongs to the child.
+      return runLockCommand(args, deps);
     case 'snapshot':
       // The snapshot command shows its own help or a subcommand's; a help flag before "snapshot" counts.
       return runSnapshotCommand(help && !args.some(isHelpFlag) ? [...args, '-h'] : args, deps);

@@ -11,31 +11,11 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCli, type CliDeps } from '../../src/cli/run.js';
+import { runCliCaptured } from '../support/cli-run.js';
 import { byteSize } from '../../src/cli/snapshot/format.js';
 import { archiveMeta, encodeIndexRecord, encodeKvsRecord, encodeMetaJson, encodeStateBinHeader, writeArchive } from '../../src/snapshot/index.js';
 
-interface Run {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-async function cli(argv: string[], env: Record<string, string> = {}): Promise<Run> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const deps: CliDeps = {
-    stdout: { write: (s: string) => out.push(s) },
-    stderr: { write: (s: string) => err.push(s) },
-    stdoutIsTty: false,
-    loadStartAgent: () => Promise.reject(new Error('no agent in these tests')),
-    signals: { on: () => undefined, off: () => undefined },
-    exitNow: () => undefined,
-    env,
-  };
-  const code = await runCli(argv, deps);
-  return { code, stdout: out.join(''), stderr: err.join('') };
-}
+const cli = runCliCaptured;
 
 async function scratch(t: ExecutionContext): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'conclave-snapshot-cli-'));
