@@ -6,7 +6,38 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { conclaveVersion } from '../base/index.js';
-import { ConnectionError, errorText, StatusError, type HttpClientConfig } from './snapshot/http-client.js';
+import { formatFlagHelp, parseFlags, type FlagSpec, type ParsedFlags } from '../config/index.js';
+import type { TextOutput } from './agent.js';
+import { ClientConfigError, ConnectionError, errorText, resolveHttpClient, StatusError, type Env, type HttpClientConfig } from './snapshot/http-client.js';
+
+export type OpenedCommand = { readonly ok: true; readonly flags: ParsedFlags; readonly client: ApiClient } | { readonly ok: false; readonly code: number };
+
+/**
+ * What every network command starts with: its flags (help on stdout with status 0; a bad flag on
+ * stderr with status 1) and a client for the agent (a bad address or token file is Consul's
+ * `Error connecting to ...`, status 1). The caller closes the client.
+ */
+export async function openCommand(
+  specs: readonly FlagSpec[], args: readonly string[], command: string, usage: string,
+  deps: { readonly stdout: TextOutput; readonly stderr: TextOutput; readonly env?: Env },
+): Promise<OpenedCommand> {
+  const parsed = parseFlags(specs, args);
+  if (!parsed.ok) {
+    if (parsed.helpRequested) {
+      deps.stdout.write([usage, '', 'Command Options', '', formatFlagHelp(specs)].join('\n'));
+      return { ok: false, code: 0 };
+    }
+    deps.stderr.write(`${parsed.message}\nRun "conclave ${command} -h" for its usage and flags.\n`);
+    return { ok: false, code: 1 };
+  }
+  try {
+    return { ok: true, flags: parsed.flags, client: new ApiClient(await resolveHttpClient(parsed.flags, deps.env ?? process.env)) };
+  } catch (err) {
+    if (!(err instanceof ClientConfigError)) throw err;
+    deps.stderr.write(`Error connecting to Conclave agent: ${err.message}\n`);
+    return { ok: false, code: 1 };
+  }
+}
 
 export interface ApiAnswer {
   readonly status: number;
@@ -15,7 +46,7 @@ export interface ApiAnswer {
 }
 
 export interface ApiRequest {
-  readonly method: 'GET' | 'PUT' | 'DELETE';
+  readonly method: 'GET' | 'PUT' | 'POST' | 'DELETE';
   /** The path with its query, e.g. `/v1/kv/a?recurse=`; `dc` is added from the configuration. */
   readonly path: string;
   readonly body?: Buffer | string;
@@ -24,6 +55,25 @@ export interface ApiRequest {
   readonly signal?: AbortSignal;
   /** Statuses answered rather than thrown (e.g. 404 for a missing key). Always 200. */
   readonly accept?: readonly number[];
+}
+
+/** A KV entry as GET /v1/kv answers it, with Flags as exact decimal digits (a uint64). */
+export interface WireEntry {
+  readonly Key: string;
+  readonly Flags: string;
+  readonly Value: string | null;
+  readonly Session?: string;
+  readonly LockIndex: number;
+  readonly CreateIndex: number;
+  readonly ModifyIndex: number;
+}
+
+/**
+ * Parses a GET /v1/kv answer keeping Flags exact (values from 2^53, such as the lock flag, would be
+ * rounded as JSON numbers). Inside JSON strings every quote is escaped, so only the field name matches.
+ */
+export function parseKvEntries(body: Buffer): WireEntry[] {
+  return JSON.parse(body.toString('utf8').replace(/"Flags":(\d+)/g, '"Flags":"$1"')) as WireEntry[];
 }
 
 /** Largest answer read: the CLI's reads are keys, sessions and lists, not snapshots. */

@@ -11,7 +11,10 @@ export interface CommandInfo {
 
 export const commands: readonly CommandInfo[] = [
   { name: 'agent', synopsis: 'Runs a Conclave server agent' },
+  { name: 'catalog', synopsis: 'Interact with the catalog' },
+  { name: 'kv', synopsis: 'Interact with the key-value store' },
   { name: 'lock', synopsis: 'Execute a command holding a lock' },
+  { name: 'operator', synopsis: 'Provides cluster-level tools for Conclave operators' },
   { name: 'snapshot', synopsis: snapshotSynopsis },
   { name: 'version', synopsis: 'Prints the Conclave version' },
 ];

@@ -21,10 +21,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { posix } from 'node:path';
 import { parseGoDuration } from '../base/index.js';
-import { lastFlag, parseFlags, formatFlagHelp, type FlagSpec } from '../config/index.js';
-import { ApiClient } from './api-client.js';
+import { lastFlag, type FlagSpec, type ParsedFlags } from '../config/index.js';
+import { openCommand, parseKvEntries, type ApiClient, type WireEntry } from './api-client.js';
 import type { SignalSource, TextOutput } from './agent.js';
-import { errorText, httpClientFlags, resolveHttpClient, ClientConfigError, serverFlags, type Env } from './snapshot/http-client.js';
+import { errorText, httpClientFlags, serverFlags, type Env } from './snapshot/http-client.js';
 
 export interface LockDeps {
   readonly stdout: TextOutput;
@@ -66,33 +66,25 @@ const lockUsage = `Usage: conclave lock [options] prefix child...
   The child runs through "sh -c" unless -shell=false. Its output goes to
   this command's output.`;
 
-export function lockHelp(): string {
-  return [lockUsage, '', 'Command Options', '', formatFlagHelp(lockFlags)].join('\n');
-}
-
-interface Entry {
-  readonly Session?: string;
-  /** Decimal digits (read exactly). */
-  readonly Flags: string;
-  readonly ModifyIndex: number;
-}
+type Entry = WireEntry;
 
 /** Runs `conclave lock <args>`; resolves with the exit status. */
 export async function runLockCommand(args: readonly string[], deps: LockDeps): Promise<number> {
-  const parsed = parseFlags(lockFlags, args);
-  if (!parsed.ok) {
-    if (parsed.helpRequested) {
-      deps.stdout.write(lockHelp());
-      return 0;
-    }
-    deps.stderr.write(`${parsed.message}\nRun "conclave lock -h" for its usage and flags.\n`);
-    return 1;
-  }
-  const flags = parsed.flags;
+  const opened = await openCommand(lockFlags, args, 'lock', lockUsage, deps);
+  if (!opened.ok) return opened.code;
+  const { flags, client } = opened;
   const fail = (line: string): number => {
     deps.stderr.write(`${line}\n`);
     return 1;
   };
+  try {
+    return await runLock(flags, client, deps, fail);
+  } finally {
+    client.close();
+  }
+}
+
+async function runLock(flags: ParsedFlags, client: ApiClient, deps: LockDeps, fail: (line: string) => number): Promise<number> {
   const [prefix, ...child] = flags.args;
   if (prefix === undefined || child.length === 0) return fail('Key prefix and child command must be specified');
   const limit = lastFlag(flags, 'n') ?? 1;
@@ -117,14 +109,6 @@ export async function runLockCommand(args: readonly string[], deps: LockDeps): P
   const nameFlag = lastFlag(flags, 'name');
   const name = typeof nameFlag === 'string' && nameFlag !== '' ? nameFlag : `Consul lock for '${script}' at '${prefix}'`;
   const key = posix.join(prefix, '.lock').replace(/^\/+/, '');
-
-  let client: ApiClient;
-  try {
-    client = new ApiClient(await resolveHttpClient(flags, deps.env ?? process.env));
-  } catch (err) {
-    if (err instanceof ClientConfigError) return fail(`Error connecting to Conclave agent: ${err.message}`);
-    throw err;
-  }
 
   // A SIGINT/SIGTERM at any point: stop waiting, kill the child, release.
   const shutdown = new AbortController();
@@ -201,7 +185,6 @@ export async function runLockCommand(args: readonly string[], deps: LockDeps): P
       // Safe to drop: the session would expire by itself after 2 x TTL.
       await client.request({ method: 'PUT', path: `/v1/session/destroy/${session}`, timeoutMs: requestMarginMs }).catch(() => undefined);
     }
-    client.close();
   }
 }
 
@@ -217,10 +200,8 @@ async function readKey(client: ApiClient, key: string, index: number, signal: Ab
   const r = await client.request({ method: 'GET', path: `/v1/kv/${escapeKey(key)}${query}`, timeoutMs: 15_000 + requestMarginMs, accept: [404], signal });
   const answerIndex = Number(r.headers['x-consul-index'] ?? 0);
   if (r.status === 404) return { entry: undefined, index: answerIndex };
-  // Flags is a uint64 (the lock flag is above 2^53): read its digits as text, not as a rounded number.
-  // Inside JSON strings every quote is escaped, so only the field name matches.
-  const exact = r.body.toString('utf8').replace(/"Flags":(\d+)/g, '"Flags":"$1"');
-  return { entry: (JSON.parse(exact) as Entry[])[0], index: answerIndex };
+  // Flags is a uint64 (the lock flag is above 2^53): read as exact digits.
+  return { entry: parseKvEntries(r.body)[0], index: answerIndex };
 }
 
 /** true once held; 'stopped' on shutdown or timeout; otherwise why it cannot be taken. */

@@ -7,7 +7,9 @@ import { isHelpFlag } from '../config/index.js';
 import { runAgentCommand, type AgentCommandDeps } from './agent.js';
 import { exitCodes } from './exit-codes.js';
 import { agentHelp, commands, topHelp, versionText } from './help.js';
+import { runKvCommand } from './kv.js';
 import { runLockCommand } from './lock.js';
+import { runCatalogCommand, runOperatorCommand } from './operator.js';
 import { runSnapshotCommand, type SnapshotDeps } from './snapshot/command.js';
 
 export type CliDeps = AgentCommandDeps & Pick<SnapshotDeps, 'env' | 'stderrTerminal'>;
@@ -43,6 +45,12 @@ export async function runCli(argv: readonly string[], deps: CliDeps): Promise<nu
         return exitCodes.ok;
       }
       return runAgentCommand(args, deps);
+    case 'kv':
+      return runKvCommand(help && !args.some((a) => ['-h', '-help', '--help'].includes(a)) ? ['-h'] : args, deps);
+    case 'operator':
+      return runOperatorCommand(help && !args.some((a) => ['-h', '-help', '--help'].includes(a)) ? [...args, '-h'] : args, deps);
+    case 'catalog':
+      return runCatalogCommand(help && !args.some((a) => ['-h', '-help', '--help'].includes(a)) ? [...args, '-h'] : args, deps);
     case 'lock':
       // Its own flags only: a -h inside the child command belongs to the child.
       return runLockCommand(args, deps);
