@@ -76,6 +76,11 @@ export function parseKvEntries(body: Buffer): WireEntry[] {
   return JSON.parse(body.toString('utf8').replace(/"Flags":(\d+)/g, '"Flags":"$1"')) as WireEntry[];
 }
 
+/** A key in a URL path: each segment escaped, the slashes kept. */
+export function escapeKey(key: string): string {
+  return key.split('/').map(encodeURIComponent).join('/');
+}
+
 /** Largest answer read: the CLI's reads are keys, sessions and lists, not snapshots. */
 const maxAnswerBytes = 256 * 1024 * 1024;
 

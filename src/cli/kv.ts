@@ -12,7 +12,7 @@
 
 import { readFile } from 'node:fs/promises';
 import { lastFlag, type FlagSpec, type ParsedFlags } from '../config/index.js';
-import { openCommand, parseKvEntries, type ApiClient, type WireEntry } from './api-client.js';
+import { escapeKey, openCommand, parseKvEntries, type ApiClient, type WireEntry } from './api-client.js';
 import type { TextOutput } from './agent.js';
 import { errorText, httpClientFlags, serverFlags, type Env } from './snapshot/http-client.js';
 
@@ -145,11 +145,6 @@ function oneArgument(flags: ParsedFlags, fail: Fail, what: string, required: boo
   const arg = flags.args[0];
   if (arg === undefined) return required ? fail(`Error! Missing ${what} argument`) : '';
   return arg;
-}
-
-/** A key in a URL path: each segment escaped, the slashes kept. */
-export function escapeKey(key: string): string {
-  return key.split('/').map(encodeURIComponent).join('/');
 }
 
 function stale(flags: ParsedFlags): string {

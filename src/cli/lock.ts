@@ -14,15 +14,19 @@
 // 4. Release, then cleanup: the key is deleted (check-and-set) unless another session holds it now; the
 //    session is destroyed.
 //
+// With -n above 1 it is Consul's semaphore instead (semaphore.ts): up to n holders at once, the
+// contender keys and <prefix>/.lock holding {Limit, Holders}.
+//
 // Exit status: 0 (the child's failure does not propagate), 2 for a failed child with -child-exit-code
 // (Consul's), 1 for any error of our own (flags, connection, lock conflict, timeout, release).
-// Not implemented yet: -n above 1 (Consul's semaphore), refused with a message.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { posix } from 'node:path';
 import { parseGoDuration } from '../base/index.js';
 import { lastFlag, type FlagSpec, type ParsedFlags } from '../config/index.js';
-import { openCommand, parseKvEntries, type ApiClient, type WireEntry } from './api-client.js';
+import { escapeKey, openCommand, parseKvEntries, type ApiClient, type WireEntry } from './api-client.js';
+import { acquireSlot, cleanupSemaphore, releaseSlot, watchSlot } from './semaphore.js';
+import { pause, watchHeld } from './watch-held.js';
 import type { SignalSource, TextOutput } from './agent.js';
 import { errorText, httpClientFlags, serverFlags, type Env } from './snapshot/http-client.js';
 
@@ -38,7 +42,6 @@ export const lockFlagValue = 0x2ddccbc058a50c18n;
 const sessionTtl = '15s';
 const renewEveryMs = 7_500;
 const lockRetryMs = 5_000;
-const monitorRetryMs = 1_000;
 const blockingWait = '15s';
 const requestMarginMs = 20_000;
 const killGraceMs = 5_000;
@@ -46,7 +49,7 @@ const killGraceMs = 5_000;
 export const lockFlags: readonly FlagSpec[] = [
   ...httpClientFlags,
   ...serverFlags,
-  { name: 'n', kind: 'int', valueName: 'int', usage: 'Optional limit on the number of concurrent lock holders. Only 1 (a lock) is supported by Conclave today.', defaultText: '1' },
+  { name: 'n', kind: 'int', valueName: 'int', usage: 'Optional limit on the number of concurrent lock holders: above 1, a semaphore (Consul\'s recipe) at the prefix.', defaultText: '1' },
   { name: 'name', kind: 'string', valueName: 'string', usage: 'Optional name to associate with the lock session.', defaultText: "\"Consul lock for '<child>' at '<prefix>'\"" },
   { name: 'pass-stdin', kind: 'bool', usage: 'Pass stdin to the child process.', defaultText: 'false' },
   { name: 'shell', kind: 'bool', usage: 'Use a shell to run the command (sh -c).', defaultText: 'true' },
@@ -87,11 +90,8 @@ export async function runLockCommand(args: readonly string[], deps: LockDeps): P
 async function runLock(flags: ParsedFlags, client: ApiClient, deps: LockDeps, fail: (line: string) => number): Promise<number> {
   const [prefix, ...child] = flags.args;
   if (prefix === undefined || child.length === 0) return fail('Key prefix and child command must be specified');
-  const limit = lastFlag(flags, 'n') ?? 1;
-  if (limit !== 1) {
-    return fail(limit === 0 || (typeof limit === 'number' && limit < 0) ? 'Lock holder limit must be positive'
-      : `-n ${String(limit)}: semaphores (more than one holder) are not implemented in Conclave yet; use -n 1`);
-  }
+  const limit = Number(lastFlag(flags, 'n') ?? 1);
+  if (limit < 1) return fail('Lock holder limit must be positive');
   const timeoutText = lastFlag(flags, 'timeout');
   let timeoutMs = 0;
   if (typeof timeoutText === 'string') {
@@ -119,7 +119,7 @@ async function runLock(flags: ParsedFlags, client: ApiClient, deps: LockDeps, fa
   let session: string | undefined;
   let renewTimer: NodeJS.Timeout | undefined;
   try {
-    if (verbose) info(`Setting up lock at path: ${key}`);
+    if (verbose) info(limit === 1 ? `Setting up lock at path: ${key}` : `Setting up semaphore (limit ${limit}) at prefix: ${prefix}`);
     session = await createSession(client, name);
     const id = session;
     const renew = async (): Promise<void> => {
@@ -134,14 +134,18 @@ async function runLock(flags: ParsedFlags, client: ApiClient, deps: LockDeps, fa
     renewTimer = setTimeout(() => void renew(), renewEveryMs);
 
     if (verbose) info('Attempting lock acquisition');
-    const acquired = await acquire(client, key, id, timeoutMs, shutdown.signal);
+    const semaphorePrefix = prefix.replace(/^\/+|\/+$/g, '');
+    const acquireStop = timeoutMs > 0 ? AbortSignal.any([shutdown.signal, AbortSignal.timeout(timeoutMs)]) : shutdown.signal;
+    const acquired = limit === 1 ? await acquire(client, key, id, timeoutMs, shutdown.signal) : await acquireSlot(client, semaphorePrefix, id, limit, acquireStop);
     if (acquired !== true) {
       if (acquired === 'stopped') return fail('Shutdown triggered or timeout during lock acquisition');
       return fail(`Lock acquisition failed: ${acquired}`);
     }
     if (verbose) info('Lock acquired, starting handler');
 
-    const monitor = watchLock(client, key, id, monitorRetries, lost, shutdown.signal);
+    const monitor = limit === 1
+      ? watchLock(client, key, id, monitorRetries, lost, shutdown.signal)
+      : watchSlot(client, semaphorePrefix, id, limit, monitorRetries, lost, shutdown.signal);
     const proc = spawn(shell ? '/bin/sh' : (child[0] as string), shell ? ['-c', script] : child.slice(1), {
       stdio: [passStdin ? 'inherit' : 'ignore', 'inherit', 'inherit'],
       detached: true,
@@ -166,9 +170,9 @@ async function runLock(flags: ParsedFlags, client: ApiClient, deps: LockDeps, fa
     lost.abort(); // ends the monitor
     await monitor;
     clearTimeout(renewTimer);
-    const released = await release(client, key, id);
+    const released = limit === 1 ? await release(client, key, id) : await releaseSlot(client, semaphorePrefix, id, limit);
     if (released !== undefined) return fail(`Lock release failed: ${released}`);
-    const cleaned = await cleanup(client, key);
+    const cleaned = limit === 1 ? await cleanup(client, key) : await cleanupSemaphore(client, semaphorePrefix, limit);
     if (cleaned === 'in-use') {
       if (verbose) info('Cleanup aborted, lock in use');
     } else if (cleaned !== undefined) {
@@ -235,29 +239,11 @@ async function acquire(client: ApiClient, key: string, session: string, timeoutM
 }
 
 /** Watches the key; aborts `lost` when this session no longer holds it (after `retries` failed reads). */
-async function watchLock(client: ApiClient, key: string, session: string, retries: number, lost: AbortController, shutdown: AbortSignal): Promise<void> {
-  const stop = AbortSignal.any([lost.signal, shutdown]);
-  let index = 0;
-  let failures = 0;
-  while (!stop.aborted) {
-    try {
-      const read = await readKey(client, key, index, stop);
-      failures = 0;
-      if (read.entry === undefined || read.entry.Session !== session) {
-        lost.abort();
-        return;
-      }
-      index = read.index;
-    } catch {
-      if (stop.aborted) return;
-      failures += 1;
-      if (failures > retries) {
-        lost.abort();
-        return;
-      }
-      await pause(monitorRetryMs, stop);
-    }
-  }
+function watchLock(client: ApiClient, key: string, session: string, retries: number, lost: AbortController, shutdown: AbortSignal): Promise<void> {
+  return watchHeld(async (index, signal) => {
+    const read = await readKey(client, key, index, signal);
+    return { held: read.entry !== undefined && read.entry.Session === session, index: read.index };
+  }, retries, lost, shutdown);
 }
 
 async function release(client: ApiClient, key: string, session: string): Promise<string | undefined> {
@@ -304,20 +290,4 @@ async function killChild(proc: ChildProcess, exited: Promise<unknown>): Promise<
   await exited;
 }
 
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
 
-/** A key in a URL path: each segment escaped, the slashes kept (as the Go client's url.PathEscape per use). */
-function escapeKey(key: string): string {
-  return key.split('/').map(encodeURIComponent).join('/');
-}

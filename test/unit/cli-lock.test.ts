@@ -40,9 +40,9 @@ test('lock: usage errors and help', async (t) => {
   t.is(none.code, 1);
   t.is(none.stderr, 'Key prefix and child command must be specified\n');
   t.is((await lock(undefined, ['only-prefix'])).stderr, 'Key prefix and child command must be specified\n');
-  const semaphore = await lock(undefined, ['-n', '3', 'p', 'true']);
-  t.is(semaphore.code, 1);
-  t.regex(semaphore.stderr, /semaphores .* not implemented/);
+  const zero = await lock(undefined, ['-n', '0', 'p', 'true']);
+  t.is(zero.code, 1);
+  t.is(zero.stderr, 'Lock holder limit must be positive\n');
   const help = await lock(undefined, ['-h']);
   t.is(help.code, 0);
   t.regex(help.stdout, /^Usage: conclave lock \[options\] prefix child\.\.\./);
@@ -116,4 +116,37 @@ test('lock: when its session is destroyed, the lock is lost and the child is ter
   t.is(r.code, 0, r.stderr);
   t.regex(r.stdout, /Lock lost, killing child\n/);
   t.true(existsSync(join(dir, 'terminated')), 'the child got SIGTERM');
+});
+
+test('lock -n 2: Consul\'s semaphore lets two children run at once, never three, and cleans up', async (t) => {
+  const h = await startHarness(t);
+  const dir = await scratch(t);
+  const child = join(dir, 'slot.mjs');
+  await writeFile(child, `
+import { appendFileSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
+const [dir, name] = process.argv.slice(2);
+writeFileSync(dir + '/held-' + name, '');
+const holders = readdirSync(dir).filter((f) => f.startsWith('held-')).length;
+appendFileSync(dir + '/log', (holders > 2 ? 'VIOLATION ' : 'holders ') + holders + '\\n');
+setTimeout(() => { unlinkSync(dir + '/held-' + name); process.exit(0); }, 600);
+`);
+  const runs = await Promise.all(['a', 'b', 'c', 'd'].map((name) => lock(h, ['-n', '2', '-shell=false', 'jobs/pool', process.execPath, child, dir, name])));
+  for (const r of runs) t.is(r.code, 0, r.stderr);
+  const log = (await readFile(join(dir, 'log'), 'utf8')).trim().split('\n');
+  t.is(log.length, 4, 'every run got a slot');
+  t.false(log.some((l) => l.startsWith('VIOLATION')), log.join('\n'));
+  t.true(log.includes('holders 2'), `two held slots at once: ${log.join(', ')}`);
+  t.is((await h.request('GET', '/v1/kv/jobs/pool/?recurse')).status, 404, 'contender keys and .lock are gone');
+  const lockRun = await lock(h, ['jobs/pool', 'true']);
+  t.is(lockRun.code, 0, 'the prefix is free for a plain lock again');
+});
+
+test('lock: a semaphore and a lock on one prefix conflict, as in Consul', async (t) => {
+  const h = await startHarness(t);
+  const id = (JSON.parse((await h.request('PUT', '/v1/session/create')).text) as { ID: string }).ID;
+  t.is((await h.request('PUT', `/v1/kv/mixed/.lock?acquire=${id}&flags=${lockFlagValue}`, { body: '' })).text, 'true');
+  const r = await lock(h, ['-n', '2', 'mixed', 'true']);
+  t.is(r.code, 1);
+  t.is(r.stderr, 'Lock acquisition failed: Existing key does not match semaphore use\n');
+  t.deepEqual(((await h.request('GET', '/v1/kv/mixed/?keys')).json() as string[]), ['mixed/.lock'], 'no contender key is left behind');
 });
