@@ -25,8 +25,11 @@ export interface KvDeps {
 }
 
 const requestMs = 60_000;
-/** Consul's txn limit: an import goes in transactions of at most this many keys. */
+/** An import goes in transactions of at most this many keys (Consul's txn allows 64 to 128)... */
 const importBatch = 64;
+/** ...and at most this many bytes of base64 values and keys (the agent's txn body limit is 512 KiB). */
+const importBatchBytes = 256 * 1024;
+const maxUint64 = (1n << 64n) - 1n;
 
 const common: readonly FlagSpec[] = [...httpClientFlags, ...serverFlags];
 const bool = (name: string, usage: string): FlagSpec => ({ name, kind: 'bool', usage, defaultText: 'false' });
@@ -323,17 +326,19 @@ async function importTree(client: ApiClient, flags: ParsedFlags, deps: KvDeps, f
   }
   let entries: Array<{ key: string; flags: string; value: string }>;
   try {
-    // flags may be above 2^53: keep their digits.
-    const parsed: unknown = JSON.parse(data.toString('utf8').replace(/"flags"\s*:\s*(\d+)/g, '"flags":"$1"'));
+    // flags may be above 2^53: keep the digits of every JSON number there, marked so that a string
+    // (which Consul refuses) can never pass for one.
+    const parsed: unknown = JSON.parse(data.toString('utf8').replace(/"flags"\s*:\s*(\d+)/g, '"flags":"#$1"'));
     if (!Array.isArray(parsed)) throw new Error('the data is not a JSON array');
     entries = parsed.map((p: unknown, i) => {
       const o = p as Record<string, unknown>;
       if (typeof o !== 'object' || o === null || typeof o['key'] !== 'string') throw new Error(`entry ${i} has no "key" string`);
       const value = o['value'] ?? '';
       if (typeof value !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(value) || value.length % 4 !== 0) throw new Error(`entry ${i} ("${o['key']}"): "value" is not base64`);
-      const f = o['flags'] ?? '0';
-      if (typeof f !== 'string') throw new Error(`entry ${i} ("${o['key']}"): "flags" is not an unsigned integer`);
-      return { key: o['key'], flags: f, value };
+      const f = o['flags'] ?? '#0';
+      const digits = typeof f === 'string' && /^#\d+$/.test(f) ? f.slice(1) : undefined;
+      if (digits === undefined || BigInt(digits) > maxUint64) throw new Error(`entry ${i} ("${o['key']}"): "flags" is not an unsigned 64-bit integer`);
+      return { key: o['key'], flags: digits, value };
     });
   } catch (err) {
     return fail(`Cannot unmarshal data: ${errorText(err)}`);
@@ -341,13 +346,25 @@ async function importTree(client: ApiClient, flags: ParsedFlags, deps: KvDeps, f
   const prefixFlag = lastFlag(flags, 'prefix');
   const prefix = typeof prefixFlag === 'string' ? prefixFlag : '';
   try {
-    for (let i = 0; i < entries.length; i += importBatch) {
-      const batch = entries.slice(i, i + importBatch);
-      // One txn per batch: each batch is applied whole or not at all.
-      const ops = batch.map((e) => `{"KV":{"Verb":"set","Key":${JSON.stringify(prefix + e.key)},"Flags":${e.flags},"Value":${JSON.stringify(e.value)}}}`);
+    // Every entry was checked above, before the first write. One txn per batch (each applied whole or
+    // not at all), bounded by count and by bytes so that no batch passes the agent's txn body limit.
+    let batch: typeof entries = [];
+    let bytes = 0;
+    const flush = async (): Promise<void> => {
+      if (batch.length === 0) return;
+      // Flags are validated digits, spliced in as a JSON number (a uint64 JSON.stringify cannot write).
+      const ops = batch.map((e) => JSON.stringify({ KV: { Verb: 'set', Key: prefix + e.key, Flags: '#F#', Value: e.value } }).replace('"#F#"', e.flags));
       await client.request({ method: 'PUT', path: '/v1/txn', body: `[${ops.join(',')}]`, timeoutMs: requestMs });
       for (const e of batch) deps.stdout.write(`Imported: ${prefix}${e.key}\n`);
+      batch = [];
+      bytes = 0;
+    };
+    for (const e of entries) {
+      if (batch.length >= importBatch || (batch.length > 0 && bytes + e.value.length > importBatchBytes)) await flush();
+      batch.push(e);
+      bytes += e.value.length + e.key.length + prefix.length;
     }
+    await flush();
     return 0;
   } catch (err) {
     return fail(`Error! Failed writing data: ${errorText(err)}`);

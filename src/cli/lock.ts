@@ -97,7 +97,8 @@ async function runLock(flags: ParsedFlags, client: ApiClient, deps: LockDeps, fa
   if (typeof timeoutText === 'string') {
     const d = parseGoDuration(timeoutText);
     if (!d.ok || d.nanoseconds < 0n) return fail(`invalid value "${timeoutText}" for flag -timeout: ${d.ok ? 'must not be negative' : d.error}`);
-    timeoutMs = Number(d.nanoseconds / 1_000_000n);
+    // Beyond a timer's range (about 24.8 days) it is as good as no timeout.
+    timeoutMs = d.nanoseconds / 1_000_000n >= 2_147_483_647n ? 0 : Number(d.nanoseconds / 1_000_000n);
   }
   const verbose = lastFlag(flags, 'verbose') === true;
   const info = (line: string): void => void deps.stdout.write(`${line}\n`);

@@ -400,7 +400,7 @@ export class Fsm {
   }
 
   private async indexFor(target: WatchTarget): Promise<LogIndex> {
-    if ('sessions' in target) return (await this.sessionList()).index;
+    if ('sessions' in target) return this.read(async (txn) => Math.max(1, await txn.tableIndex('sessions')));
     return 'key' in target ? (await this.get(target.key)).index : (await this.list(target.prefix)).index;
   }
 

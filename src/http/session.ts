@@ -19,6 +19,7 @@
 
 import { randomUUID } from 'node:crypto';
 import type { NewSession, Session } from '../fsm/index.js';
+import { isWellFormedText } from '../base/index.js';
 import { isSessionId, sessionAsGo } from '../snapshot/index.js';
 import { badRequest, HttpError } from './errors.js';
 import { parseGoDuration } from '../base/index.js';
@@ -113,13 +114,16 @@ export function parseCreateBody(body: Buffer, agentNode: string, ttlMinMs: numbe
     const v = field(name);
     if (v === undefined || v === null) return undefined;
     if (typeof v !== 'string') throw badRequest(`Request decode failed: ${name} must be a string, got ${describeJson(v)}`);
+    if (!isWellFormedText(v)) throw badRequest(`Request decode failed: ${name} holds a lone UTF-16 surrogate, which has no UTF-8 form`);
     return v;
   };
   const texts = (name: string): string[] | undefined => {
     const v = field(name);
     if (v === undefined) return undefined;
     if (v === null) return [];
-    if (!Array.isArray(v) || !v.every((c) => typeof c === 'string')) throw badRequest(`Request decode failed: ${name} must be a list of strings, got ${describeJson(v)}`);
+    if (!Array.isArray(v) || !v.every((c) => typeof c === 'string' && isWellFormedText(c))) {
+      throw badRequest(`Request decode failed: ${name} must be a list of strings, got ${describeJson(v)}`);
+    }
     return v as string[];
   };
   session.Name = text('Name') ?? session.Name;
@@ -136,7 +140,7 @@ export function parseCreateBody(body: Buffer, agentNode: string, ttlMinMs: numbe
       const m = isJsonObject(c) ? foldedFields(c) : undefined;
       const id = m?.get('id')?.value;
       const ns = m?.get('namespace')?.value ?? '';
-      if (typeof id !== 'string' || typeof ns !== 'string') throw badRequest(`Request decode failed: ServiceChecks items must be {ID, Namespace}, got ${describeJson(c)}`);
+      if (typeof id !== 'string' || typeof ns !== 'string' || !isWellFormedText(id) || !isWellFormedText(ns)) throw badRequest(`Request decode failed: ServiceChecks items must be {ID, Namespace}, got ${describeJson(c)}`);
       return { ID: id, Namespace: ns };
     });
   }
@@ -167,6 +171,13 @@ export function goDurationString(ms: number): string {
 
 /** Consul's FixupLockDelay: a number below 1000 is seconds, a larger one nanoseconds; a string is a duration. */
 function lockDelay(v: unknown): number {
+  const ns = lockDelayNs(v);
+  // Consul applies at most 60 s; anything that does not fit an exact integer is refused, not rounded.
+  if (!Number.isSafeInteger(ns)) throw badRequest(`Request decode failed: LockDelay ${describeJson(v)} is too large`);
+  return ns;
+}
+
+function lockDelayNs(v: unknown): number {
   if (v === undefined || v === null) return defaultLockDelayNs;
   if (typeof v === 'number') {
     if (!Number.isFinite(v) || v < 0) throw badRequest(`Request decode failed: LockDelay must not be negative, got ${describeJson(v)}`);

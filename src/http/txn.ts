@@ -200,7 +200,8 @@ function toKvOp(op: WireKvOp, i: number): KvOp {
     case 'unlock':
       return { verb, key, value, flags, session: sessionArgument(op.session, `operation ${i} (${verb} on key ${goQuote(key)})`) };
     case 'check-session':
-      return { verb, key, session: sessionArgument(op.session, `operation ${i} (${verb} on key ${goQuote(key)})`) };
+      // An empty session checks that the key is not locked (Consul compares the strings).
+      return { verb, key, session: op.session === '' ? '' : sessionArgument(op.session, `operation ${i} (${verb} on key ${goQuote(key)})`) };
     default:
       throw parseFailure(`operation ${i}: unknown KV verb ${goQuote(verb)}; expected one of ${knownVerbs.join(', ')}`);
   }

@@ -7,6 +7,7 @@ import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { sleep } from '../base/index.js';
 import {
+  CommandError,
   decodeCommand,
   encodeCommand,
   goQuote,
@@ -280,7 +281,14 @@ export class Server implements ServerApi {
   // ------------------------------------------------------------------------------------------
 
   async apply(command: Command, o: ApplyOptions = {}): Promise<ApplyResult> {
-    const bytes = encodeCommand(command);
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeCommand(command);
+    } catch (e) {
+      // The HTTP layer checks what it builds; anything still refused here is the request's fault.
+      if (e instanceof CommandError) throw new ServerError('bad-request', `${e.message}; nothing was written`, { cause: e });
+      throw e;
+    }
     if (o.dc !== undefined && o.dc !== '' && o.dc !== this.datacenter) {
       return this.inDatacenter(o.dc, (address) => this.operator(address, { op: 'dc-apply', command: bytes }, decodeApplyResult), true);
     }

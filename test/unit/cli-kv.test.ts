@@ -71,6 +71,12 @@ test('kv: export writes Consul\'s JSON; import puts it back under a prefix, flag
   t.is(imported.stdout, 'Imported: copy/svc/a\nImported: copy/svc/b\n');
   t.regex((await kv(h, ['get', '-detailed', 'copy/svc/a'])).stdout, /Flags +9007199254740993\n/);
   t.is((await kv(h, ['get', 'copy/svc/a'])).stdout, 'one\n');
+  // A string where Consul has a number is refused: it must never reach the txn body as JSON text.
+  const injected = await kv(h, ['import', '[{"key":"k","value":"","flags":"0,\\"Verb\\":\\"delete-tree\\",\\"Key\\":\\"\\""}]']);
+  t.is(injected.code, 1);
+  t.regex(injected.stderr, /^Cannot unmarshal data: entry 0 \("k"\): "flags" is not an unsigned 64-bit integer/);
+  t.is((await kv(h, ['get', 'svc/a'])).stdout, 'one\n', 'nothing was deleted');
+  t.regex((await kv(h, ['import', '[{"key":"big","flags":18446744073709551616}]'])).stderr, /"flags" is not an unsigned 64-bit integer/);
   const bad = await kv(h, ['import', '[{"key":"x","value":"%%"}]']);
   t.is(bad.code, 1);
   t.regex(bad.stderr, /^Cannot unmarshal data: entry 0 \("x"\): "value" is not base64/);

@@ -4,7 +4,7 @@
 // derived session index rebuilt. Driven through encoded commands, as the Raft runtime drives it.
 
 import test, { type ExecutionContext } from 'ava';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -17,7 +17,9 @@ import {
   type KvOp,
   type NewSession,
 } from '../../src/fsm/index.js';
-import { readStateBin, type Session } from '../../src/snapshot/index.js';
+import { Readable } from 'node:stream';
+import { archiveMeta, readStateBin, writeArchive, type Session } from '../../src/snapshot/index.js';
+import { runCliCaptured } from '../support/cli-run.js';
 
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);
 const ids = ['11111111-1111-4111-8111-111111111111', '22222222-2222-4222-8222-222222222222', '33333333-3333-4333-8333-333333333333'] as const;
@@ -234,4 +236,30 @@ test('fsm session: sessions travel in snapshots (Session records, sessions index
   await r.destroy(s1);
   t.deepEqual(await r.entry('held/1'), { LockIndex: 1, Session: '', ModifyIndex: r.index, Value: 'v' }, 'and the release session its lock');
   await r.fsm.checkInvariants();
+});
+
+test('fsm session: conclave snapshot inspect counts Session records and decode prints them', async (t) => {
+  const root = await tempRoot(t);
+  const d = await Driver.open(t, join(root, 'a'));
+  await d.create(s1, { TTL: '30s' });
+  await d.create(s2);
+  await d.lock('held', s1);
+  const snap = await d.fsm.snapshot();
+  const chunks: Uint8Array[] = [];
+  for await (const c of snap) chunks.push(c);
+  const stateBin = Buffer.concat(chunks);
+  const meta = archiveMeta({
+    index: snap.index, term: 1, configuration: { servers: [] } as never, configurationIndex: 1, size: stateBin.length, nowMs: 1_700_000_000_000, producerVersion: 'test',
+  });
+  const out: Buffer[] = [];
+  for await (const c of writeArchive(meta, Readable.from([stateBin]))) out.push(Buffer.from(c));
+  const file = join(root, 'with-sessions.snap');
+  await writeFile(file, Buffer.concat(out));
+  const inspect = await runCliCaptured(['snapshot', 'inspect', '-format', 'json', file]);
+  t.is(inspect.code, 0, inspect.stderr);
+  const stats = (JSON.parse(inspect.stdout) as { Stats: Array<{ Name: string; Count: number }> }).Stats;
+  t.like(stats.find((x) => x.Name === 'Session'), { Count: 2 });
+  const decode = await runCliCaptured(['snapshot', 'decode', file]);
+  const sessions = decode.stdout.trim().split('\n').map((l) => JSON.parse(l) as { Type: string; Data: Record<string, unknown> }).filter((r) => r.Type === 'Session');
+  t.deepEqual(sessions.map((r) => [r.Data['ID'], r.Data['TTL'], r.Data['Behavior']]), [[s1, '30s', 'release'], [s2, '', 'release']]);
 });

@@ -57,6 +57,9 @@ test('session: bad input gets Consul\'s texts as 400s and creates nothing', asyn
     ['{"ServiceChecks":[{"ID":"svc"}]}', "Missing check 'svc' registration"],
     ['{"LockDelay":-1}', 'Request decode failed: LockDelay must not be negative'],
     ['{"Name":7}', 'Request decode failed: Name must be a string'],
+    ['{"Name":"\\ud800"}', 'Request decode failed: Name holds a lone UTF-16 surrogate'],
+    ['{"LockDelay":1e16}', 'Request decode failed: LockDelay the number 10000000000000000 is too large'],
+    ['{"LockDelay":"2562047h"}', 'Request decode failed: LockDelay the string "2562047h" is too large'],
     ['[1]', 'Request decode failed: the body must be a JSON object'],
     ['{', 'Request decode failed: '],
   ];
@@ -125,6 +128,9 @@ test('session: txn lock, unlock and check-session run with Consul\'s answers', a
   const conflict = await txn([{ KV: { Verb: 'lock', Key: 'l', Session: s2 } }]);
   t.is(conflict.status, 409);
   t.deepEqual((conflict.json() as { Errors: unknown }).Errors, [{ OpIndex: 0, What: 'failed to lock key "l", lock is already held' }]);
+  const unlocked = await txn([{ KV: { Verb: 'check-session', Key: 'l', Session: '' } }]);
+  t.is(unlocked.status, 409, 'an empty session checks that the key is unlocked, as Consul compares them');
+  t.deepEqual((unlocked.json() as { Errors: unknown }).Errors, [{ OpIndex: 0, What: `failed session check for key "l", current session "${s1}" != ""` }]);
   const check = await txn([{ KV: { Verb: 'check-session', Key: 'l', Session: s1 } }]);
   t.is(check.status, 200, check.text);
   t.like((check.json() as { Results: Array<{ KV: unknown }> }).Results[0]?.KV, { Key: 'l', Session: s1, LockIndex: 1 });

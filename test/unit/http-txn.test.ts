@@ -137,7 +137,7 @@ test('txn: malformed bodies are 400 "Failed to parse body: ..." and apply nothin
     ['[{"KV":{"Verb":"set","Key":"a"}}] trailing', /^Failed to parse body: /],
     ['[{"Node":{"Verb":"set","Node":{"Node":"n"}}}]', /^operation 0: Node operations are not implemented in Conclave yet/],
     ['[{"KV":{"Verb":"lock","Key":"k","Session":"s1"}}]', /^invalid session "s1": operation 0 \(lock on key "k"\) names no session ID \(a UUID\); nothing was written$/],
-    ['[{"KV":{"Verb":"check-session","Key":"k"}}]', /^missing session: operation 0 \(check-session on key "k"\) names no session/],
+    ['[{"KV":{"Verb":"check-session","Key":"k","Session":"x"}}]', /^invalid session "x": operation 0 \(check-session on key "k"\) names no session ID/],
   ];
   for (const [body, expected] of cases) {
     const r = await txn(h, body);
