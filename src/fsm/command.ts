@@ -387,6 +387,9 @@ function decodeBody(bytes: Uint8Array): unknown {
       throw new CommandError('COMMAND_BAD_MSGPACK', '', 'command body is truncated msgpack');
     case 'invalid':
       throw new CommandError('COMMAND_BAD_MSGPACK', '', `command body is not valid msgpack: ${frame.reason}`);
+    case 'too-many-values':
+      // Not asked for here: a command's size limit already bounds it.
+      throw new CommandError('COMMAND_TOO_LARGE', '', `command body holds more than ${frame.maxValues} msgpack values`);
     default:
       return unreachable(frame);
   }

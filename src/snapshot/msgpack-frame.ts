@@ -13,21 +13,30 @@ export type FrameResult =
   | { readonly kind: 'incomplete'; readonly end: number }
   | { readonly kind: 'invalid'; readonly reason: string }
   /** The value is certainly longer than `maxBytes`. */
-  | { readonly kind: 'too-large'; readonly atLeastBytes: number };
+  | { readonly kind: 'too-large'; readonly atLeastBytes: number }
+  /**
+   * The value holds more than `maxValues` values (itself, and every array item, map key and map value
+   * within): decoded, it would take far more memory than its bytes (tiny items cost tens of bytes each).
+   */
+  | { readonly kind: 'too-many-values'; readonly maxValues: number };
 
 /**
  * Measures the msgpack value starting at `start` in `buf[0..length)`.
  * `maxBytes` bounds the value's size: as soon as the header bytes seen so far prove the value is longer
- * (every value owed still takes at least one byte), the walk answers `too-large`.
+ * (every value owed still takes at least one byte), the walk answers `too-large`. `maxValues` bounds how
+ * many values it may hold in all (`too-many-values`).
  */
-export function measureMsgpack(buf: Uint8Array, start: number, length: number, maxBytes: number): FrameResult {
+export function measureMsgpack(buf: Uint8Array, start: number, length: number, maxBytes: number, maxValues = Number.POSITIVE_INFINITY): FrameResult {
   let at = start;
   let owed = 1; // values still to be walked
+  let walked = 0;
   while (owed > 0) {
     if (at - start + owed > maxBytes) return { kind: 'too-large', atLeastBytes: at - start + owed };
+    if (walked + owed > maxValues) return { kind: 'too-many-values', maxValues };
     if (at >= length) return { kind: 'incomplete', end: at };
     const head = buf[at] as number;
     owed -= 1;
+    walked += 1;
     const step = headerStep(buf, at, length, head);
     if (step === undefined) return { kind: 'incomplete', end: at };
     if (step === 'invalid') return { kind: 'invalid', reason: `byte 0x${head.toString(16).padStart(2, '0')} is never used in msgpack` };

@@ -203,7 +203,7 @@ async function readValue(
 ): Promise<{ body: unknown; raw: Uint8Array }> {
   for (;;) {
     const view = queue.view();
-    const frame = measureMsgpack(view, 0, view.length, maxBytes);
+    const frame = measureMsgpack(view, 0, view.length, maxBytes, snapshotLimits.stateBinRecordMaxValues);
     switch (frame.kind) {
       case 'complete': {
         const raw = queue.take(frame.end);
@@ -223,6 +223,9 @@ async function readValue(
       case 'too-large':
         throw new StateBinError('STATE_BIN_RECORD_TOO_LARGE', record, offset, undefined,
           `${where(record, offset, name)} is at least ${frame.atLeastBytes} bytes, above the limit of ${maxBytes}`);
+      case 'too-many-values':
+        throw new StateBinError('STATE_BIN_RECORD_TOO_LARGE', record, offset, undefined,
+          `${where(record, offset, name)} holds more than ${frame.maxValues} msgpack values (list items, map fields), above the limit`);
       case 'invalid':
         throw new StateBinError('STATE_BIN_BAD_MSGPACK', record, offset, undefined,
           `${where(record, offset, name)} is not valid msgpack: ${frame.reason}`);

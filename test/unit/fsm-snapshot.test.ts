@@ -439,6 +439,29 @@ test('fsm snapshot: an incomplete restore beside a missing live directory rolls 
   t.deepEqual(bytes, liveBytes);
 });
 
+test('fsm snapshot: a record of many tiny values is refused before it is decoded (memory, not bytes, is the limit)', async (t) => {
+  // A Session whose NodeChecks is an array32 of 5,000,000 one-byte strings: 5 MB on the wire, far under
+  // the record byte limit, but gigabytes of heap once decoded. The frame walk counts values and stops.
+  const items = 5_000_000;
+  const body = Buffer.alloc(1 + 1 + 10 + 5 + items);
+  let at = 0;
+  body[at++] = 3; // Session
+  body[at++] = 0x81; // fixmap, 1 entry
+  body[at++] = 0xaa; // fixstr(10)
+  at += body.write('NodeChecks', at, 'latin1');
+  body[at++] = 0xdd; // array32
+  body.writeUInt32BE(items, at);
+  at += 4;
+  body.fill(0xa0, at); // fixstr(0), each one value
+  const started = process.memoryUsage().heapUsed;
+  const error = await t.throwsAsync(async () => {
+    for await (const item of readStateBin((async function* () { yield header(5); yield body; })())) void item;
+  }, { instanceOf: StateBinError });
+  t.is(error?.code, 'STATE_BIN_RECORD_TOO_LARGE');
+  t.regex(error?.message ?? '', /record 1 \(Session, byte offset 12\) holds more than 100000 msgpack values/);
+  t.true(process.memoryUsage().heapUsed - started < 256 * 1024 * 1024, 'nothing of the kind was decoded');
+});
+
 test('fsm snapshot: an oversized record is refused from its header, before its bytes arrive', async (t) => {
   // A KVS record whose Value claims 1e9 bytes, from a source that then stalls forever: the reader must
   // refuse from the length header alone (waiting for the bytes would hang this test).
