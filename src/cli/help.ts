@@ -14,6 +14,7 @@ export const commands: readonly CommandInfo[] = [
   { name: 'catalog', synopsis: 'Interact with the catalog' },
   { name: 'kv', synopsis: 'Interact with the key-value store' },
   { name: 'lock', synopsis: 'Execute a command holding a lock' },
+  { name: 'members', synopsis: 'Lists the members of a Conclave cluster' },
   { name: 'operator', synopsis: 'Provides cluster-level tools for Conclave operators' },
   { name: 'snapshot', synopsis: snapshotSynopsis },
   { name: 'version', synopsis: 'Prints the Conclave version' },

@@ -97,6 +97,42 @@ const catalogCommands: Readonly<Record<string, Command>> = {
   },
 };
 
+const memberStatus: Readonly<Record<number, string>> = { 0: 'none', 1: 'alive', 2: 'leaving', 3: 'left', 4: 'failed' };
+
+const membersCommand: Command = {
+  usage: `Usage: conclave members [options]
+
+  Outputs the members of the cluster, as consul members does: every server,
+  alive when the leader has heard from it lately.`,
+  flags: [...httpClientFlags, { name: 'status', kind: 'string', valueName: 'regexp', usage: 'If provided, output is filtered to only nodes matching the regular expression for status.' }],
+  run: async (client, flags, out) => {
+    const r = await client.json<Array<{ Name: string; Addr: string; Port: number; Tags: Record<string, string>; Status: number; ProtocolCur: number }>>({ method: 'GET', path: '/v1/agent/members', timeoutMs: requestMs });
+    const statusFlag = lastFlag(flags, 'status');
+    let filter: RegExp | undefined;
+    try {
+      filter = typeof statusFlag === 'string' && statusFlag !== '' ? new RegExp(statusFlag) : undefined;
+    } catch (err) {
+      return `Failed to compile status regexp: ${errorText(err)}`;
+    }
+    const members = r.value
+      .map((m) => ({ m, status: memberStatus[m.Status] ?? 'unknown' }))
+      .filter(({ status }) => filter === undefined || filter.test(status))
+      .sort((a, b) => (a.m.Name < b.m.Name ? -1 : a.m.Name > b.m.Name ? 1 : 0));
+    if (members.length === 0) return undefined;
+    const rows = [['Node', 'Address', 'Status', 'Type', 'Build', 'Protocol', 'DC', 'Partition', 'Segment']];
+    for (const { m, status } of members) {
+      const address = m.Addr.includes(':') ? `[${m.Addr}]:${m.Port}` : `${m.Addr}:${m.Port}`;
+      rows.push([m.Name, address, status, 'server', m.Tags['build'] ?? '', String(m.ProtocolCur), m.Tags['dc'] ?? '', 'default', '<all>']);
+    }
+    for (const line of columnize(rows)) out(line);
+    return undefined;
+  },
+};
+
+export function runMembersCommand(args: readonly string[], deps: OperatorDeps): Promise<number> {
+  return dispatch('', { members: membersCommand }, ['members', ...args], deps, '');
+}
+
 export function operatorHelp(): string {
   return `Usage: conclave operator raft <subcommand> [options]
 
@@ -144,7 +180,7 @@ async function dispatch(name: string, table: Readonly<Record<string, Command>>, 
     deps.stderr.write(`Unknown subcommand: ${JSON.stringify(sub)} (subcommands: ${Object.keys(table).join(', ')})\n\n${help}`);
     return 1;
   }
-  const opened = await openCommand(command.flags, args.slice(1), `${name} ${sub}`, command.usage, deps);
+  const opened = await openCommand(command.flags, args.slice(1), name === '' ? sub : `${name} ${sub}`, command.usage, deps);
   if (!opened.ok) return opened.code;
   const { flags, client } = opened;
   try {

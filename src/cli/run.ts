@@ -9,7 +9,7 @@ import { exitCodes } from './exit-codes.js';
 import { agentHelp, commands, topHelp, versionText } from './help.js';
 import { runKvCommand } from './kv.js';
 import { runLockCommand } from './lock.js';
-import { runCatalogCommand, runOperatorCommand } from './operator.js';
+import { runCatalogCommand, runMembersCommand, runOperatorCommand } from './operator.js';
 import { runSnapshotCommand, type SnapshotDeps } from './snapshot/command.js';
 
 export type CliDeps = AgentCommandDeps & Pick<SnapshotDeps, 'env' | 'stderrTerminal'>;
@@ -47,6 +47,8 @@ export async function runCli(argv: readonly string[], deps: CliDeps): Promise<nu
       return runAgentCommand(args, deps);
     case 'kv':
       return runKvCommand(help && !args.some((a) => ['-h', '-help', '--help'].includes(a)) ? ['-h'] : args, deps);
+    case 'members':
+      return runMembersCommand(help && !args.some((a) => ['-h', '-help', '--help'].includes(a)) ? [...args, '-h'] : args, deps);
     case 'operator':
       return runOperatorCommand(help && !args.some((a) => ['-h', '-help', '--help'].includes(a)) ? [...args, '-h'] : args, deps);
     case 'catalog':

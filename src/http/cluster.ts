@@ -71,6 +71,14 @@ export async function handleAgentSelf(ctx: RequestContext): Promise<Reply> {
   });
 }
 
+/** GET /v1/agent/members: Consul's api.AgentMember list, with serf's protocol fields. */
+export async function handleAgentMembers(ctx: RequestContext): Promise<Reply> {
+  const members = await ctx.api.members();
+  return jsonReply(ctx, members.map((m) => ({
+    ...m, ProtocolMin: 1, ProtocolMax: 5, ProtocolCur: 2, DelegateMin: 2, DelegateMax: 5, DelegateCur: 4,
+  })));
+}
+
 /** GET /v1/catalog/datacenters: the datacenters this cluster knows, i.e. its own. */
 export async function handleCatalogDatacenters(ctx: RequestContext): Promise<Reply> {
   return jsonReply(ctx, [...ctx.api.knownDatacenters()]);

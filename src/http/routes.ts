@@ -4,6 +4,7 @@
 // matches exactly.
 
 import {
+  handleAgentMembers,
   handleAgentSelf,
   handleCatalogDatacenters,
   handleRaftConfiguration,
@@ -39,6 +40,7 @@ const exact: ReadonlyMap<string, Route> = new Map<string, Route>([
   ['/v1/operator/raft/transfer-leader', { methods: ['POST'], handle: handleTransferLeader }],
   ['/v1/operator/raft/peer', { methods: ['DELETE'], handle: handleRaftPeer }],
   ['/v1/agent/self', { methods: ['GET'], handle: handleAgentSelf }],
+  ['/v1/agent/members', { methods: ['GET'], handle: handleAgentMembers }],
   ['/v1/catalog/datacenters', { methods: ['GET'], handle: handleCatalogDatacenters }],
   ['/v1/snapshot', { methods: ['GET', 'PUT'], handle: handleSnapshot }],
   ['/v1/session/create', { methods: ['PUT'], handle: handleSessionCreate }],

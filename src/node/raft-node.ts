@@ -140,6 +140,8 @@ export class RaftNode {
   /** The pending restore as last persisted (tracked to delete its bytes once it is dropped). */
   private persistedPending: SnapshotMeta | undefined;
   private lastLeaderContact = -1;
+  /** When each peer's last Raft message arrived (Date.now()). */
+  private readonly heardFrom = new Map<NodeId, number>();
   private soft: SoftState;
   private configurationIndexSeen = -1;
   private readonly listeners = new Set<(s: NodeStatus) => void>();
@@ -467,6 +469,20 @@ export class RaftNode {
     };
   }
 
+  /**
+   * Milliseconds since each peer's last Raft message reached this server (absent: never since start).
+   * A leader hears every follower each heartbeat; a follower hears only the leader (and candidates).
+   */
+  peerSilenceMs(): ReadonlyMap<NodeId, number> {
+    const now = Date.now();
+    return new Map([...this.heardFrom].map(([id, at]) => [id, now - at]));
+  }
+
+  /** The election timeout in ms (its shortest draw). */
+  electionTimeoutMs(): number {
+    return this.o.tickMs * this.o.electionTimeoutTicks;
+  }
+
   /** On the leader: the highest index known replicated to each follower (empty elsewhere). */
   replicationMatch(): ReadonlyMap<NodeId, Index> {
     return new Map([...this.core.followerProgress()].map(([id, p]) => [id, p.match]));
@@ -526,6 +542,7 @@ export class RaftNode {
 
   private step(m: Message): void {
     if (this.closed) return;
+    this.heardFrom.set(m.from, Date.now());
     if ((m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot') && m.term >= this.core.currentTerm()) {
       this.lastLeaderContact = Date.now();
     }

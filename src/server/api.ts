@@ -53,6 +53,18 @@ export interface RaftConfigurationReply {
   readonly Index: number;
 }
 
+/**
+ * One server as GET /v1/agent/members shows it (Consul's api.AgentMember). Addr and Port are the
+ * server's RPC address (Conclave has no separate gossip port). Status: 1 alive, 4 failed (serf's).
+ */
+export interface AgentMember {
+  readonly Name: string;
+  readonly Addr: string;
+  readonly Port: number;
+  readonly Tags: Readonly<Record<string, string>>;
+  readonly Status: number;
+}
+
 /** Why a request failed, in terms the HTTP layer maps to Consul's status codes and texts. */
 export type ServerErrorCode =
   /** HTTP 500 "No cluster leader". */
@@ -140,6 +152,11 @@ export interface ServerApi {
   sessionList(node: string | undefined, o: ReadOptions): Promise<{ meta: ReadMeta; sessions: readonly Session[] }>;
   /** PUT /v1/session/renew/<id>: the session, its TTL timer restarted on the leader; `not-found` when gone. */
   sessionRenew(id: string, o?: ApplyOptions): Promise<readonly Session[]>;
+  /**
+   * GET /v1/agent/members: every server of the cluster, alive when the leader heard from it lately
+   * (asked of the leader; without one, this server's own view).
+   */
+  members(): Promise<readonly AgentMember[]>;
   /** Whether `node` is a node sessions may name (until the catalog exists: the cluster's servers). */
   isKnownNode(node: string): boolean;
 

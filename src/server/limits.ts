@@ -1,6 +1,8 @@
 // Every limit and default of the server layer, with its unit last and its reason beside it.
 
 export const serverLimits = {
+  /** /v1/agent/members: a server is alive when heard from within 3 election timeouts, and at least this. */
+  memberAliveMinMs: 3_000,
   /** Deadline of a hello to a possible peer: an unreachable address must not stall discovery. */
   helloTimeoutMs: 2_000,
   /** A forwarded read's deadline is its blocking wait plus this, for the leader's own work and the reply. */

@@ -16,7 +16,7 @@
 import { decode as msgpackDecode, encode as msgpackEncode } from '@msgpack/msgpack';
 import type { ApplyResult, DirEntry, KvReadOp, Session, TxnError, TxnResult, Uint64 } from '../fsm/index.js';
 import { toUint64 } from '../fsm/index.js';
-import type { Consistency, RaftConfigurationReply, ReadMeta, ReadTxnReply } from './api.js';
+import type { AgentMember, Consistency, RaftConfigurationReply, ReadMeta, ReadTxnReply } from './api.js';
 
 // ---------------------------------------------------------------------------------------------
 // Messages.
@@ -82,7 +82,9 @@ export type OperatorCall =
   /** A read for this server's datacenter from another (?dc): an encoded ForwardedRead, run as if over HTTP. */
   | { readonly op: 'dc-read'; readonly read: Uint8Array }
   /** PUT /v1/session/renew on a follower: the leader restarts the session's TTL timer. */
-  | { readonly op: 'session-renew'; readonly id: string };
+  | { readonly op: 'session-renew'; readonly id: string }
+  /** GET /v1/agent/members on a follower: the leader's view of which servers are alive. */
+  | { readonly op: 'members' };
 
 /**
  * A follower's round of reads asks the leader how far it must have applied before it serves them from
@@ -321,9 +323,10 @@ function forwardedRead(v: unknown, path: string): ForwardedRead {
 export function decodeOperatorCall(bytes: Uint8Array): Decoded<OperatorCall> {
   return decodeWith(bytes, 'operator', (v, path): OperatorCall => {
     const o = rec(v, path);
-    const op = oneOf(o, 'op', path, ['hello', 'join', 'remove', 'transfer', 'dc-apply', 'dc-read', 'session-renew'] as const);
+    const op = oneOf(o, 'op', path, ['hello', 'join', 'remove', 'transfer', 'dc-apply', 'dc-read', 'session-renew', 'members'] as const);
     switch (op) {
       case 'hello':
+      case 'members':
         return { op };
       case 'join':
         return { op, id: str(o, 'id', path), address: str(o, 'address', path) };
@@ -358,6 +361,22 @@ function session(v: unknown, path: string): Session {
     ModifyIndex: uint(o, 'ModifyIndex', path),
   };
 }
+
+/** The leader's member list. */
+export function decodeMembers(bytes: Uint8Array): Decoded<readonly AgentMember[]> {
+  return decodeWith(bytes, 'members', (v, path) => list(rec(v, path), 'members', path, (m, p) => {
+    const o = rec(m, p);
+    const tags = rec(o['Tags'], `${p}.Tags`);
+    return {
+      Name: str(o, 'Name', p),
+      Addr: str(o, 'Addr', p),
+      Port: uint(o, 'Port', p),
+      Tags: Object.fromEntries(Object.keys(tags).map((k) => [k, str(tags, k, `${p}.Tags`)])),
+      Status: uint(o, 'Status', p),
+    };
+  }));
+}
+export const encodeMembers = (members: readonly AgentMember[]): Uint8Array => encode({ members });
 
 /** A renew's answer: the session, none when it is gone. */
 export function decodeSessions(bytes: Uint8Array): Decoded<readonly Session[]> {

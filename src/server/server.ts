@@ -37,6 +37,7 @@ import { SessionTimers } from './session-timers.js';
 import { restoreLocal, saveLocal } from './snapshot.js';
 import {
   ServerError,
+  type AgentMember,
   type Consistency,
   type RaftConfigurationReply,
   type ReadMeta,
@@ -58,10 +59,12 @@ import {
   decodeReadCall,
   decodeReadIndexReply,
   decodeReadReply,
+  decodeMembers,
   decodeSaveHeader,
   decodeSessions,
   decodeSnapshotCall,
   encodeApplyResult,
+  encodeMembers,
   encodeSaveHeader,
   encodeSessions,
   encodeSnapshotCall,
@@ -352,6 +355,39 @@ export class Server implements ServerApi {
     return this.read({ op: 'session-list', node: node ?? '' }, o);
   }
 
+  async members(): Promise<readonly AgentMember[]> {
+    const s = this.node.status();
+    if (s.role !== 'leader' && s.leaderAddress !== '') {
+      try {
+        return await this.operator(s.leaderAddress, { op: 'members' }, decodeMembers);
+      } catch {
+        // The leader cannot be asked: this server's own view, below.
+      }
+    }
+    return this.localMembers();
+  }
+
+  /**
+   * Every server of the configuration, alive when heard from within three election timeouts (a leader
+   * hears each follower every heartbeat; a follower without a leader hears almost no one).
+   */
+  private localMembers(): AgentMember[] {
+    const silence = this.node.peerSilenceMs();
+    const aliveWithinMs = Math.max(serverLimits.memberAliveMinMs, 3 * this.node.electionTimeoutMs());
+    return this.node.status().configuration.servers.map((srv) => {
+      const address = srv.address ?? '';
+      const colon = address.lastIndexOf(':');
+      const alive = srv.id === this.node.id || (silence.get(srv.id) ?? Number.POSITIVE_INFINITY) <= aliveWithinMs;
+      return {
+        Name: srv.id,
+        Addr: colon > 0 ? address.slice(0, colon).replace(/^\[|\]$/g, '') : address,
+        Port: colon > 0 ? Number(address.slice(colon + 1)) : 0,
+        Tags: { role: 'consul', dc: this.datacenter, port: colon > 0 ? address.slice(colon + 1) : '', build: this.version, id: srv.id, voter: srv.suffrage === 'voter' ? 'true' : 'false' },
+        Status: alive ? 1 : 4,
+      };
+    });
+  }
+
   /** Whether `node` is a catalog node. Until the catalog exists, the servers of the cluster are its nodes. */
   isKnownNode(node: string): boolean {
     return this.node.status().configuration.servers.some((s) => s.id === node) || node === this.nodeName;
@@ -556,6 +592,8 @@ export class Server implements ServerApi {
         if (!d.ok) throw new ServerError('bad-request', `malformed read from another datacenter: ${d.error.message}`);
         return encodeReadReply(await this.read(d.value.query, d.value.options));
       }
+      case 'members':
+        return encodeMembers(this.localMembers());
       case 'session-renew':
         // From a follower of this datacenter (this server leads) or from another datacenter's server.
         return encodeSessions(await this.sessionRenew(call.id));

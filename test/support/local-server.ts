@@ -127,6 +127,10 @@ export class LocalServer implements ServerApi {
     return sessions;
   }
 
+  async members(): ReturnType<ServerApi['members']> {
+    return [{ Name: this.nodeName, Addr: '127.0.0.1', Port: 8300, Tags: { role: 'consul', dc: this.datacenter, port: '8300', build: this.version }, Status: 1 }];
+  }
+
   isKnownNode(node: string): boolean {
     return node === this.nodeName;
   }

@@ -42,6 +42,19 @@ test('catalog datacenters lists one per line', async (t) => {
   t.is((await cli(h, ['catalog', 'nodes'])).code, 1);
 });
 
+test('members prints Consul\'s columns; -status filters by status', async (t) => {
+  const h = await startHarness(t);
+  const r = await cli(h, ['members']);
+  t.is(r.code, 0, r.stderr);
+  const lines = r.stdout.trimEnd().split('\n');
+  t.regex(lines[0] ?? '', /^Node\s+Address\s+Status\s+Type\s+Build\s+Protocol\s+DC\s+Partition\s+Segment$/);
+  t.regex(lines[1] ?? '', /^node-1\s+127\.0\.0\.1:8300\s+alive\s+server\s+0\.1\.0\s+2\s+dc1\s+default\s+<all>$/);
+  t.is((await cli(h, ['members', '-status=failed'])).stdout, '');
+  t.regex((await cli(h, ['members', '-status=('])).stderr, /^Failed to compile status regexp/);
+  const json = (await h.request('GET', '/v1/agent/members')).json() as Array<Record<string, unknown>>;
+  t.like(json[0], { Name: 'node-1', Status: 1, ProtocolCur: 2, Tags: { role: 'consul', dc: 'dc1' } });
+});
+
 test('columnize pads every column but the last with two spaces between', (t) => {
   t.deepEqual(columnize([['a', 'bb', 'c'], ['ddd', 'e', 'ffff']]), ['a    bb  c', 'ddd  e   ffff']);
 });

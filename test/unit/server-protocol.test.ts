@@ -10,8 +10,10 @@ import {
   decodeHello,
   decodeOperatorCall,
   decodeReadReply,
+  decodeMembers,
   decodeSessions,
   encodeApplyResult,
+  encodeMembers,
   encodeSessions,
   encodeDone,
   encodeForwardedRead,
@@ -53,7 +55,7 @@ test('every forwarded read and operator call round-trips as the same typed messa
     { query: { op: 'raft-configuration' }, options },
   ];
   for (const r of reads) t.deepEqual(decodeForwardedRead(encodeForwardedRead(r)), { ok: true, value: r });
-  const calls: OperatorCall[] = [{ op: 'hello' }, { op: 'join', id: 'n4', address: '10.0.0.4:8300' }, { op: 'remove', id: 'n2' }, { op: 'transfer', id: '' }, { op: 'session-renew', id: 's' }];
+  const calls: OperatorCall[] = [{ op: 'hello' }, { op: 'join', id: 'n4', address: '10.0.0.4:8300' }, { op: 'remove', id: 'n2' }, { op: 'transfer', id: '' }, { op: 'session-renew', id: 's' }, { op: 'members' }];
   for (const c of calls) t.deepEqual(decodeOperatorCall(encodeOperatorCall(c)), { ok: true, value: c });
 });
 
@@ -75,6 +77,8 @@ test('answers round-trip; a missing key stays absent, not nil', (t) => {
   } as const;
   t.deepEqual(decodeReadReply('session-list', encodeReadReply<'session-list'>({ meta, sessions: [session] })), { ok: true, value: { meta, sessions: [session] } });
   t.deepEqual(decodeSessions(encodeSessions([session])), { ok: true, value: [session] });
+  const member = { Name: 'node1', Addr: '127.0.0.1', Port: 8300, Tags: { role: 'consul', dc: 'dc1' }, Status: 4 };
+  t.deepEqual(decodeMembers(encodeMembers([member])), { ok: true, value: [member] });
   for (const r of [
     { kind: 'kvs', ok: false }, { kind: 'kvs', ok: false, error: 'missing session' }, { kind: 'session', error: '' },
     { kind: 'txn', results: [{ KV: entry }], errors: [] }, { kind: 'noop' },
@@ -125,7 +129,7 @@ test('a malformed operator call or answer is refused the same way', (t) => {
   t.is(bad({ op: 'join', id: 'n4' }), 'operator.address: missing');
   t.is(bad({ op: 'remove', id: 2 }), 'operator.id: expected a string, got number 2');
   t.is(bad({ t: 'remove', id: 'n2' }), 'operator.op: missing');
-  t.is(bad({ op: 'shutdown' }), 'operator.op: unknown value "shutdown"; expected one of hello, join, remove, transfer, dc-apply, dc-read, session-renew');
+  t.is(bad({ op: 'shutdown' }), 'operator.op: unknown value "shutdown"; expected one of hello, join, remove, transfer, dc-apply, dc-read, session-renew, members');
   t.is(refusal(decodeReadReply('kv-get', encode({ meta, entry: null }))), 'kv-get reply.entry: expected a map, got nil');
   t.is(refusal(decodeReadReply('kv-get', encode({ meta: { ...meta, index: 0 } }))), 'kv-get reply.meta.index: must be at least 1');
   t.is(refusal(decodeReadReply('kv-list', encode({ meta, entries: [{ ...entry, Value: 'x' }] }))), 'kv-list reply.entries[0].Value: expected bytes, got "x"');
