@@ -10,7 +10,15 @@ import { formatFlagHelp, parseFlags, type FlagSpec, type ParsedFlags } from '../
 import type { TextOutput } from './agent.js';
 import { ClientConfigError, ConnectionError, errorText, resolveHttpClient, StatusError, type Env, type HttpClientConfig } from './snapshot/http-client.js';
 
-export type OpenedCommand = { readonly ok: true; readonly flags: ParsedFlags; readonly client: ApiClient } | { readonly ok: false; readonly code: number };
+export type OpenedCommand =
+  | {
+    readonly ok: true;
+    readonly flags: ParsedFlags;
+    readonly client: ApiClient;
+    /** Writes `line` to stderr and gives the exit status 1. */
+    readonly fail: (line: string) => number;
+  }
+  | { readonly ok: false; readonly code: number };
 
 /**
  * What every network command starts with: its flags (help on stdout with status 0; a bad flag on
@@ -31,7 +39,11 @@ export async function openCommand(
     return { ok: false, code: 1 };
   }
   try {
-    return { ok: true, flags: parsed.flags, client: new ApiClient(await resolveHttpClient(parsed.flags, deps.env ?? process.env)) };
+    const fail = (line: string): number => {
+      deps.stderr.write(`${line}\n`);
+      return 1;
+    };
+    return { ok: true, flags: parsed.flags, client: new ApiClient(await resolveHttpClient(parsed.flags, deps.env ?? process.env)), fail };
   } catch (err) {
     if (!(err instanceof ClientConfigError)) throw err;
     deps.stderr.write(`Error connecting to Conclave agent: ${err.message}\n`);

@@ -123,11 +123,7 @@ export async function runKvCommand(args: readonly string[], deps: KvDeps): Promi
   }
   const opened = await openCommand(spec.flags, args.slice(1), `kv ${sub}`, spec.usage, deps);
   if (!opened.ok) return opened.code;
-  const { flags, client } = opened;
-  const fail = (line: string): number => {
-    deps.stderr.write(`${line}\n`);
-    return 1;
-  };
+  const { flags, client, fail } = opened;
   try {
     switch (sub) {
       case 'get': return await get(client, flags, deps, fail);

@@ -75,11 +75,7 @@ type Entry = WireEntry;
 export async function runLockCommand(args: readonly string[], deps: LockDeps): Promise<number> {
   const opened = await openCommand(lockFlags, args, 'lock', lockUsage, deps);
   if (!opened.ok) return opened.code;
-  const { flags, client } = opened;
-  const fail = (line: string): number => {
-    deps.stderr.write(`${line}\n`);
-    return 1;
-  };
+  const { flags, client, fail } = opened;
   try {
     return await runLock(flags, client, deps, fail);
   } finally {

@@ -542,9 +542,10 @@ export class RaftNode {
 
   private step(m: Message): void {
     if (this.closed) return;
-    this.heardFrom.set(m.from, Date.now());
+    const now = Date.now();
+    this.heardFrom.set(m.from, now);
     if ((m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot') && m.term >= this.core.currentTerm()) {
-      this.lastLeaderContact = Date.now();
+      this.lastLeaderContact = now;
     }
     this.loop.step(m);
   }

@@ -171,10 +171,8 @@ export function parseKvsRecord(body: unknown): Parsed<DirEntry> {
   }
   const lockIndex = uint(body, 'LockIndex', true);
   if (!lockIndex.ok) return lockIndex;
-  const createIndex = uint(body, 'CreateIndex', true);
-  if (!createIndex.ok) return createIndex;
-  const modifyIndex = uint(body, 'ModifyIndex', true);
-  if (!modifyIndex.ok) return modifyIndex;
+  const indexes = raftIndex(body);
+  if (!indexes.ok) return indexes;
   return {
     ok: true,
     value: {
@@ -183,8 +181,7 @@ export function parseKvsRecord(body: unknown): Parsed<DirEntry> {
       Value: value.value,
       Session: session.value,
       LockIndex: lockIndex.value,
-      CreateIndex: createIndex.value,
-      ModifyIndex: modifyIndex.value,
+      ...indexes.value,
     },
   };
 }
@@ -246,10 +243,8 @@ export function parseSessionRecord(body: unknown): Parsed<Session> {
   if (!nodeChecks.ok) return nodeChecks;
   const serviceChecks = serviceCheckList(body, 'ServiceChecks');
   if (!serviceChecks.ok) return serviceChecks;
-  const createIndex = uint(body, 'CreateIndex', true);
-  if (!createIndex.ok) return createIndex;
-  const modifyIndex = uint(body, 'ModifyIndex', true);
-  if (!modifyIndex.ok) return modifyIndex;
+  const indexes = raftIndex(body);
+  if (!indexes.ok) return indexes;
   return {
     ok: true,
     value: {
@@ -261,10 +256,18 @@ export function parseSessionRecord(body: unknown): Parsed<Session> {
       TTL: ttl.value,
       NodeChecks: nodeChecks.value,
       ServiceChecks: serviceChecks.value,
-      CreateIndex: createIndex.value,
-      ModifyIndex: modifyIndex.value,
+      ...indexes.value,
     },
   };
+}
+
+/** Consul's RaftIndex, flattened into the record: CreateIndex and ModifyIndex, both required. */
+function raftIndex(body: Record<string, unknown>): Parsed<{ CreateIndex: number; ModifyIndex: number }> {
+  const createIndex = uint(body, 'CreateIndex', true);
+  if (!createIndex.ok) return createIndex;
+  const modifyIndex = uint(body, 'ModifyIndex', true);
+  if (!modifyIndex.ok) return modifyIndex;
+  return { ok: true, value: { CreateIndex: createIndex.value, ModifyIndex: modifyIndex.value } };
 }
 
 /** An optional list of strings: nil or absent is empty. */

@@ -2,46 +2,25 @@
 // delete-tree, keys with a separator, X-Consul-Index values, and the applied index across restarts.
 // Each test drives the FSM through encoded commands exactly as the Raft runtime would.
 
-import test, { type ExecutionContext } from 'ava';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import test from 'ava';
 import { join } from 'node:path';
 import {
   encodeCommand,
   Fsm,
   FsmError,
   MessageType,
-  type ApplyResult,
-  type Command,
   type KvWriteOp,
 } from '../../src/fsm/index.js';
 import { readStateBin } from '../../src/snapshot/index.js';
 import { InvariantError } from '../../src/base/index.js';
+import { FsmDriver, tempRoot } from '../support/fsm-driver.js';
 
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);
 const str = (b: Uint8Array | undefined): string | undefined => (b === undefined ? undefined : new TextDecoder().decode(b));
 
-async function tempRoot(t: ExecutionContext): Promise<string> {
-  const root = await mkdtemp(join(tmpdir(), 'conclave-fsm-kv-'));
-  t.teardown(() => rm(root, { recursive: true, force: true }));
-  return root;
-}
 
-/** Opens an FSM and feeds it commands with consecutive indexes, as the runtime does. */
-class Driver {
-  index: number;
-  constructor(readonly fsm: Fsm) {
-    this.index = fsm.appliedIndex();
-  }
-  static async open(t: ExecutionContext, dir?: string): Promise<Driver> {
-    const fsm = await Fsm.open(dir ?? join(await tempRoot(t), 'fsm'));
-    t.teardown(() => fsm.close());
-    return new Driver(fsm);
-  }
-  run(command: Command): Promise<ApplyResult> {
-    this.index += 1;
-    return this.fsm.apply(this.index, 1, encodeCommand(command));
-  }
+/** Feeds the FSM KV commands with consecutive indexes, as the runtime does. */
+class Driver extends FsmDriver {
   async kv(op: KvWriteOp): Promise<boolean> {
     const result = await this.run({ type: 'kvs', op });
     if (result.kind !== 'kvs') throw new Error('expected a kvs result');

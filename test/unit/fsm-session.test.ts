@@ -3,52 +3,31 @@
 // `delete` behaviours, lock-delay, txn lock verbs, and sessions in snapshots and restores with the
 // derived session index rebuilt. Driven through encoded commands, as the Raft runtime drives it.
 
-import test, { type ExecutionContext } from 'ava';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import test from 'ava';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  encodeCommand,
-  Fsm,
   newDirFor,
   restoreInto,
   type ApplyResult,
-  type Command,
   type KvOp,
   type NewSession,
 } from '../../src/fsm/index.js';
 import { Readable } from 'node:stream';
 import { archiveMeta, readStateBin, writeArchive, type Session } from '../../src/snapshot/index.js';
 import { runCliCaptured } from '../support/cli-run.js';
+import { FsmDriver, tempRoot } from '../support/fsm-driver.js';
 
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);
 const ids = ['11111111-1111-4111-8111-111111111111', '22222222-2222-4222-8222-222222222222', '33333333-3333-4333-8333-333333333333'] as const;
 const [s1, s2, s3] = ids;
 
-async function tempRoot(t: ExecutionContext): Promise<string> {
-  const root = await mkdtemp(join(tmpdir(), 'conclave-fsm-session-'));
-  t.teardown(() => rm(root, { recursive: true, force: true }));
-  return root;
-}
 
 function newSession(id: string, over: Partial<NewSession> = {}): NewSession {
   return { ID: id, Name: 'lock', Node: 'node1', LockDelay: 0, Behavior: 'release', TTL: '', NodeChecks: ['serfHealth'], ServiceChecks: [], ...over };
 }
 
-class Driver {
-  index: number;
-  constructor(readonly fsm: Fsm) {
-    this.index = fsm.appliedIndex();
-  }
-  static async open(t: ExecutionContext, dir?: string): Promise<Driver> {
-    const fsm = await Fsm.open(dir ?? join(await tempRoot(t), 'fsm'));
-    t.teardown(() => fsm.close());
-    return new Driver(fsm);
-  }
-  run(command: Command): Promise<ApplyResult> {
-    this.index += 1;
-    return this.fsm.apply(this.index, 1, encodeCommand(command));
-  }
+class Driver extends FsmDriver {
   create(id: string, over: Partial<NewSession> = {}): Promise<ApplyResult> {
     return this.run({ type: 'session-create', session: newSession(id, over) });
   }
