@@ -91,3 +91,16 @@ export function parseGoDuration(text: string): DurationParse {
   if (total > maxInt64) return invalid;
   return { ok: true, nanoseconds: total };
 }
+
+/** Go's time.Duration.String for a whole number of milliseconds: "0s", "10s", "1m30s", "24h0m0s", "500ms", "1.5s". */
+export function goDurationString(ms: number): string {
+  if (ms === 0) return '0s';
+  if (ms < 1000) return `${ms}ms`;
+  const h = Math.floor(ms / 3_600_000);
+  const m = Math.floor((ms % 3_600_000) / 60_000);
+  const secs = (ms % 60_000) / 1000;
+  const s = `${Number.isInteger(secs) ? secs : secs.toString()}s`;
+  if (h > 0) return `${h}h${m}m${s}`;
+  if (m > 0) return `${m}m${s}`;
+  return s;
+}

@@ -9,4 +9,4 @@ export { conclaveVersion } from './version.js';
 export { utf8, utf8DecodeStrict, isWellFormedText, compareBytes, concatBytes, bytesEqual } from './bytes.js';
 export { Feed } from './feed.js';
 export { childWith, unbound } from './logging.js';
-export { parseGoDuration, type DurationParse } from './duration.js';
+export { parseGoDuration, goDurationString, type DurationParse } from './duration.js';

@@ -1,11 +1,10 @@
 // `conclave operator raft list-peers|remove-peer|transfer-leader` (Consul's command/operator/raft/*) and
-// `conclave catalog datacenters` (command/catalog/list/dc): the agent's operator and catalog endpoints
-// with Consul's flags and output.
+// `conclave members`: the agent's operator endpoints with Consul's flags and output; and `dispatch`, which
+// runs a subcommand of these and of `conclave catalog` (catalog.ts).
 //
 //   operator raft list-peers                 a table: Node, ID, Address, State, Voter, RaftProtocol
 //   operator raft remove-peer -id=ID | -address=IP:PORT
 //   operator raft transfer-leader [-id=ID]
-//   catalog datacenters                      one datacenter per line
 //
 // Exit status 0 on success, 1 on any error.
 
@@ -22,10 +21,12 @@ export interface OperatorDeps {
 
 const requestMs = 60_000;
 
-interface Command {
+/** A subcommand: its help, its flags, and what it does (a line for stderr and status 1 when it fails). */
+export interface Command {
   readonly usage: string;
   readonly flags: readonly FlagSpec[];
-  readonly run: (client: ApiClient, flags: ParsedFlags, out: (line: string) => void) => Promise<string | undefined>;
+  /** `out` writes a line to stdout, `note` one to stderr without failing the command. */
+  readonly run: (client: ApiClient, flags: ParsedFlags, out: (line: string) => void, note: (line: string) => void) => Promise<string | undefined>;
 }
 
 const raftCommands: Readonly<Record<string, Command>> = {
@@ -81,22 +82,6 @@ const raftCommands: Readonly<Record<string, Command>> = {
   },
 };
 
-const catalogCommands: Readonly<Record<string, Command>> = {
-  datacenters: {
-    usage: `Usage: conclave catalog datacenters [options]
-
-  Lists the datacenters this agent knows: its own and those reached through
-  retry_join_wan.`,
-    flags: httpClientFlags,
-    run: async (client, _flags, out) => {
-      const r = await client.json<string[]>({ method: 'GET', path: '/v1/catalog/datacenters', timeoutMs: requestMs });
-      if (r.value.length === 0) return 'No datacenters found';
-      for (const dc of r.value) out(dc);
-      return undefined;
-    },
-  },
-};
-
 const memberStatus: Readonly<Record<number, string>> = { 0: 'none', 1: 'alive', 2: 'leaving', 3: 'left', 4: 'failed' };
 
 const membersCommand: Command = {
@@ -145,16 +130,6 @@ Subcommands:
 `;
 }
 
-export function catalogHelp(): string {
-  return `Usage: conclave catalog <subcommand> [options]
-
-  Interacts with the catalog, as consul catalog does.
-
-Subcommands:
-    datacenters    Lists all known datacenters
-`;
-}
-
 /** `conclave operator <args>`: only `raft` has subcommands today, as in Consul's most used part. */
 export function runOperatorCommand(args: readonly string[], deps: OperatorDeps): Promise<number> {
   if (args[0] !== 'raft') {
@@ -165,11 +140,8 @@ export function runOperatorCommand(args: readonly string[], deps: OperatorDeps):
   return dispatch('operator raft', raftCommands, args.slice(1), deps, operatorHelp());
 }
 
-export function runCatalogCommand(args: readonly string[], deps: OperatorDeps): Promise<number> {
-  return dispatch('catalog', catalogCommands, args, deps, catalogHelp());
-}
-
-async function dispatch(name: string, table: Readonly<Record<string, Command>>, args: readonly string[], deps: OperatorDeps, help: string): Promise<number> {
+/** Runs `<name> <args>` from `table`: help, flags, the agent client, the command, its exit status. */
+export async function dispatch(name: string, table: Readonly<Record<string, Command>>, args: readonly string[], deps: OperatorDeps, help: string): Promise<number> {
   const sub = args[0];
   if (sub === undefined || ['-h', '-help', '--help'].includes(sub)) {
     (sub === undefined ? deps.stderr : deps.stdout).write(help);
@@ -188,7 +160,7 @@ async function dispatch(name: string, table: Readonly<Record<string, Command>>, 
       deps.stderr.write(`Too many arguments (expected 0, got ${flags.args.length})\n`);
       return 1;
     }
-    const problem = await command.run(client, flags, (line) => void deps.stdout.write(`${line}\n`));
+    const problem = await command.run(client, flags, (line) => void deps.stdout.write(`${line}\n`), (line) => void deps.stderr.write(`${line}\n`));
     if (problem === undefined) return 0;
     deps.stderr.write(`${problem}\n`);
     return 1;

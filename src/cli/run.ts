@@ -9,7 +9,8 @@ import { exitCodes } from './exit-codes.js';
 import { agentHelp, commands, topHelp, versionText } from './help.js';
 import { runKvCommand } from './kv.js';
 import { runLockCommand } from './lock.js';
-import { runCatalogCommand, runMembersCommand, runOperatorCommand } from './operator.js';
+import { runCatalogCommand } from './catalog.js';
+import { runMembersCommand, runOperatorCommand } from './operator.js';
 import { runSnapshotCommand, type SnapshotDeps } from './snapshot/command.js';
 
 export type CliDeps = AgentCommandDeps & Pick<SnapshotDeps, 'env' | 'stderrTerminal'>;

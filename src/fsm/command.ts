@@ -32,6 +32,13 @@ import {
   toUint,
   toUint64,
   wireUint,
+  catalogNameProblem,
+  checkAsGo,
+  parseRegisterRecord,
+  serviceAsGo,
+  type CatalogNode,
+  type HealthCheck,
+  type NodeService,
   type Session,
   type SessionBehavior,
   type Uint64,
@@ -42,6 +49,8 @@ import { fsmLimits } from './limits.js';
 
 /** Consul's structs.MessageType numbers used by our commands. */
 export const MessageType = {
+  Register: 0,
+  Deregister: 1,
   KVS: 2,
   Session: 3,
   Tombstone: 5,
@@ -96,8 +105,25 @@ export type TxnOp = { readonly kind: 'kv'; readonly op: KvOp };
 /** What a session create carries: everything but the Raft indexes, which the apply assigns. */
 export type NewSession = Omit<Session, 'CreateIndex' | 'ModifyIndex'>;
 
+/** A catalog node as a register carries it: everything but the Raft indexes, which the apply assigns. */
+export type NewNode = Omit<CatalogNode, 'CreateIndex' | 'ModifyIndex'>;
+/** A service as a register carries it. */
+export type NewService = Omit<NodeService, 'CreateIndex' | 'ModifyIndex'>;
+/** A check as a register carries it: its Node is the register's, ServiceName/ServiceTags come from its service. */
+export type NewCheck = Omit<HealthCheck, 'Node' | 'ServiceName' | 'ServiceTags' | 'CreateIndex' | 'ModifyIndex'>;
+
 export type Command =
   | { readonly type: 'kvs'; readonly op: KvWriteOp }
+  /**
+   * Consul's RegisterRequest: ensures the node (unless `skipNodeUpdate` and the node exists), then the
+   * service, then each check, in one apply.
+   */
+  | { readonly type: 'catalog-register'; readonly node: NewNode; readonly skipNodeUpdate: boolean; readonly service?: NewService; readonly checks: readonly NewCheck[] }
+  /**
+   * Consul's DeregisterRequest: with neither `serviceId` nor `checkId` ('' both), the node with all its
+   * services and checks; otherwise that service (with its checks) and/or that check.
+   */
+  | { readonly type: 'catalog-deregister'; readonly node: string; readonly serviceId: string; readonly checkId: string }
   | { readonly type: 'session-create'; readonly session: NewSession }
   | { readonly type: 'session-destroy'; readonly id: string }
   | { readonly type: 'txn'; readonly ops: readonly TxnOp[] }
@@ -156,9 +182,52 @@ function commandToWire(command: Command): [number, Record<string, unknown>] {
     }
     case 'session-destroy':
       return [MessageType.Session, { Op: 'destroy', Session: { ID: command.id } }];
+    case 'catalog-register':
+      return [MessageType.Register, registerToWire(command)];
+    case 'catalog-deregister':
+      return [MessageType.Deregister, { Node: command.node, ServiceID: command.serviceId, CheckID: command.checkId }];
     default:
       return unreachable(command);
   }
+}
+
+/**
+ * Consul's RegisterRequest shape: the node's fields, `Service`, `Checks` and `SkipNodeUpdate`, the same
+ * field names as a Register record of state.bin (so one parser reads both), indexes 0.
+ */
+function registerToWire(command: Extract<Command, { type: 'catalog-register' }>): Record<string, unknown> {
+  const n = command.node;
+  return {
+    ID: n.ID,
+    Node: n.Node,
+    Address: n.Address,
+    Datacenter: n.Datacenter,
+    TaggedAddresses: { ...n.TaggedAddresses },
+    NodeMeta: { ...n.Meta },
+    Service: command.service === undefined ? null : serviceAsGo({ ...command.service, CreateIndex: 0, ModifyIndex: 0 }),
+    Checks: command.checks.map((c) => checkAsGo({ ...c, Node: n.Node, ServiceName: '', ServiceTags: [], CreateIndex: 0, ModifyIndex: 0 })),
+    SkipNodeUpdate: command.skipNodeUpdate,
+  };
+}
+
+/** Reads a register's wire body (or checks one about to be encoded) with the Register record parser. */
+function registerFromWire(body: unknown): Extract<Command, { type: 'catalog-register' }> {
+  const parsed = parseRegisterRecord(body, 0);
+  if (!parsed.ok) throw new CommandError('COMMAND_BAD_FIELD', parsed.field ?? '', `Register command: ${parsed.message}`);
+  const map = body as Record<string, unknown>;
+  const skip = map['SkipNodeUpdate'];
+  if (typeof skip !== 'boolean') throw fieldError('SkipNodeUpdate', 'a boolean', skip);
+  const { CreateIndex: _c, ModifyIndex: _m, ...node } = parsed.value.node;
+  const strip = <T extends { CreateIndex: number; ModifyIndex: number }>(x: T): Omit<T, 'CreateIndex' | 'ModifyIndex'> => {
+    const { CreateIndex: _ci, ModifyIndex: _mi, ...rest } = x;
+    return rest;
+  };
+  const checks: NewCheck[] = parsed.value.checks.map((c) => {
+    const { Node: _n, ServiceName: _sn, ServiceTags: _st, ...rest } = strip(c);
+    return rest;
+  });
+  const service = parsed.value.service === undefined ? undefined : strip(parsed.value.service);
+  return { type: 'catalog-register', node, skipNodeUpdate: skip, ...(service === undefined ? {} : { service }), checks };
 }
 
 const newSessionFields = ['ID', 'Name', 'Node', 'LockDelay', 'Behavior', 'TTL', 'NodeChecks', 'ServiceChecks'] as const;
@@ -236,6 +305,22 @@ export function validateCommand(command: Command): CommandError | undefined {
       return validateNewSession(command.session);
     case 'session-destroy':
       return isSessionId(command.id) ? undefined : badField('Session.ID', 'a session UUID', command.id);
+    case 'catalog-register':
+      try {
+        registerFromWire(registerToWire(command));
+        return undefined;
+      } catch (error) {
+        if (error instanceof CommandError) return error;
+        return new CommandError('COMMAND_BAD_FIELD', '', `Register command is malformed: ${String(error)}`);
+      }
+    case 'catalog-deregister': {
+      const problem = catalogNameProblem(command.node);
+      if (problem !== undefined) return new CommandError('COMMAND_BAD_FIELD', 'Node', `Deregister command: Node ${problem}`);
+      for (const [field, v] of [['ServiceID', command.serviceId], ['CheckID', command.checkId]] as const) {
+        if (typeof v !== 'string' || (v !== '' && catalogNameProblem(v) !== undefined)) return badField(field, "'' or a catalog ID", v);
+      }
+      return undefined;
+    }
     default:
       return unreachable(command);
   }
@@ -359,6 +444,19 @@ function decodeOrThrow(bytes: Uint8Array): Command {
             return { ID: expectString(m['ID'], `Session.ServiceChecks[${i}].ID`), Namespace: expectString(m['Namespace'], `Session.ServiceChecks[${i}].Namespace`) };
           }),
         },
+      };
+    }
+    case MessageType.Register: {
+      expectMap(body, '', ['ID', 'Node', 'Address', 'Datacenter', 'TaggedAddresses', 'NodeMeta', 'Service', 'Checks', 'SkipNodeUpdate']);
+      return registerFromWire(body);
+    }
+    case MessageType.Deregister: {
+      const map = expectMap(body, '', ['Node', 'ServiceID', 'CheckID']);
+      return {
+        type: 'catalog-deregister',
+        node: expectString(map['Node'], 'Node'),
+        serviceId: expectString(map['ServiceID'], 'ServiceID'),
+        checkId: expectString(map['CheckID'], 'CheckID'),
       };
     }
     case MessageType.Tombstone: {

@@ -62,8 +62,10 @@ import {
   type AppliedMark,
 } from './layout.js';
 import { openStateBinSnapshot, type SnapshotIterator, type StateBinSnapshot } from './snapshot.js';
-import { DbReader, decodeStoredEntry, decodeStoredIndex, decodeStoredSession, decodeStoredTombstone, KvTxn, type Db } from './store.js';
-import type { ApplyResult, KeyRead, KeysRead, ListRead, LogIndex, LogTerm, Session, SessionRead } from './types.js';
+import { DbReader, decodeStoredCatalogRow, decodeStoredEntry, decodeStoredIndex, decodeStoredSession, decodeStoredTombstone, KvTxn, type Db } from './store.js';
+import type { ApplyResult, CatalogQuery, CatalogRead, KeyRead, KeysRead, ListRead, LogIndex, LogTerm, Session, SessionRead } from './types.js';
+import { catalogDeregister, catalogRegister, sessionCatalogProblem } from './catalog-logic.js';
+import { catalogQuery } from './catalog-read.js';
 import { Watchers, type WakeReason, type WatchTarget } from './watch.js';
 
 export interface FsmOptions {
@@ -337,6 +339,11 @@ export class Fsm {
     });
   }
 
+  /** A catalog or health read (catalog-read.ts). */
+  async catalogQuery(q: CatalogQuery): Promise<CatalogRead> {
+    return this.read((txn) => catalogQuery(txn, q));
+  }
+
   /** The KV table index (max of the kvs and tombstones indexes), as Consul's kvsMaxIndex. */
   kvsIndex(): Promise<LogIndex> {
     return this.read((txn) => txn.kvsMaxIndex());
@@ -378,7 +385,7 @@ export class Fsm {
    * Consul semantics: a blocking query may return without a change; callers re-read and re-block.
    */
   async waitForChange(target: WatchTarget, sinceIndex: LogIndex, signal?: AbortSignal): Promise<WatchOutcome> {
-    if (!('sessions' in target)) checkKeyArgument('key' in target ? target.key : target.prefix, 'key' in target ? 'key' : 'prefix');
+    if ('key' in target || 'prefix' in target) checkKeyArgument('key' in target ? target.key : target.prefix, 'key' in target ? 'key' : 'prefix');
     // Register before the first read, so a change landing between the read and the wait is not lost.
     const waiter = this.watchers.register(target);
     const onAbort = (): void => waiter.notify('aborted');
@@ -401,6 +408,7 @@ export class Fsm {
 
   private async indexFor(target: WatchTarget): Promise<LogIndex> {
     if ('sessions' in target) return this.read(async (txn) => Math.max(1, await txn.tableIndex('sessions')));
+    if ('catalog' in target) return (await this.catalogQuery(target.catalog)).index;
     return 'key' in target ? (await this.get(target.key)).index : (await this.list(target.prefix)).index;
   }
 
@@ -537,6 +545,25 @@ export class Fsm {
           const session = decodeStoredSession(k, v);
           assert(session.ModifyIndex <= sessionsIndex, 'a session ModifyIndex is at most the sessions table index');
         }
+        // Catalog rows: within their table indexes; every service and check belongs to a node present,
+        // and every check of a service names a service present on its node.
+        const tableOf = { node: 'nodes', service: 'services', check: 'checks' } as const;
+        let node = '';
+        const services = new Set<string>();
+        for await (const [k, v] of this.db.iterator({ ...prefixRange(Table.catalog, ''), snapshot })) {
+          const [, row] = decodeStoredCatalogRow(k, v);
+          const r = row.kind === 'node' ? row.node : row.kind === 'service' ? row.service : row.check;
+          assert(r.ModifyIndex <= (indexes.get(tableOf[row.kind]) ?? 0), 'a catalog row ModifyIndex is at most its table index');
+          assert(r.CreateIndex <= r.ModifyIndex, 'a catalog row is created before it is modified');
+          if (row.kind === 'node') {
+            node = row.node.Node;
+            services.clear();
+            continue;
+          }
+          assert(row.node === node, 'a service or check follows its node');
+          if (row.kind === 'service') services.add(row.service.ID);
+          else assert(row.check.ServiceID === '' || services.has(row.check.ServiceID), 'a service check names a service of its node');
+        }
         // The derived session index holds exactly the (session, key) pairs of the entries' Session fields.
         const holders = new Set<string>();
         for await (const [k, v] of this.db.iterator({ ...prefixRange(Table.kvs, ''), snapshot })) {
@@ -569,12 +596,19 @@ async function execute(txn: KvTxn, index: LogIndex, command: Command): Promise<{
       await reapTombstones(txn, command.reapIndex);
       return { result: { kind: 'tombstone-reap' }, keep: true };
     case 'session-create': {
-      const error = await sessionCreate(txn, index, command.session);
+      const error = (await sessionCatalogProblem(txn, command.session)) ?? (await sessionCreate(txn, index, command.session));
       return error === undefined ? { result: { kind: 'session', error: '' }, keep: true } : { result: { kind: 'session', error }, keep: false };
     }
     case 'session-destroy':
       await sessionDestroy(txn, index, command.id);
       return { result: { kind: 'session', error: '' }, keep: true };
+    case 'catalog-register': {
+      const error = await catalogRegister(txn, index, command);
+      return error === undefined ? { result: { kind: 'catalog', error: '' }, keep: true } : { result: { kind: 'catalog', error }, keep: false };
+    }
+    case 'catalog-deregister':
+      await catalogDeregister(txn, index, command.node, command.serviceId, command.checkId);
+      return { result: { kind: 'catalog', error: '' }, keep: true };
     default:
       return unreachable(command);
   }

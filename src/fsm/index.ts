@@ -20,12 +20,24 @@ export {
   type KvVerb,
   type KvWriteOp,
   type NewSession,
+  type NewNode,
+  type NewService,
+  type NewCheck,
   type TxnOp,
 } from './command.js';
 export { goQuote, maxLockDelayMs, type TxnOutcome } from './kv-logic.js';
 export type { WakeReason, WatchTarget } from './watch.js';
 export type {
   ApplyResult,
+  CatalogQuery,
+  CatalogRead,
+  CatalogNode,
+  NodeService,
+  HealthCheck,
+  CheckStatus,
+  CheckDefinition,
+  ServiceWeights,
+  ServiceAddress,
   DirEntry,
   KeyRead,
   KeysRead,
@@ -48,4 +60,4 @@ export {
   type FsmErrorCode,
 } from './errors.js';
 export { fsmLimits } from './limits.js';
-export { maxUint64, toUint64, type Uint64 } from '../snapshot/index.js';
+export { maxUint64, toUint64, emptyDefinition as emptyCheckDefinition, type Uint64 } from '../snapshot/index.js';

@@ -2,6 +2,11 @@
 //
 //   0x00 'format'        msgpack uint: layout version (1)
 //   0x00 'applied'       msgpack {Index, Term}: the last applied log entry
+//   0x01 <node> 0x00               the node's row: its node-only Register body (catalog-records.ts)
+//   0x01 <node> 0x00 0x01 <svc ID> a service of the node: its NodeService body
+//   0x01 <node> 0x00 0x02 <chk ID> a check of the node: its HealthCheck body
+//                        (node names hold no NUL, so a node's rows are contiguous and come right after
+//                        its own row: the order in which Consul's snapshot writes them)
 //   0x02 <key UTF-8>     KVS record body (records.ts) of that key
 //   0x03 <session ID>    Session record body of that session
 //   0x05 <key UTF-8>     Tombstone record body of that key (or delete-tree prefix)
@@ -10,9 +15,10 @@
 //                        rows' Session, as Consul's memdb index "session" on the kvs table; never in a
 //                        snapshot, rebuilt by a restore). Session IDs are UUIDs, 36 bytes, so no separator.
 //
-// The table byte is Consul's record type number, so one iterator over the whole database meets the meta
-// keys first (the state.bin header needs the applied index) and then the KVS, Session, Tombstone and
-// Index records; tables from 0x40 on are derived and end the snapshot. (Consul writes sessions before the
+// The table byte is Consul's record type number (but for the catalog: Register is type 0, the meta
+// table's byte, so the catalog takes 0x01, which is no record type of a snapshot), so one iterator over
+// the whole database meets the meta keys first (the state.bin header needs the applied index) and then
+// the Register, KVS, Session, Tombstone and Index records; tables from 0x40 on are derived and end the snapshot. (Consul writes sessions before the
 // KV entries; the order matters to no reader, Consul's included: neither restore checks a lock's session.) Keys sort bytewise, as Go's memdb sorts them. UTF-8 never
 // contains the byte 0xFF, so `table, prefix, 0xFF` is an exclusive upper bound for a prefix scan.
 
@@ -25,6 +31,8 @@ export const layoutVersion = 1;
 
 export const Table = {
   meta: 0x00,
+  /** Catalog nodes, services and checks, written into snapshots as Register (0) records. */
+  catalog: 0x01,
   kvs: RecordType.KVS,
   sessions: RecordType.Session,
   tombstones: RecordType.Tombstone,
@@ -41,6 +49,30 @@ export function heldKeyKey(sessionId: string, key: string): Uint8Array {
   return tableKey(Table.sessionKeys, sessionId + key);
 }
 export type TableByte = (typeof Table)[keyof typeof Table];
+
+/**
+ * The name part of a catalog row's key (its database key is tableKey(Table.catalog, name)): the node, a
+ * NUL, then nothing (the node's own row), 0x01 and a service ID, or 0x02 and a check ID.
+ */
+export const catalogName = {
+  node: (node: string): string => `${node}\u0000`,
+  service: (node: string, id: string): string => `${node}\u0000\u0001${id}`,
+  check: (node: string, id: string): string => `${node}\u0000\u0002${id}`,
+} as const;
+
+/** Which row a catalog key name is: 'node', 'service' or 'check', with the node and the ID. */
+export function parseCatalogName(name: string): { kind: 'node' | 'service' | 'check'; node: string; id: string } | undefined {
+  const nul = name.indexOf('\u0000');
+  if (nul <= 0) return undefined;
+  const node = name.slice(0, nul);
+  if (nul === name.length - 1) return { kind: 'node', node, id: '' };
+  const marker = name.charCodeAt(nul + 1);
+  const id = name.slice(nul + 2);
+  if (id === '') return undefined;
+  if (marker === 1) return { kind: 'service', node, id };
+  if (marker === 2) return { kind: 'check', node, id };
+  return undefined;
+}
 
 export const metaFormatKey = concatBytes([Uint8Array.of(Table.meta), utf8('format')]);
 export const metaAppliedKey = concatBytes([Uint8Array.of(Table.meta), utf8('applied')]);

@@ -12,9 +12,12 @@ import { Level } from 'level';
 import { fsyncTree, writeCompleteMarker } from './dirs.js';
 import { assert, exists, fsyncDir, unreachable } from '../base/index.js';
 import { FsmError } from './errors.js';
-import { encodeApplied, encodeFormat, heldKeyKey, metaAppliedKey, metaFormatKey, Table, tableKey, type AppliedMark, type TableByte } from './layout.js';
+import { catalogName, encodeApplied, encodeFormat, heldKeyKey, metaAppliedKey, metaFormatKey, Table, tableKey, type AppliedMark, type TableByte } from './layout.js';
 import { fsmLimits } from './limits.js';
 import {
+  encodeCheckBody,
+  encodeNodeBody,
+  encodeServiceBody,
   encodeIndexRecord,
   encodeKvsRecord,
   encodeSessionRecord,
@@ -44,6 +47,8 @@ export interface RestoreSummary {
   readonly tombstoneCount: number;
   readonly indexCount: number;
   readonly sessionCount: number;
+  /** Register records (a node, or a service or check of it). */
+  readonly registerCount: number;
   /** Final table indexes of the KV tables and the sessions table. */
   readonly kvsIndex: number;
   readonly tombstonesIndex: number;
@@ -93,6 +98,8 @@ async function writeRecords(db: Db, source: AsyncIterable<Uint8Array>, options: 
   let tombstoneCount = 0;
   let indexCount = 0;
   let sessionCount = 0;
+  let registerCount = 0;
+  const catalogIndexes = { nodes: 0, services: 0, checks: 0 };
   // Invariant after the loop: each table index >= every index of its rows (Consul's restore raises the
   // kvs, tombstones and sessions indexes to the highest row index too, via indexUpdateMaxTxn).
   let kvsIndex = 0;
@@ -148,6 +155,31 @@ async function writeRecords(db: Db, source: AsyncIterable<Uint8Array>, options: 
           full = batch.put(rowKey(Table.tombstones, item.keyBytes), encodeTombstoneRecord({ Key: item.stone.Key, Index: index }));
           break;
         }
+        case 'register': {
+          const { node, service, checks } = item.register;
+          registerCount += 1;
+          const raise = <T extends { CreateIndex: number; ModifyIndex: number }>(row: T, what: string): T => {
+            checkAtMost(row.ModifyIndex, limit, item, 'Register', `${what}ModifyIndex`);
+            checkAtMost(row.CreateIndex, limit, item, 'Register', `${what}CreateIndex`);
+            return row.ModifyIndex >= raiseTo ? row : { ...row, ModifyIndex: raiseTo };
+          };
+          // Every record of a node carries the node's fields (Consul writes them so): writing the node's row
+          // each time keeps the restore in constant memory and gives the same row.
+          const n = raise(node, '');
+          catalogIndexes.nodes = Math.max(catalogIndexes.nodes, n.ModifyIndex);
+          full = batch.put(tableKey(Table.catalog, catalogName.node(n.Node)), encodeNodeBody(n));
+          if (service !== undefined) {
+            const sv = raise(service, 'Service.');
+            catalogIndexes.services = Math.max(catalogIndexes.services, sv.ModifyIndex);
+            full = batch.put(tableKey(Table.catalog, catalogName.service(n.Node, sv.ID)), encodeServiceBody(sv)) || full;
+          }
+          for (const check of checks) {
+            const c = raise(check, 'Check.');
+            catalogIndexes.checks = Math.max(catalogIndexes.checks, c.ModifyIndex);
+            full = batch.put(tableKey(Table.catalog, catalogName.check(n.Node, c.CheckID)), encodeCheckBody(c)) || full;
+          }
+          break;
+        }
         case 'index':
           checkAtMost(item.index.Value, limit, item, 'Index', 'Value');
           indexCount += 1;
@@ -155,6 +187,9 @@ async function writeRecords(db: Db, source: AsyncIterable<Uint8Array>, options: 
           if (item.index.Key === 'kvs') kvsIndex = Math.max(kvsIndex, item.index.Value);
           else if (item.index.Key === 'tombstones') tombstonesIndex = Math.max(tombstonesIndex, item.index.Value);
           else if (item.index.Key === 'sessions') sessionsIndex = Math.max(sessionsIndex, item.index.Value);
+          else if (item.index.Key === 'nodes' || item.index.Key === 'services' || item.index.Key === 'checks') {
+            catalogIndexes[item.index.Key] = Math.max(catalogIndexes[item.index.Key], item.index.Value);
+          }
           full = !computedIndexes.has(item.index.Key) && batch.put(tableKey(Table.index, item.index.Key), encodeIndexRecord(item.index));
           break;
         case 'other':
@@ -174,15 +209,19 @@ async function writeRecords(db: Db, source: AsyncIterable<Uint8Array>, options: 
   if (kvsIndex > 0) batch.put(tableKey(Table.index, 'kvs'), encodeIndexRecord({ Key: 'kvs', Value: kvsIndex }));
   if (tombstonesIndex > 0) batch.put(tableKey(Table.index, 'tombstones'), encodeIndexRecord({ Key: 'tombstones', Value: tombstonesIndex }));
   if (sessionsIndex > 0) batch.put(tableKey(Table.index, 'sessions'), encodeIndexRecord({ Key: 'sessions', Value: sessionsIndex }));
+  for (const table of ['nodes', 'services', 'checks'] as const) {
+    const value = Math.max(catalogIndexes[table], raiseTo);
+    if (value > 0) batch.put(tableKey(Table.index, table), encodeIndexRecord({ Key: table, Value: value }));
+  }
   const applied: AppliedMark = { index: options.appliedIndex ?? lastIndex, term: options.appliedTerm ?? 0 };
   batch.put(metaAppliedKey, encodeApplied(applied));
   // Synced: LevelDB fsyncs its log on a sync write, which makes every earlier write in it durable too.
   await batch.flush(true);
-  return { lastIndex, applied, kvsCount, tombstoneCount, indexCount, sessionCount, kvsIndex, tombstonesIndex, sessionsIndex };
+  return { lastIndex, applied, kvsCount, tombstoneCount, indexCount, sessionCount, registerCount, kvsIndex, tombstonesIndex, sessionsIndex };
 }
 
 /** The table indexes a restore computes from the rows (and the Index records) instead of copying. */
-const computedIndexes: ReadonlySet<string> = new Set(['kvs', 'tombstones', 'sessions']);
+const computedIndexes: ReadonlySet<string> = new Set(['kvs', 'tombstones', 'sessions', 'nodes', 'services', 'checks']);
 const emptyValue = new Uint8Array(0);
 
 /** The database key of a row: the table byte, then the key's UTF-8 bytes (layout.ts's tableKey). */

@@ -4,9 +4,10 @@
 // takes the iterator's implicit snapshot synchronously when `db.iterator()` is called (binding.cc:
 // BaseIterator's constructor calls `NewSnapshot()` before `NewIterator()`; classic-level README,
 // "Reading From Snapshots"), so applies that finish after that call are invisible to the stream, however
-// long it takes to drain. Because the table bytes sort meta < KVS < Session < Tombstone < Index <
-// derived tables (layout.ts), the same iterator yields the applied mark first (it becomes the header's
-// LastIndex), then the records, and the stream ends at the first derived row.
+// long it takes to drain. Because the table bytes sort meta < catalog < KVS < Session < Tombstone <
+// Index < derived tables (layout.ts), the same iterator yields the applied mark first (it becomes the
+// header's LastIndex), then the records (the catalog's as Register records, in Consul's order: a node,
+// its services, its checks), and the stream ends at the first derived row.
 //
 // Bounded memory: entries are pulled in small batches and coalesced into chunks of about
 // fsmLimits.snapshotChunkBytes; nothing else is held.
@@ -17,7 +18,17 @@ import { assert } from '../base/index.js';
 import { FsmError } from './errors.js';
 import { decodeApplied, decodeFormat, firstDerivedTable, layoutVersion, metaAppliedKey, metaFormatKey, Table, type AppliedMark } from './layout.js';
 import { fsmLimits } from './limits.js';
-import { dirEntryBodyHead, encodeStateBinHeader, indexBodyHead, sessionBodyHead } from '../snapshot/index.js';
+import {
+  checkBodyHead,
+  dirEntryBodyHead,
+  encodeStateBinHeader,
+  indexBodyHead,
+  nodeBodyHead,
+  RecordType,
+  registerRecordWith,
+  serviceBodyHead,
+  sessionBodyHead,
+} from '../snapshot/index.js';
 import type { Db } from './store.js';
 
 type DbIterator = LevelIterator<Db, Uint8Array, Uint8Array>;
@@ -119,6 +130,8 @@ export class StateBinSnapshot implements AsyncIterable<Uint8Array> {
     let entries = this.pending;
     this.pending = [];
     let derived = false;
+    /** The catalog node whose services and checks come next: its key (ending in NUL) and its row. */
+    let node: { prefix: Uint8Array; body: Uint8Array } | undefined;
     while (entries.length > 0 && !derived) {
       for (const [key, value] of entries) {
         const table = key[0] as number;
@@ -126,21 +139,42 @@ export class StateBinSnapshot implements AsyncIterable<Uint8Array> {
           derived = true;
           break;
         }
-        if (table !== Table.kvs && table !== Table.sessions && table !== Table.tombstones && table !== Table.index) {
-          throw new FsmError('FSM_CORRUPT', `FSM database holds a key in unknown table 0x${table.toString(16)}`);
+        let type: number = table;
+        let record = value;
+        if (table === Table.catalog) {
+          // A node's row, then its services and checks (layout.ts): each goes out as a Register record.
+          type = RecordType.Register;
+          const nul = key.indexOf(0, 1);
+          if (nul < 0) throw new FsmError('FSM_CORRUPT', 'FSM database holds a catalog key without its node separator');
+          if (nul === key.length - 1) {
+            assert(value[0] === nodeBodyHead, 'a stored node row is a node-only Register body');
+            node = { prefix: key, body: value };
+          } else {
+            // The node's own row sorts first; a service or check without it would be a corrupt database.
+            if (node === undefined || !bytesEqual(node.prefix, key.subarray(0, nul + 1))) {
+              throw new FsmError('FSM_CORRUPT', 'FSM database holds a service or check of a node it does not hold');
+            }
+            const isService = key[nul + 1] === 1;
+            assert(value[0] === (isService ? serviceBodyHead : checkBodyHead), 'a stored service or check row is its body');
+            record = registerRecordWith(node.body, isService ? 'Service' : 'Check', value);
+          }
+        } else {
+          if (table !== Table.kvs && table !== Table.sessions && table !== Table.tombstones && table !== Table.index) {
+            throw new FsmError('FSM_CORRUPT', `FSM database holds a key in unknown table 0x${table.toString(16)}`);
+          }
+          // Pairing check with records.ts: what we stored is the record body we wrote.
+          const head = table === Table.index ? indexBodyHead : table === Table.sessions ? sessionBodyHead : dirEntryBodyHead;
+          assert(value[0] === head, 'a stored value is a record body of its table');
         }
-        // Pairing check with records.ts: what we stored is the record body we wrote.
-        const head = table === Table.index ? indexBodyHead : table === Table.sessions ? sessionBodyHead : dirEntryBodyHead;
-        assert(value[0] === head, 'a stored value is a record body of its table');
-        const size = 1 + value.length;
+        const size = 1 + record.length;
         if (at + size > chunkBytes && at > 0) {
           // Handed out whole: the consumer may keep it, so the next chunk is a new buffer.
           yield chunk.subarray(0, at);
           chunk = Buffer.allocUnsafe(Math.max(chunkBytes, size));
           at = 0;
         }
-        chunk[at] = table;
-        chunk.set(value, at + 1);
+        chunk[at] = type;
+        chunk.set(record, at + 1);
         at += size;
       }
       if (this.abortError !== undefined) throw this.abortError;

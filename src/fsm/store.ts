@@ -10,8 +10,14 @@ import type { BatchOperation, Level } from 'level';
 import { compareBytes, utf8 } from '../base/index.js';
 import { assert } from '../base/index.js';
 import { FsmError } from './errors.js';
-import { encodeApplied, heldKeyKey, metaAppliedKey, nameOf, prefixRange, Table, tableKey, type AppliedMark } from './layout.js';
+import { encodeApplied, heldKeyKey, metaAppliedKey, nameOf, parseCatalogName, prefixRange, Table, tableKey, type AppliedMark } from './layout.js';
 import {
+  encodeCheckBody,
+  encodeNodeBody,
+  encodeServiceBody,
+  parseCheckBody,
+  parseNodeBody,
+  parseServiceBody,
   encodeIndexRecord,
   encodeKvsRecord,
   encodeSessionRecord,
@@ -21,7 +27,13 @@ import {
   parseSessionRecord,
   parseTombstoneRecord,
 } from '../snapshot/index.js';
-import type { DirEntry, KvTableName, Session, Tombstone } from './types.js';
+import type { CatalogNode, DirEntry, HealthCheck, KvTableName, NodeService, Session, Tombstone } from './types.js';
+
+/** One row of the catalog table (layout.ts): a node, or a service or check of one. */
+export type CatalogRow =
+  | { readonly kind: 'node'; readonly node: CatalogNode }
+  | { readonly kind: 'service'; readonly node: string; readonly service: NodeService }
+  | { readonly kind: 'check'; readonly node: string; readonly check: HealthCheck };
 
 export type Db = Level<Uint8Array, Uint8Array>;
 /** An explicit LevelDB snapshot (classic-level supports them: `db.supports.explicitSnapshots`). */
@@ -45,6 +57,50 @@ export interface KvReader {
   listSessions(): Promise<Session[]>;
   /** The keys whose lock `sessionId` holds, in byte order. */
   listHeldKeys(sessionId: string): Promise<string[]>;
+  /** Catalog rows whose key name (layout.ts's catalogName) starts with `prefix`, in byte order. */
+  catalogRows(prefix: string): Promise<Array<[string, CatalogRow]>>;
+}
+
+export function decodeStoredCatalogRow(dbKey: Uint8Array, value: Uint8Array): [string, CatalogRow] {
+  const name = nameOf(dbKey);
+  const at = parseCatalogName(name);
+  if (at === undefined) throw corrupt(`catalog key ${JSON.stringify(name)}`);
+  let body: unknown;
+  try {
+    body = decode(value, decodeOptions);
+  } catch (cause) {
+    throw corrupt(`catalog row ${JSON.stringify(name)}`, cause);
+  }
+  switch (at.kind) {
+    case 'node': {
+      const parsed = parseNodeBody(body);
+      if (!parsed.ok || parsed.value.Node !== at.node) throw corrupt(`catalog node ${JSON.stringify(at.node)}`);
+      return [name, { kind: 'node', node: parsed.value }];
+    }
+    case 'service': {
+      const parsed = parseServiceBody(body);
+      if (!parsed.ok || parsed.value.ID !== at.id) throw corrupt(`service ${JSON.stringify(at.id)} of node ${JSON.stringify(at.node)}`);
+      return [name, { kind: 'service', node: at.node, service: parsed.value }];
+    }
+    case 'check': {
+      const parsed = parseCheckBody(body);
+      if (!parsed.ok || parsed.value.CheckID !== at.id || parsed.value.Node !== at.node) {
+        throw corrupt(`check ${JSON.stringify(at.id)} of node ${JSON.stringify(at.node)}`);
+      }
+      return [name, { kind: 'check', node: at.node, check: parsed.value }];
+    }
+  }
+}
+
+function encodeCatalogRow(row: CatalogRow): Uint8Array {
+  switch (row.kind) {
+    case 'node':
+      return encodeNodeBody(row.node);
+    case 'service':
+      return encodeServiceBody(row.service);
+    case 'check':
+      return encodeCheckBody(row.check);
+  }
 }
 
 const decodeOptions = { rawStrings: true, useBigInt64: true } as const;
@@ -189,6 +245,14 @@ export class DbReader implements KvReader {
     }
     return out;
   }
+
+  async catalogRows(prefix: string): Promise<Array<[string, CatalogRow]>> {
+    const out: Array<[string, CatalogRow]> = [];
+    for await (const [k, v] of this.db.iterator({ ...prefixRange(Table.catalog, prefix), ...this.options() })) {
+      out.push(decodeStoredCatalogRow(k, v));
+    }
+    return out;
+  }
 }
 
 /**
@@ -199,6 +263,8 @@ export interface ChangeSet {
   readonly keys: ReadonlySet<string>;
   readonly prefixes: readonly string[];
   readonly sessions: boolean;
+  /** The catalog tables ('nodes', 'services', 'checks') whose index this apply moved. */
+  readonly catalogTables: ReadonlySet<string>;
 }
 
 /** Sorts keys in UTF-8 byte order (LevelDB's and Go's), encoding each key once. */
@@ -225,6 +291,9 @@ export class KvTxn {
   private readonly held = new Map<string, boolean>();
   /** Keys whose lock an invalidated session gave up, with the session's lock-delay in ms. */
   private readonly delays: Array<{ readonly key: string; readonly ms: number }> = [];
+  /** Catalog rows by key name (layout.ts's catalogName): written (a row) or deleted (null). */
+  private readonly catalog = new Map<string, CatalogRow | null>();
+  private readonly catalogTables = new Set<string>();
 
   constructor(private readonly base: KvReader) {}
 
@@ -312,6 +381,26 @@ export class KvTxn {
     return sortByBytes(merged);
   }
 
+  async catalogRows(prefix: string): Promise<Array<[string, CatalogRow]>> {
+    const stored = await this.base.catalogRows(prefix);
+    if (this.catalog.size === 0) return stored;
+    const merged = new Map<string, CatalogRow>(stored);
+    for (const [name, row] of this.catalog) {
+      if (!name.startsWith(prefix)) continue;
+      if (row === null) merged.delete(name);
+      else merged.set(name, row);
+    }
+    return sortByBytes(merged.keys()).map((name) => [name, merged.get(name) as CatalogRow]);
+  }
+
+  putCatalogRow(name: string, row: CatalogRow): void {
+    this.catalog.set(name, row);
+  }
+
+  removeCatalogRow(name: string): void {
+    this.catalog.set(name, null);
+  }
+
   /**
    * Stores `entry`; `previousSession` is the Session of the entry it replaces ('' for none), so the
    * derived session index follows.
@@ -371,10 +460,11 @@ export class KvTxn {
 
   setTableIndex(table: KvTableName, index: number): void {
     this.indexes.set(table, index);
+    if (table === 'nodes' || table === 'services' || table === 'checks') this.catalogTables.add(table);
   }
 
   changes(): ChangeSet {
-    return { keys: this.changedKeys, prefixes: this.deletedPrefixes, sessions: this.sessions.size > 0 };
+    return { keys: this.changedKeys, prefixes: this.deletedPrefixes, sessions: this.sessions.size > 0, catalogTables: this.catalogTables };
   }
 
   /** This txn as a reader, for a txn layered on top of it (one entry of a batch over the batch). */
@@ -388,6 +478,7 @@ export class KvTxn {
       getSession: (id) => this.getSession(id),
       listSessions: () => this.listSessions(),
       listHeldKeys: (sessionId) => this.listHeldKeys(sessionId),
+      catalogRows: (prefix) => this.catalogRows(prefix),
     };
   }
 
@@ -401,6 +492,8 @@ export class KvTxn {
     for (const [id, session] of this.sessions) parent.sessions.set(id, session);
     for (const [row, held] of this.held) parent.held.set(row, held);
     parent.delays.push(...this.delays);
+    for (const [name, row] of this.catalog) parent.catalog.set(name, row);
+    for (const t of this.catalogTables) parent.catalogTables.add(t);
   }
 
   /** The batch that makes this txn durable, with the applied mark written in the same batch. */
@@ -418,6 +511,10 @@ export class KvTxn {
     for (const [id, session] of this.sessions) {
       const dbKey = tableKey(Table.sessions, id);
       ops.push(session === null ? { type: 'del', key: dbKey } : { type: 'put', key: dbKey, value: encodeSessionRecord(session) });
+    }
+    for (const [name, row] of this.catalog) {
+      const dbKey = tableKey(Table.catalog, name);
+      ops.push(row === null ? { type: 'del', key: dbKey } : { type: 'put', key: dbKey, value: encodeCatalogRow(row) });
     }
     for (const [row, held] of this.held) {
       const dbKey = tableKey(Table.sessionKeys, row);

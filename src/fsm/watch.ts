@@ -6,14 +6,21 @@
 // as do close and an abort signal.
 
 import type { ChangeSet } from './store.js';
+import type { CatalogQuery } from './types.js';
 
 /** What a blocking query watches: one key (GET /v1/kv/k) or a prefix (?recurse, ?keys). */
-export type WatchTarget = { readonly key: string } | { readonly prefix: string } | { readonly sessions: true };
+export type WatchTarget =
+  | { readonly key: string }
+  | { readonly prefix: string }
+  | { readonly sessions: true }
+  /** A catalog read: woken by any change to the catalog tables; its index decides whether it answers. */
+  | { readonly catalog: CatalogQuery };
 
 export type WakeReason = 'changed' | 'aborted' | 'restored' | 'closed';
 
 export function touches(target: WatchTarget, change: ChangeSet): boolean {
   if ('sessions' in target) return change.sessions;
+  if ('catalog' in target) return change.catalogTables.size > 0;
   if ('key' in target) {
     if (change.keys.has(target.key)) return true;
     return change.prefixes.some((p) => target.key.startsWith(p));
@@ -73,7 +80,7 @@ export class Watchers {
   }
 
   announce(change: ChangeSet): void {
-    if (change.keys.size === 0 && change.prefixes.length === 0 && !change.sessions) return;
+    if (change.keys.size === 0 && change.prefixes.length === 0 && !change.sessions && change.catalogTables.size === 0) return;
     for (const w of this.waiters) if (touches(w.target, change)) w.notify('changed');
   }
 

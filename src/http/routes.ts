@@ -1,8 +1,17 @@
 // The endpoint table: exact Consul paths and, per path, the methods Consul registers for it
 // (agent/http_register.go). Paths are matched after percent-decoding, as Go's mux matches
-// req.URL.Path; "/v1/kv/" and the session paths that take an argument are prefixes, every other path
-// matches exactly.
+// req.URL.Path; "/v1/kv/" and the session, catalog and health paths that take an argument are
+// prefixes, every other path matches exactly.
 
+import {
+  handleCatalogDeregister,
+  handleCatalogNode,
+  handleCatalogNodes,
+  handleCatalogNodeServices,
+  handleCatalogRegister,
+  handleCatalogService,
+  handleCatalogServices,
+} from './catalog.js';
 import {
   handleAgentMembers,
   handleAgentSelf,
@@ -13,6 +22,7 @@ import {
   handleStatusPeers,
   handleTransferLeader,
 } from './cluster.js';
+import { handleHealthChecks, handleHealthNode, handleHealthService, handleHealthState } from './health.js';
 import { handleKv } from './kv.js';
 import { handleSnapshot } from './snapshot.js';
 import {
@@ -42,6 +52,10 @@ const exact: ReadonlyMap<string, Route> = new Map<string, Route>([
   ['/v1/agent/self', { methods: ['GET'], handle: handleAgentSelf }],
   ['/v1/agent/members', { methods: ['GET'], handle: handleAgentMembers }],
   ['/v1/catalog/datacenters', { methods: ['GET'], handle: handleCatalogDatacenters }],
+  ['/v1/catalog/register', { methods: ['PUT'], handle: handleCatalogRegister }],
+  ['/v1/catalog/deregister', { methods: ['PUT'], handle: handleCatalogDeregister }],
+  ['/v1/catalog/nodes', { methods: ['GET'], handle: handleCatalogNodes }],
+  ['/v1/catalog/services', { methods: ['GET'], handle: handleCatalogServices }],
   ['/v1/snapshot', { methods: ['GET', 'PUT'], handle: handleSnapshot }],
   ['/v1/session/create', { methods: ['PUT'], handle: handleSessionCreate }],
   ['/v1/session/list', { methods: ['GET'], handle: handleSessionList }],
@@ -53,6 +67,13 @@ const prefixed: ReadonlyArray<readonly [string, Route]> = [
   ['/v1/session/renew/', { methods: ['PUT'], handle: handleSessionRenew }],
   ['/v1/session/info/', { methods: ['GET'], handle: handleSessionInfo }],
   ['/v1/session/node/', { methods: ['GET'], handle: handleSessionNode }],
+  ['/v1/catalog/service/', { methods: ['GET'], handle: handleCatalogService }],
+  ['/v1/catalog/node/', { methods: ['GET'], handle: handleCatalogNode }],
+  ['/v1/catalog/node-services/', { methods: ['GET'], handle: handleCatalogNodeServices }],
+  ['/v1/health/node/', { methods: ['GET'], handle: handleHealthNode }],
+  ['/v1/health/checks/', { methods: ['GET'], handle: handleHealthChecks }],
+  ['/v1/health/service/', { methods: ['GET'], handle: handleHealthService }],
+  ['/v1/health/state/', { methods: ['GET'], handle: handleHealthState }],
 ];
 
 const kv: Route = { methods: ['GET', 'PUT', 'DELETE'], handle: handleKv };

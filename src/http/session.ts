@@ -12,17 +12,16 @@
 // Defaults as Consul's: Node is this agent's node, NodeChecks ["serfHealth"], LockDelay 15s, Behavior
 // release, no TTL. LockDelay may be a number (below 1000: seconds, else nanoseconds, Consul's
 // FixupLockDelay) or a duration string. Deliberate differences, each refusing what Consul refuses:
-// - every refusal is a 400 with Consul's text (Consul answers most of them with a 500);
-// - until the catalog exists, the nodes a session may name are the cluster's servers, and the only node
-//   check is `serfHealth` (every server's, passing while it is in the cluster); service checks cannot
-//   be registered yet, so naming one is Consul's "Missing check" refusal.
+// - every refusal is a 400 with Consul's text (Consul answers most of them with a 500). The node and the
+//   checks a session names are checked where Consul checks them, in the apply: the node must be in the
+//   catalog, and each check on it and not critical.
 
 import { randomUUID } from 'node:crypto';
 import type { NewSession, Session } from '../fsm/index.js';
 import { isWellFormedText } from '../base/index.js';
 import { isSessionId, sessionAsGo } from '../snapshot/index.js';
 import { badRequest, HttpError } from './errors.js';
-import { parseGoDuration } from '../base/index.js';
+import { goDurationString, parseGoDuration } from '../base/index.js';
 import { describeJson, foldedFields, isJsonObject } from './json.js';
 import { datacenterOf, metaHeaders, parseReadOptions } from './params.js';
 import { jsonReply, type Reply, type RequestContext } from './reply.js';
@@ -39,9 +38,6 @@ const createBodyMaxBytes = 64 * 1024;
 export async function handleSessionCreate(ctx: RequestContext): Promise<Reply> {
   const body = await ctx.readBody(createBodyMaxBytes, () => new HttpError(413, `Request body too large, max size: ${createBodyMaxBytes} bytes`));
   const session = parseCreateBody(body, ctx.api.nodeName, ctx.limits.sessionTtlMinMs);
-  if (!ctx.api.isKnownNode(session.Node)) throw badRequest('Missing node registration');
-  for (const check of session.NodeChecks) if (check !== serfHealth) throw badRequest(`Missing check '${check}' registration`);
-  for (const check of session.ServiceChecks) throw badRequest(`Missing check '${check.ID}' registration`);
   const result = await ctx.api.apply({ type: 'session-create', session }, { dc: datacenterOf(ctx) });
   if (result.kind === 'session' && result.error !== '') throw badRequest(result.error);
   return jsonReply(ctx, { ID: session.ID });
@@ -155,18 +151,6 @@ export function parseCreateBody(body: Buffer, agentNode: string, ttlMinMs: numbe
   }
   session.TTL = ttl;
   return session;
-}
-
-/** Go's time.Duration.String for a whole number of milliseconds: "10s", "1m30s", "24h0m0s", "500ms", "1.5s". */
-export function goDurationString(ms: number): string {
-  if (ms < 1000) return `${ms}ms`;
-  const h = Math.floor(ms / 3_600_000);
-  const m = Math.floor((ms % 3_600_000) / 60_000);
-  const secs = (ms % 60_000) / 1000;
-  const s = `${Number.isInteger(secs) ? secs : secs.toString()}s`;
-  if (h > 0) return `${h}h${m}m${s}`;
-  if (m > 0) return `${m}m${s}`;
-  return s;
 }
 
 /** Consul's FixupLockDelay: a number below 1000 is seconds, a larger one nanoseconds; a string is a duration. */

@@ -3,7 +3,7 @@
 // (here, or forwarded to the leader), how consistent it is, and how long a blocking query waits.
 
 import type { Readable } from 'node:stream';
-import type { ApplyResult, Command, DirEntry, KvReadOp, Session, TxnResult, TxnError } from '../fsm/index.js';
+import type { ApplyResult, CatalogQuery, Command, DirEntry, KvReadOp, Session, TxnResult, TxnError } from '../fsm/index.js';
 
 /** Consul's three read modes (https://developer.hashicorp.com/consul/api-docs/features/consistency). */
 export type Consistency = 'default' | 'consistent' | 'stale';
@@ -150,6 +150,11 @@ export interface ServerApi {
   sessionInfo(id: string, o: ReadOptions): Promise<{ meta: ReadMeta; sessions: readonly Session[] }>;
   /** GET /v1/session/list, or /v1/session/node/<node> when `node` is given. */
   sessionList(node: string | undefined, o: ReadOptions): Promise<{ meta: ReadMeta; sessions: readonly Session[] }>;
+  /**
+   * A catalog or health read (see CatalogQuery): `json` is Consul's answer body, null where Consul finds
+   * nothing. Blocking on the query's tables, with Consul's per-table index.
+   */
+  catalogRead(query: CatalogQuery, o: ReadOptions): Promise<{ meta: ReadMeta; json: unknown }>;
   /** PUT /v1/session/renew/<id>: the session, its TTL timer restarted on the leader; `not-found` when gone. */
   sessionRenew(id: string, o?: ApplyOptions): Promise<readonly Session[]>;
   /**
@@ -157,8 +162,6 @@ export interface ServerApi {
    * (asked of the leader; without one, this server's own view).
    */
   members(): Promise<readonly AgentMember[]>;
-  /** Whether `node` is a node sessions may name (until the catalog exists: the cluster's servers). */
-  isKnownNode(node: string): boolean;
 
   /** The leader's server RPC address ("127.0.0.1:8300"), '' when there is none. */
   leaderAddress(): Promise<string>;

@@ -26,4 +26,8 @@ export const serverLimits = {
   followerReadApplyWaitMs: 1_000,
   /** Deadline of a read round's call to the leader (a ?consistent one includes a quorum round). */
   readIndexTimeoutMs: 5_000,
+  /** The leader compares the servers' catalog registrations and serfHealth with what it sees this often. */
+  catalogReconcileMs: 1_000,
+  /** A session create on a new leader waits at most this long for the servers to be in the catalog. */
+  catalogReadyWaitMs: 10_000,
 } as const;

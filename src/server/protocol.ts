@@ -14,7 +14,7 @@
 // the ServerApi method returns ({ meta, entry } for a get, ...), never rewrapped on the way.
 
 import { decode as msgpackDecode, encode as msgpackEncode } from '@msgpack/msgpack';
-import type { ApplyResult, DirEntry, KvReadOp, Session, TxnError, TxnResult, Uint64 } from '../fsm/index.js';
+import type { ApplyResult, CatalogQuery, DirEntry, KvReadOp, Session, TxnError, TxnResult, Uint64 } from '../fsm/index.js';
 import { toUint64 } from '../fsm/index.js';
 import type { AgentMember, Consistency, RaftConfigurationReply, ReadMeta, ReadTxnReply } from './api.js';
 
@@ -32,7 +32,9 @@ export type ReadQuery =
   | { readonly op: 'session-info'; readonly id: string }
   /** Every session, or those of `node` when it is not ''. */
   | { readonly op: 'session-list'; readonly node: string }
-  | { readonly op: 'raft-configuration' };
+  | { readonly op: 'raft-configuration' }
+  /** A catalog or health read. */
+  | { readonly op: 'catalog'; readonly query: CatalogQuery };
 
 export type ReadOp = ReadQuery['op'];
 
@@ -45,6 +47,8 @@ export interface ReadAnswers {
   readonly 'session-info': { readonly sessions: readonly Session[] };
   readonly 'session-list': { readonly sessions: readonly Session[] };
   readonly 'raft-configuration': { readonly reply: RaftConfigurationReply };
+  /** Consul's JSON answer (null, a list or a map). */
+  readonly catalog: { readonly json: unknown };
 }
 
 export type ReadReply<Op extends ReadOp> = { readonly meta: ReadMeta } & ReadAnswers[Op];
@@ -256,7 +260,34 @@ function decodeWith<T>(bytes: Uint8Array, root: string, read: (v: unknown, path:
 }
 
 const consistencies: readonly Consistency[] = ['default', 'consistent', 'stale'];
-const readOps: readonly ReadOp[] = ['kv-get', 'kv-list', 'kv-keys', 'kv-txn', 'session-info', 'session-list', 'raft-configuration'];
+const readOps: readonly ReadOp[] = ['kv-get', 'kv-list', 'kv-keys', 'kv-txn', 'session-info', 'session-list', 'raft-configuration', 'catalog'];
+const catalogWhats: readonly CatalogQuery['what'][] = [
+  'nodes', 'services', 'service', 'node', 'node-services', 'health-node', 'health-checks', 'health-service', 'health-state',
+];
+const checkStates = ['any', 'passing', 'warning', 'critical'] as const;
+
+function catalogQuery(v: unknown, path: string): CatalogQuery {
+  const o = rec(v, path);
+  const what = oneOf(o, 'what', path, catalogWhats);
+  const tags = (): string[] => list(o, 'tags', path, (t, p) => str({ t }, 't', p));
+  switch (what) {
+    case 'nodes':
+    case 'services':
+      return { what };
+    case 'service':
+      return { what, name: str(o, 'name', path), tags: tags() };
+    case 'node':
+    case 'node-services':
+    case 'health-node':
+      return { what, node: str(o, 'node', path) };
+    case 'health-checks':
+      return { what, service: str(o, 'service', path) };
+    case 'health-service':
+      return { what, service: str(o, 'service', path), tags: tags(), passing: bool(o, 'passing', path) };
+    case 'health-state':
+      return { what, state: oneOf(o, 'state', path, checkStates) };
+  }
+}
 const kvReadVerbs: readonly KvReadOp['verb'][] = ['get', 'get-or-empty', 'get-tree', 'check-index', 'check-not-exists', 'check-session'];
 
 function kvReadOp(v: unknown, path: string): KvReadOp {
@@ -292,6 +323,8 @@ function readQuery(v: unknown, path: string): ReadQuery {
       return { op, node: str(o, 'node', path) };
     case 'raft-configuration':
       return { op };
+    case 'catalog':
+      return { op, query: catalogQuery(o['query'], `${path}.query`) };
   }
 }
 
@@ -449,6 +482,11 @@ const answers: { readonly [Op in ReadOp]: (o: Rec, path: string) => ReadAnswers[
   'session-info': (o, path) => ({ sessions: list(o, 'sessions', path, session) }),
   'session-list': (o, path) => ({ sessions: list(o, 'sessions', path, session) }),
   'raft-configuration': (o, path) => ({ reply: raftConfiguration(o['reply'], `${path}.reply`) }),
+  catalog: (o, path) => {
+    const json = o['json'];
+    if (json !== null && typeof json !== 'object') throw new ProtocolError(`${path}.json`, `expected null, a list or a map, got ${describe(json)}`);
+    return { json };
+  },
 };
 
 /** The follower's entry point for the leader's answer to a forwarded read of kind `op`. */
@@ -463,12 +501,13 @@ export function decodeReadReply<Op extends ReadOp>(op: Op, bytes: Uint8Array): D
 export function decodeApplyResult(bytes: Uint8Array): Decoded<ApplyResult> {
   return decodeWith(bytes, 'apply result', (v, path): ApplyResult => {
     const o = rec(v, path);
-    const kind = oneOf(o, 'kind', path, ['kvs', 'txn', 'session', 'tombstone-reap', 'noop'] as const);
+    const kind = oneOf(o, 'kind', path, ['kvs', 'txn', 'session', 'catalog', 'tombstone-reap', 'noop'] as const);
     switch (kind) {
       case 'kvs':
         // `error` only when there is one (and never from a server older than sessions).
         return o['error'] === undefined ? { kind, ok: bool(o, 'ok', path) } : { kind, ok: bool(o, 'ok', path), error: str(o, 'error', path) };
       case 'session':
+      case 'catalog':
         return { kind, error: str(o, 'error', path) };
       case 'txn':
         return { kind, results: list(o, 'results', path, txnResult), errors: list(o, 'errors', path, txnError) };

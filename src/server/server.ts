@@ -12,6 +12,7 @@ import {
   encodeCommand,
   goQuote,
   type ApplyResult,
+  type CatalogQuery,
   type Command,
   type DirEntry,
   type KvReadOp,
@@ -33,6 +34,7 @@ import {
 import { Acl, type AclSettings } from './acl.js';
 import { Datacenters } from './datacenters.js';
 import { LeaderDuties } from './leader-duties.js';
+import { ServerCatalog } from './server-catalog.js';
 import { SessionTimers } from './session-timers.js';
 import { restoreLocal, saveLocal } from './snapshot.js';
 import {
@@ -125,6 +127,8 @@ export class Server implements ServerApi {
   private readonly readRounds = new ReadRounds(() => this.fetchReadIndex());
   /** Session TTL timers, a leader duty. */
   readonly sessionTimers: SessionTimers;
+  /** Keeps every server in the catalog with its serfHealth check (a leader duty). */
+  readonly serverCatalog: ServerCatalog;
 
   constructor(o: ServerOptions) {
     this.o = o;
@@ -140,6 +144,17 @@ export class Server implements ServerApi {
       () => this.node.leaderCaughtUp(),
       o.logger,
     );
+    this.serverCatalog = new ServerCatalog({
+      datacenter: o.datacenter,
+      servers: () => this.localMembers().map((m) => ({ id: m.Name, address: this.serverAddress(m.Name), alive: m.Status === 1 })),
+      read: (q) => this.node.fsm.catalogQuery(q),
+      propose: (command) => this.node.propose(encodeCommand(command)),
+      caughtUp: () => this.node.leaderCaughtUp(),
+      intervalMs: serverLimits.catalogReconcileMs,
+      graceMs: () => Math.max(serverLimits.memberAliveMinMs, 3 * this.node.electionTimeoutMs()),
+      logger: o.logger,
+    });
+    this.leaderDuties.register(this.serverCatalog);
     this.leaderDuties.register(this.sessionTimers);
     this.offChange = this.node.onChange((s) => this.leaderDuties.noteLeading(s.role === 'leader'));
     this.leaderDuties.noteLeading(this.node.status().role === 'leader');
@@ -317,6 +332,15 @@ export class Server implements ServerApi {
         ? [{ OpIndex: i, What: `failed to lock key ${goQuote(o.op.key)} due to lock delay` }] : []));
       if (errors.length > 0) return { kind: 'txn', results: [], errors };
     }
+    if (command.type === 'session-create') {
+      // A session names a catalog node (by default this server, with its serfHealth): on a new leader, wait
+      // for its first pass of putting the servers in the catalog, bounded.
+      let timer: NodeJS.Timeout | undefined;
+      const bound = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, serverLimits.catalogReadyWaitMs);
+      });
+      await Promise.race([this.serverCatalog.ready(), bound]).finally(() => clearTimeout(timer));
+    }
     const result = await this.node.propose(bytes);
     if (command.type === 'session-create' && result.kind === 'session' && result.error === '') this.sessionTimers.arm(command.session);
     if (command.type === 'session-destroy') this.sessionTimers.clear(command.id);
@@ -355,6 +379,10 @@ export class Server implements ServerApi {
     return this.read({ op: 'session-list', node: node ?? '' }, o);
   }
 
+  async catalogRead(query: CatalogQuery, o: ReadOptions): Promise<{ meta: ReadMeta; json: unknown }> {
+    return this.read({ op: 'catalog', query }, o);
+  }
+
   async members(): Promise<readonly AgentMember[]> {
     const s = this.node.status();
     if (s.role !== 'leader' && s.leaderAddress !== '') {
@@ -388,9 +416,9 @@ export class Server implements ServerApi {
     });
   }
 
-  /** Whether `node` is a catalog node. Until the catalog exists, the servers of the cluster are its nodes. */
-  isKnownNode(node: string): boolean {
-    return this.node.status().configuration.servers.some((s) => s.id === node) || node === this.nodeName;
+  /** The RPC address of server `id` in the configuration, '' when unknown. */
+  private serverAddress(id: string): string {
+    return this.node.status().configuration.servers.find((s) => s.id === id)?.address ?? '';
   }
 
   // ------------------------------------------------------------------------------------------
@@ -445,6 +473,10 @@ export class Server implements ServerApi {
       return { index: r.index, answer: { sessions: r.sessions } };
     },
     'raft-configuration': async () => ({ index: this.node.status().configurationIndex, answer: { reply: this.localConfiguration() } }),
+    catalog: async (q) => {
+      const r = await this.node.fsm.catalogQuery(q.query);
+      return { index: r.index, answer: { json: r.json } };
+    },
   };
 
   async leaderAddress(): Promise<string> {
@@ -881,6 +913,8 @@ function watchOf(q: ReadQuery): WatchTarget | undefined {
     case 'session-info':
     case 'session-list':
       return { sessions: true };
+    case 'catalog':
+      return { catalog: q.query };
     default:
       return undefined;
   }

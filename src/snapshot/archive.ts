@@ -16,6 +16,7 @@ import { snapshotLimits } from './limits.js';
 import { describeProducer, encodeMetaJson, parseMetaJson, type ArchiveMeta } from './meta.js';
 import { messageTypeName, readStateBinBatches, type StateBinItem } from './statebin.js';
 import { RecordType } from './records.js';
+import type { RegisterRecord } from './catalog-records.js';
 import { decodeTarHeader, encodeTarHeader, isZeroBlock, tarBlockBytes, tarEndBytes, tarPadding } from './tar.js';
 
 export const metaJsonName = 'meta.json';
@@ -524,14 +525,16 @@ class RecordChecker {
       return;
     }
     const type = item.kind === 'kvs' ? RecordType.KVS : item.kind === 'tombstone' ? RecordType.Tombstone
-      : item.kind === 'index' ? RecordType.Index : item.kind === 'session' ? RecordType.Session : item.type;
+      : item.kind === 'index' ? RecordType.Index : item.kind === 'session' ? RecordType.Session
+        : item.kind === 'register' ? RecordType.Register : item.type;
     const stats = this.types.get(type) ?? { name: messageTypeName(type), count: 0, bytes: 0 };
     stats.count += 1;
     stats.bytes += item.bytes + (item.record === 1 ? this.headerBytes : 0);
     this.types.set(type, stats);
     const index = item.kind === 'kvs' ? Math.max(item.entry.ModifyIndex, item.entry.CreateIndex)
       : item.kind === 'tombstone' ? item.stone.Index : item.kind === 'index' ? item.index.Value
-        : item.kind === 'session' ? Math.max(item.session.ModifyIndex, item.session.CreateIndex) : 0;
+        : item.kind === 'session' ? Math.max(item.session.ModifyIndex, item.session.CreateIndex)
+          : item.kind === 'register' ? registerMaxIndex(item.register) : 0;
     if (index > this.maxIndex) {
       this.maxIndex = index;
       this.maxIndexWhere = `state.bin record ${item.record} (${stats.name}, byte offset ${item.offset})`;
@@ -574,4 +577,12 @@ class RecordChecker {
     }
     return { lastIndex: this.lastIndex, types: this.types };
   }
+}
+
+/** The highest index a Register record carries: its node's, its service's, its checks'. */
+function registerMaxIndex(r: RegisterRecord): number {
+  let max = Math.max(r.node.CreateIndex, r.node.ModifyIndex);
+  if (r.service !== undefined) max = Math.max(max, r.service.CreateIndex, r.service.ModifyIndex);
+  for (const c of r.checks) max = Math.max(max, c.CreateIndex, c.ModifyIndex);
+  return max;
 }

@@ -31,9 +31,41 @@ export {
   type Parsed,
   type ParseFailure,
 } from './records.js';
+export {
+  encodeNodeBody,
+  encodeServiceBody,
+  encodeCheckBody,
+  serviceAsGo,
+  checkAsGo,
+  registerRecordWith,
+  parseRegisterRecord,
+  parseNodeBody,
+  parseServiceBody,
+  parseCheckBody,
+  catalogNameProblem,
+  catalogNameMaxBytes,
+  emptyDefinition,
+  nodeBodyHead,
+  serviceBodyHead,
+  checkBodyHead,
+  type RegisterRecord,
+} from './catalog-records.js';
 export { measureMsgpack, type FrameResult } from './msgpack-frame.js';
 export { isUint, toUint, isUint64, toUint64, wireUint, maxUint64, describeValue, isPlainMap, type Uint64 } from './values.js';
-export type { DirEntry, Tombstone, Session, SessionBehavior, ServiceCheck } from './types.js';
+export type {
+  DirEntry,
+  Tombstone,
+  Session,
+  SessionBehavior,
+  ServiceCheck,
+  CatalogNode,
+  NodeService,
+  HealthCheck,
+  CheckStatus,
+  CheckDefinition,
+  ServiceWeights,
+  ServiceAddress,
+} from './types.js';
 export { StateBinError, type StateBinErrorCode } from './errors.js';
 export { snapshotLimits } from './limits.js';
 export { ArchiveError, type ArchiveErrorCode } from './errors.js';

@@ -21,6 +21,7 @@ import { describeValue, isPlainMap, toUint, toUint64, wireUint, type Uint64 } fr
 import type { DirEntry, ServiceCheck, Session, Tombstone } from './types.js';
 
 export const RecordType = {
+  Register: 0,
   KVS: 2,
   Session: 3,
   Tombstone: 5,
@@ -271,7 +272,7 @@ function raftIndex(body: Record<string, unknown>): Parsed<{ CreateIndex: number;
 }
 
 /** An optional list of strings: nil or absent is empty. */
-function texts(body: Record<string, unknown>, name: string): Parsed<string[]> {
+export function texts(body: Record<string, unknown>, name: string): Parsed<string[]> {
   if (!has(body, name) || body[name] === null) return { ok: true, value: [] };
   const raw = body[name];
   if (!Array.isArray(raw)) return bad(name, false, `field "${name}" must be a list of strings, got ${describeValue(raw)}`);
@@ -301,15 +302,15 @@ function serviceCheckList(body: Record<string, unknown>, name: string): Parsed<S
   return { ok: true, value: out };
 }
 
-function bad(field: string | undefined, missing: boolean, message: string): ParseFailure {
+export function bad(field: string | undefined, missing: boolean, message: string): ParseFailure {
   return { ok: false, field, missing, message };
 }
 
-function has(body: Record<string, unknown>, name: string): boolean {
+export function has(body: Record<string, unknown>, name: string): boolean {
   return Object.prototype.hasOwnProperty.call(body, name);
 }
 
-function text(body: Record<string, unknown>, name: string, required: boolean): Parsed<string> {
+export function text(body: Record<string, unknown>, name: string, required: boolean): Parsed<string> {
   if (!has(body, name)) return required ? bad(name, true, `field "${name}" is missing`) : { ok: true, value: '' };
   const raw = body[name];
   if (typeof raw === 'string') return { ok: true, value: raw };
@@ -319,7 +320,7 @@ function text(body: Record<string, unknown>, name: string, required: boolean): P
   return { ok: true, value: decoded };
 }
 
-function uint(body: Record<string, unknown>, name: string, required: boolean): Parsed<number> {
+export function uint(body: Record<string, unknown>, name: string, required: boolean): Parsed<number> {
   if (!has(body, name)) return required ? bad(name, true, `field "${name}" is missing`) : { ok: true, value: 0 };
   const n = toUint(body[name]);
   if (n === undefined) return bad(name, false, `field "${name}" must be an integer in 0..2^53-1, got ${describeValue(body[name])}`);

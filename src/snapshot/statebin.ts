@@ -9,8 +9,8 @@
 // names the record (0 = header, records count from 1), its byte offset and, when there is one, the field.
 //
 // Two record policies:
-// - 'restore' (the default): only the tables we model are restorable today (KVS 2, Session 3, Tombstone 5,
-//   Index 16), and every field is validated. Other Consul record types are refused by name, so a Consul
+// - 'restore' (the default): only the tables we model are restorable today (Register 0, KVS 2, Session 3,
+//   Tombstone 5, Index 16), and every field is validated. Other Consul record types are refused by name, so a Consul
 //   snapshot holding a catalog fails loudly instead of losing it.
 // - 'inspect': every type is framed (measured in bounded memory) and decoded generically, so inspect and
 //   decode can count and print any Consul archive. Known types too arrive as `kind: 'other'`.
@@ -25,6 +25,7 @@ import { snapshotLimits } from './limits.js';
 import { measureMsgpack } from './msgpack-frame.js';
 import { parseIndexRecord, parseKvsRecord, parseSessionRecord, parseTombstoneRecord, RecordType, type IndexRecord, type Parsed } from './records.js';
 import { scanDirEntry } from './record-scan.js';
+import { parseRegisterRecord, type RegisterRecord } from './catalog-records.js';
 import type { DirEntry, Session, Tombstone } from './types.js';
 import { utf8 } from '../base/index.js';
 
@@ -87,10 +88,12 @@ export type StateBinItem =
   | ({ readonly kind: 'tombstone'; readonly stone: Tombstone } & RowFrame)
   | ({ readonly kind: 'index'; readonly index: IndexRecord } & ItemFrame)
   | ({ readonly kind: 'session'; readonly session: Session } & ItemFrame)
+  /** A catalog registration: a node, and a service or check of it (indexes missing in the record are LastIndex). */
+  | ({ readonly kind: 'register'; readonly register: RegisterRecord } & ItemFrame)
   /** Policy 'inspect' only: any record, its body decoded generically (strings as strings, 64-bit integers as bigint). */
   | ({ readonly kind: 'other'; readonly type: number; readonly name: string; readonly body: unknown } & ItemFrame);
 
-/** 'restore': KVS, Session, Tombstone and Index only, fully validated. 'inspect': every type, decoded generically. */
+/** 'restore': Register, KVS, Session, Tombstone and Index only, fully validated. 'inspect': every type, decoded generically. */
 export type RecordPolicy = 'restore' | 'inspect';
 
 export interface ReadStateBinOptions {
@@ -130,7 +133,9 @@ export async function* readStateBinBatches(source: AsyncIterable<Uint8Array>, op
       throw new StateBinError('STATE_BIN_EMPTY', 0, 0, undefined, 'state.bin is empty: expected a msgpack header {LastIndex}');
     }
     const header = await readValue(queue, queue.position(), 0, 'header', recordMaxBytes, false);
-    let batch: StateBinItem[] = [{ kind: 'header', ...parseStateBinHeader(header.body), record: 0, offset: 0, bytes: header.raw.length, raw: header.raw }];
+    const parsedHeader = parseStateBinHeader(header.body);
+    const lastIndex = parsedHeader.lastIndex;
+    let batch: StateBinItem[] = [{ kind: 'header', ...parsedHeader, record: 0, offset: 0, bytes: header.raw.length, raw: header.raw }];
 
     for (let record = 1; ; record++) {
       if (queue.buffered() === 0) {
@@ -162,7 +167,7 @@ export async function* readStateBinBatches(source: AsyncIterable<Uint8Array>, op
       }
       const { body, raw } = await readValue(queue, offset, record, name, recordMaxBytes - 1, inspect);
       const frame: ItemFrame = { record, offset, bytes: 1 + raw.length, raw };
-      batch.push(inspect ? { kind: 'other', type, name, body, ...frame } : parseRecord(type, name, body, frame));
+      batch.push(inspect ? { kind: 'other', type, name, body, ...frame } : parseRecord(type, name, body, frame, lastIndex));
     }
     queue.checkExpectedEnd();
   } finally {
@@ -175,7 +180,7 @@ function where(record: number, offset: number, name: string): string {
 }
 
 function checkType(type: number, record: number, offset: number): string {
-  if (type === RecordType.KVS || type === RecordType.Session || type === RecordType.Tombstone || type === RecordType.Index) {
+  if (type === RecordType.Register || type === RecordType.KVS || type === RecordType.Session || type === RecordType.Tombstone || type === RecordType.Index) {
     return consulMessageTypeNames[type] as string;
   }
   const at = `state.bin record ${record} at byte offset ${offset}`;
@@ -190,7 +195,7 @@ function checkType(type: number, record: number, offset: number): string {
       `Unrecognized msg type ${type} (${at}); Conclave cannot restore it`, { type });
   }
   throw new StateBinError('STATE_BIN_UNSUPPORTED_TYPE', record, offset, undefined,
-    `${at} has type ${type} (${known}), which this Conclave version cannot restore yet (only KVS, Session, Tombstone and Index records)`,
+    `${at} has type ${type} (${known}), which this Conclave version cannot restore yet (only Register, KVS, Session, Tombstone and Index records)`,
     { type });
 }
 
@@ -256,9 +261,11 @@ export function parseStateBinHeader(body: unknown): { lastIndex: number; restore
   return { lastIndex, restoreIndex };
 }
 
-function parseRecord(type: number, name: string, body: unknown, frame: ItemFrame): StateBinItem {
+function parseRecord(type: number, name: string, body: unknown, frame: ItemFrame, lastIndex: number): StateBinItem {
   const { record, offset } = frame;
   switch (type) {
+    case RecordType.Register:
+      return { kind: 'register', register: accept(parseRegisterRecord(body, lastIndex), record, offset, name), ...frame };
     case RecordType.KVS: {
       const entry = accept(parseKvsRecord(body), record, offset, name);
       return { kind: 'kvs', entry, keyBytes: utf8(entry.Key), canonicalModifyIndexAt: -1, ...frame };

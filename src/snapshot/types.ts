@@ -55,3 +55,91 @@ export interface Session {
   readonly CreateIndex: LogIndex;
   readonly ModifyIndex: LogIndex;
 }
+
+// ---------------------------------------------------------------------------------------------------
+// The catalog: Consul's structs.Node, structs.NodeService and structs.HealthCheck (CE fields we model).
+// state.bin carries them inside Register (0) records (structs.RegisterRequest); see catalog-records.ts.
+// ---------------------------------------------------------------------------------------------------
+
+/** A catalog node. Invariant (stored): CreateIndex <= ModifyIndex <= the `nodes` table index. */
+export interface CatalogNode {
+  /** Consul's node ID (a UUID) or ''. */
+  readonly ID: string;
+  /** The node name: not empty, no NUL (it is a database key prefix). */
+  readonly Node: string;
+  readonly Address: string;
+  readonly Datacenter: string;
+  readonly TaggedAddresses: Readonly<Record<string, string>>;
+  /** Consul's NodeMeta (JSON `Meta` on /v1/catalog/nodes). */
+  readonly Meta: Readonly<Record<string, string>>;
+  readonly CreateIndex: number;
+  readonly ModifyIndex: number;
+}
+
+/** Consul's structs.Weights. */
+export interface ServiceWeights {
+  readonly Passing: number;
+  readonly Warning: number;
+}
+
+/** Consul's structs.ServiceAddress (a value of a service's TaggedAddresses). */
+export interface ServiceAddress {
+  readonly Address: string;
+  readonly Port: number;
+}
+
+/** A service instance on a node. Invariant (stored): CreateIndex <= ModifyIndex <= the `services` table index. */
+export interface NodeService {
+  /** '' for a typical service (Consul's ServiceKind). */
+  readonly Kind: string;
+  /** Unique on its node; defaults to the service name. */
+  readonly ID: string;
+  /** The service name. */
+  readonly Service: string;
+  readonly Tags: readonly string[];
+  readonly Address: string;
+  readonly TaggedAddresses: Readonly<Record<string, ServiceAddress>>;
+  readonly Meta: Readonly<Record<string, string>>;
+  readonly Port: number;
+  readonly Weights: ServiceWeights;
+  readonly EnableTagOverride: boolean;
+  readonly CreateIndex: number;
+  readonly ModifyIndex: number;
+}
+
+export type CheckStatus = 'passing' | 'warning' | 'critical';
+
+/**
+ * How an agent runs a check (Consul's structs.HealthCheckDefinition, the fields we model). Durations are
+ * Go time.Duration values: nanoseconds. All empty/0 for a check registered through the catalog.
+ */
+export interface CheckDefinition {
+  readonly HTTP: string;
+  readonly Method: string;
+  readonly TLSSkipVerify: boolean;
+  readonly TCP: string;
+  readonly Interval: number;
+  readonly Timeout: number;
+  readonly DeregisterCriticalServiceAfter: number;
+}
+
+/** A health check. Invariant (stored): CreateIndex <= ModifyIndex <= the `checks` table index. */
+export interface HealthCheck {
+  readonly Node: string;
+  /** Unique on its node; defaults to the check name. */
+  readonly CheckID: string;
+  readonly Name: string;
+  readonly Status: CheckStatus;
+  readonly Notes: string;
+  readonly Output: string;
+  /** '' for a node-level check. */
+  readonly ServiceID: string;
+  /** Copied from the service at registration (Consul does the same). */
+  readonly ServiceName: string;
+  readonly ServiceTags: readonly string[];
+  /** 'ttl', 'http', 'tcp', 'serf' or '' (Consul's Type). */
+  readonly Type: string;
+  readonly Definition: CheckDefinition;
+  readonly CreateIndex: number;
+  readonly ModifyIndex: number;
+}

@@ -116,6 +116,17 @@ test('a forwarded write refused because the leader is not wired yet (NO_HANDLER)
 test('a malformed forwarded read, operator call or write is refused with a clear error and changes nothing', async (t) => {
   const { leader, follower } = await threeServers(t);
   await follower.server.apply({ type: 'kvs', op: { verb: 'set', key: 'k', value: new TextEncoder().encode('v'), flags: 0 } });
+  // The leader puts the servers in the catalog when it takes office: let that settle, so the commit
+  // index below moves only if a refused call wrote something.
+  let settled = false;
+  const serfPassing = async (): Promise<void> => {
+    const r = await leader.server.catalogRead({ what: 'health-state', state: 'passing' }, { consistency: 'stale' });
+    settled = (r.json as Array<{ CheckID: string }>).filter((c) => c.CheckID === 'serfHealth').length === 3;
+  };
+  await waitFor('the servers in the catalog', () => {
+    void serfPassing();
+    return settled;
+  });
   const before = { config: leader.node.status().configuration, commit: leader.node.status().commitIndex };
   const rpc = new ServerRpcClient({ id: 'test' });
   t.teardown(() => rpc.close());

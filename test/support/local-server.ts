@@ -13,7 +13,7 @@ import type { ExecutionContext } from 'ava';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CommandError, encodeCommand, Fsm, type ApplyResult, type Command, type KvReadOp, type WatchTarget } from '../../src/fsm/index.js';
+import { CommandError, emptyCheckDefinition, encodeCommand, Fsm, type ApplyResult, type CatalogQuery, type Command, type KvReadOp, type WatchTarget } from '../../src/fsm/index.js';
 import {
   ServerError,
   type RaftConfigurationReply,
@@ -49,6 +49,7 @@ export class LocalServer implements ServerApi {
   blockingAborted = 0;
 
   private lastIndex: number;
+  private registered = false;
 
   private constructor(readonly fsm: Fsm, options: LocalServerOptions) {
     this.nodeName = options.nodeName ?? 'node-1';
@@ -69,6 +70,16 @@ export class LocalServer implements ServerApi {
   }
 
   async apply(command: Command, o: ApplyOptions = {}): Promise<ApplyResult> {
+    if (command.type === 'session-create' && !this.registered) {
+      // What a real server's leader does first: this node in the catalog, with a passing serfHealth.
+      this.registered = true;
+      await this.apply({
+        type: 'catalog-register',
+        node: { ID: '', Node: this.nodeName, Address: '127.0.0.1', Datacenter: this.datacenter, TaggedAddresses: {}, Meta: {} },
+        skipNodeUpdate: false,
+        checks: [{ CheckID: 'serfHealth', Name: 'Serf Health Status', Status: 'passing', Notes: '', Output: '', ServiceID: '', Type: '', Definition: emptyCheckDefinition }],
+      });
+    }
     this.applied.push(command);
     noOtherDatacenter(o.dc);
     if (this.leaderless) throw new ServerError('no-leader', 'no leader is known');
@@ -131,8 +142,11 @@ export class LocalServer implements ServerApi {
     return [{ Name: this.nodeName, Addr: '127.0.0.1', Port: 8300, Tags: { role: 'consul', dc: this.datacenter, port: '8300', build: this.version }, Status: 1 }];
   }
 
-  isKnownNode(node: string): boolean {
-    return node === this.nodeName;
+  async catalogRead(query: CatalogQuery, o: ReadOptions): ReturnType<ServerApi['catalogRead']> {
+    this.checkLeader(o);
+    await this.block({ catalog: query }, o);
+    const { index, json } = await this.fsm.catalogQuery(query);
+    return { meta: this.meta(index, o), json };
   }
 
   async readTxn(ops: readonly KvReadOp[], o: ReadOptions): Promise<{ meta: ReadMeta; reply: ReadTxnReply }> {

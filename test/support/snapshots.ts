@@ -181,9 +181,12 @@ export async function hostileArchives(): Promise<Array<[string, Uint8Array, RegE
   out.push(['a gzip bomb', gzipSync(await tarOf([good[0]!, { name: 'state.bin', data: bombState }, good[2]!]), { level: 9 }), /state\.bin|Size|too large|bytes/]);
   const huge = membersOf(state, metaOf(state, 10, { Size: 2 ** 50 }));
   out.push(['a huge Size', gzipSync(await tarOf([{ name: 'meta.json', data: huge.meta }, good[1]!, { name: 'SHA256SUMS', data: huge.sums }])), /Size|size/]);
-  const unknown = Buffer.concat([state, Uint8Array.of(0), Buffer.from(encode({ Node: 'n1', Address: '10.0.0.1' }))]);
+  const unknown = Buffer.concat([state, Uint8Array.of(7), Buffer.from(encode({ ID: 'q1', Name: 'query' }))]);
   const u = membersOf(unknown, metaOf(unknown, 10));
-  out.push(['a record type not restorable yet (Register)', gzipSync(await tarOf([{ name: 'meta.json', data: u.meta }, { name: 'state.bin', data: u.state }, { name: 'SHA256SUMS', data: u.sums }])), /Register/]);
+  out.push(['a record type not restorable yet (PreparedQuery)', gzipSync(await tarOf([{ name: 'meta.json', data: u.meta }, { name: 'state.bin', data: u.state }, { name: 'SHA256SUMS', data: u.sums }])), /PreparedQuery/]);
+  const badRegister = Buffer.concat([state, Uint8Array.of(0), Buffer.from(encode({ Node: 'n1', Service: { ID: 'web' } }))]);
+  const br = membersOf(badRegister, metaOf(badRegister, 10));
+  out.push(['a Register whose service has no name', gzipSync(await tarOf([{ name: 'meta.json', data: br.meta }, { name: 'state.bin', data: br.state }, { name: 'SHA256SUMS', data: br.sums }])), /Register.*Service: field "Service" is missing/]);
   const badSession = Buffer.concat([state, Uint8Array.of(3), Buffer.from(encode({ ID: 'session', Node: 'n1', CreateIndex: 1, ModifyIndex: 1 }))]);
   const bs = membersOf(badSession, metaOf(badSession, 10));
   out.push(['a Session whose ID is not a UUID', gzipSync(await tarOf([{ name: 'meta.json', data: bs.meta }, { name: 'state.bin', data: bs.state }, { name: 'SHA256SUMS', data: bs.sums }])), /Session.*"ID" must be a session UUID/]);

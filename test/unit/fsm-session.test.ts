@@ -7,6 +7,7 @@ import test from 'ava';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
+  emptyCheckDefinition,
   newDirFor,
   restoreInto,
   type ApplyResult,
@@ -28,8 +29,26 @@ function newSession(id: string, over: Partial<NewSession> = {}): NewSession {
 }
 
 class Driver extends FsmDriver {
-  create(id: string, over: Partial<NewSession> = {}): Promise<ApplyResult> {
-    return this.run({ type: 'session-create', session: newSession(id, over) });
+  private readonly nodes = new Set<string>();
+  /** Creates a session; its node is put in the catalog first (with a passing serfHealth) when it is new. */
+  async create(id: string, over: Partial<NewSession> = {}): Promise<ApplyResult> {
+    const session = newSession(id, over);
+    if (!this.nodes.has(session.Node)) {
+      this.nodes.add(session.Node);
+      await this.register(session.Node);
+    }
+    return this.run({ type: 'session-create', session });
+  }
+  register(node: string): Promise<ApplyResult> {
+    return this.run({
+      type: 'catalog-register',
+      node: { ID: '', Node: node, Address: '10.0.0.1', Datacenter: 'dc1', TaggedAddresses: {}, Meta: {} },
+      skipNodeUpdate: false,
+      // serfHealth, and the checks some tests' sessions name.
+      checks: ['serfHealth', 'web', 'svc:web'].map((CheckID) => ({
+        CheckID, Name: CheckID, Status: 'passing' as const, Notes: '', Output: '', ServiceID: '', Type: '', Definition: emptyCheckDefinition,
+      })),
+    });
   }
   destroy(id: string): Promise<ApplyResult> {
     return this.run({ type: 'session-destroy', id });
@@ -51,8 +70,8 @@ test('fsm session: create stores Consul fields with its index; info, list, node;
   t.deepEqual(await d.create(s1, { TTL: '15s', LockDelay: 15e9 }), { kind: 'session', error: '' });
   t.deepEqual(await d.create(s2, { Node: 'node2', Behavior: 'delete', ServiceChecks: [{ ID: 'web', Namespace: '' }] }), { kind: 'session', error: '' });
   const info = await d.fsm.sessionInfo(s1);
-  t.deepEqual(info.sessions, [{ ...newSession(s1, { TTL: '15s', LockDelay: 15e9 }), CreateIndex: 1, ModifyIndex: 1 }]);
-  t.is(info.index, 2, 'X-Consul-Index is the sessions table index');
+  t.deepEqual(info.sessions, [{ ...newSession(s1, { TTL: '15s', LockDelay: 15e9 }), CreateIndex: 2, ModifyIndex: 2 }], 'created at 2: its node registered at 1');
+  t.is(info.index, 4, 'X-Consul-Index is the sessions table index (node2 registered at 3, s2 created at 4)');
   t.deepEqual((await d.fsm.sessionList()).sessions.map((s) => s.ID), [s1, s2]);
   t.deepEqual((await d.fsm.sessionList('node2')).sessions.map((s) => s.ID), [s2]);
   t.deepEqual((await d.fsm.sessionInfo(s3)).sessions, [], 'an unknown session is an empty list');
@@ -67,15 +86,15 @@ test('fsm session: lock sets Session and LockIndex; the holder rewrites; others 
   await d.create(s1);
   await d.create(s2);
   t.deepEqual(await d.lock('svc/leader', s1, 'a'), { kind: 'kvs', ok: true });
-  t.deepEqual(await d.entry('svc/leader'), { LockIndex: 1, Session: s1, ModifyIndex: 3, Value: 'a' });
+  t.deepEqual(await d.entry('svc/leader'), { LockIndex: 1, Session: s1, ModifyIndex: 4, Value: 'a' }, 'at 4: the node registered at 1, the sessions created at 2 and 3');
   t.deepEqual(await d.lock('svc/leader', s2, 'b'), { kind: 'kvs', ok: false }, 'someone else holds it');
   t.deepEqual(await d.lock('svc/leader', s1, 'c'), { kind: 'kvs', ok: true }, 'the holder may write again');
-  t.deepEqual(await d.entry('svc/leader'), { LockIndex: 1, Session: s1, ModifyIndex: 5, Value: 'c' }, 'without a new LockIndex');
+  t.deepEqual(await d.entry('svc/leader'), { LockIndex: 1, Session: s1, ModifyIndex: 6, Value: 'c' }, 'without a new LockIndex');
   t.deepEqual(await d.unlock('svc/leader', s2), { kind: 'kvs', ok: false }, 'only the holder unlocks');
   t.deepEqual(await d.unlock('svc/leader', s1, 'd'), { kind: 'kvs', ok: true });
-  t.deepEqual(await d.entry('svc/leader'), { LockIndex: 1, Session: '', ModifyIndex: 7, Value: 'd' });
+  t.deepEqual(await d.entry('svc/leader'), { LockIndex: 1, Session: '', ModifyIndex: 8, Value: 'd' });
   t.deepEqual(await d.lock('svc/leader', s2, 'e'), { kind: 'kvs', ok: true });
-  t.deepEqual(await d.entry('svc/leader'), { LockIndex: 2, Session: s2, ModifyIndex: 8, Value: 'e' }, 'a new holder raises LockIndex');
+  t.deepEqual(await d.entry('svc/leader'), { LockIndex: 2, Session: s2, ModifyIndex: 9, Value: 'e' }, 'a new holder raises LockIndex');
   t.deepEqual(await d.unlock('missing', s1), { kind: 'kvs', ok: false });
   await d.fsm.checkInvariants();
 });
@@ -102,7 +121,7 @@ test('fsm session: destroy releases (release) or deletes (delete) every key it h
   const destroyIndex = d.index;
   t.deepEqual(await d.entry('a/1'), { LockIndex: 1, Session: '', ModifyIndex: destroyIndex, Value: 'v' }, 'released, LockIndex kept');
   t.deepEqual(await d.entry('a/2'), { LockIndex: 1, Session: '', ModifyIndex: destroyIndex, Value: 'v' });
-  t.deepEqual(await d.entry('b/1'), { LockIndex: 1, Session: s2, ModifyIndex: 5, Value: 'v' }, 'another session\'s lock is untouched');
+  t.deepEqual(await d.entry('b/1'), { LockIndex: 1, Session: s2, ModifyIndex: 6, Value: 'v' }, 'another session\'s lock is untouched');
   t.deepEqual((await d.fsm.sessionInfo(s1)).sessions, []);
   await d.destroy(s2);
   t.is(await d.entry('b/1'), undefined, 'a delete session takes its keys with it');
@@ -200,9 +219,9 @@ test('fsm session: sessions travel in snapshots (Session records, sessions index
     if (item.kind === 'session') sessions.push(item.session);
     if (item.kind === 'index') tables.push(`${item.index.Key}=${item.index.Value}`);
   }
-  t.deepEqual(sessions.map((s) => [s.ID, s.Behavior, s.TTL, s.CreateIndex]), [[s1, 'release', '30s', 1], [s2, 'delete', '', 2]]);
+  t.deepEqual(sessions.map((s) => [s.ID, s.Behavior, s.TTL, s.CreateIndex]), [[s1, 'release', '30s', 2], [s2, 'delete', '', 3]]);
   t.deepEqual(sessions[0]?.ServiceChecks, [{ ID: 'svc:web', Namespace: '' }]);
-  t.deepEqual(tables, ['kvs=4', 'sessions=2']);
+  t.deepEqual(tables, ['checks=1', 'kvs=5', 'nodes=1', 'sessions=3']);
 
   const dir = join(root, 'b');
   const summary = await restoreInto(newDirFor(dir), (async function* () { yield* chunks; })());

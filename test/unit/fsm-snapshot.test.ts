@@ -259,7 +259,7 @@ test('fsm snapshot: restoreInto refuses bad streams with a clear error and leave
     { name: 'header without LastIndex', bytes: encode({ Last: 1 }), code: 'STATE_BIN_MISSING_FIELD', record: 0, field: 'LastIndex', message: /LastIndex" is missing/ },
     { name: 'unknown type', bytes: Buffer.concat([header(5), record(2, goodKvs), record(50, {})]), code: 'STATE_BIN_UNKNOWN_TYPE', record: 2, message: /^Unrecognized msg type 50 \(state.bin record 2 at byte offset/ },
     { name: 'enterprise type', bytes: Buffer.concat([header(5), record(70, {})]), code: 'STATE_BIN_ENTERPRISE_TYPE', record: 1, message: /msg type 70 is a Consul Enterprise log entry/ },
-    { name: 'unsupported Consul type', bytes: Buffer.concat([header(5), record(0, { Node: 'x' })]), code: 'STATE_BIN_UNSUPPORTED_TYPE', record: 1, message: /type 0 \(Register\), which this Conclave version cannot restore yet/ },
+    { name: 'unsupported Consul type', bytes: Buffer.concat([header(5), record(7, { ID: 'x' })]), code: 'STATE_BIN_UNSUPPORTED_TYPE', record: 1, message: /type 7 \(PreparedQuery\), which this Conclave version cannot restore yet/ },
     { name: 'a lock held by a non-UUID session', bytes: Buffer.concat([header(5), record(2, { ...goodKvs, Session: 'abc' })]), code: 'STATE_BIN_BAD_FIELD', record: 1, field: 'Session', message: /field "Session" must be '' or a session UUID, got "abc"/ },
     { name: 'session with a bad ID', bytes: Buffer.concat([header(5), record(3, { ID: 'x' })]), code: 'STATE_BIN_BAD_FIELD', record: 1, field: 'ID', message: /record 1 \(Session, byte offset 12\): field "ID" must be a session UUID/ },
     { name: 'missing field', bytes: Buffer.concat([header(5), record(2, { ...goodKvs, ModifyIndex: undefined })]), code: 'STATE_BIN_BAD_FIELD', record: 1, field: 'ModifyIndex', message: /record 1 \(KVS, byte offset \d+\): field "ModifyIndex"/ },
@@ -351,10 +351,14 @@ test('fsm snapshot: a user restore\'s stream raises every key\'s and tombstone\'
     for await (const item of readStateBin(chunked(original, 64))) {
       if (item.kind === 'kvs') expectedRows.push({ ...item.entry, ModifyIndex: Math.max(item.entry.ModifyIndex, restoreIndex) });
       else if (item.kind === 'tombstone') expectedRows.push({ ...item.stone, Index: Math.max(item.stone.Index, restoreIndex) });
-      else if (item.kind === 'index' && item.index.Key !== 'kvs' && item.index.Key !== 'tombstones') expectedTables.push([item.index.Key, item.index.Value]);
+      // Tables whose index the restore computes (KV, sessions, catalog) come below; others are copied.
+      else if (item.kind === 'index' && !['kvs', 'tombstones', 'sessions', 'nodes', 'services', 'checks'].includes(item.index.Key)) {
+        expectedTables.push([item.index.Key, item.index.Value]);
+      }
     }
     const kvsIndexAfter = Math.max(restoreIndex, ...expectedRows.map((r) => ('ModifyIndex' in (r as object) ? (r as { ModifyIndex: number }).ModifyIndex : 0)));
-    expectedTables.push(['kvs', kvsIndexAfter], ['sessions', restoreIndex], ['tombstones', restoreIndex]);
+    expectedTables.push(['kvs', kvsIndexAfter], ['sessions', restoreIndex], ['tombstones', restoreIndex],
+      ['nodes', restoreIndex], ['services', restoreIndex], ['checks', restoreIndex]);
     expectedTables.sort((a, b) => (a[0] < b[0] ? -1 : 1));
 
     const dir = join(root, name);

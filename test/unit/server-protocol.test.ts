@@ -114,7 +114,7 @@ test('a malformed forwarded read is refused with the field and what is wrong wit
   t.is(bad({ t: 'get', key: 'k', o: { c: 'default', i: 0, w: 0 } }), 'read.options: missing');
   t.is(bad({ query: { op: 'kv-get' }, options }), 'read.query.key: missing');
   t.is(bad({ query: { op: 'kv-get', key: 7 }, options }), 'read.query.key: expected a string, got number 7');
-  t.is(bad({ query: { op: 'kv-scan', key: 'k' }, options }), 'read.query.op: unknown value "kv-scan"; expected one of kv-get, kv-list, kv-keys, kv-txn, session-info, session-list, raft-configuration');
+  t.is(bad({ query: { op: 'kv-scan', key: 'k' }, options }), 'read.query.op: unknown value "kv-scan"; expected one of kv-get, kv-list, kv-keys, kv-txn, session-info, session-list, raft-configuration, catalog');
   t.is(bad({ query: { op: 'kv-get', key: 'k' }, options: { ...options, consistency: 'eventual' } }),
     'read.options.consistency: unknown value "eventual"; expected one of default, consistent, stale');
   t.is(bad({ query: { op: 'kv-get', key: 'k' }, options: { ...options, minIndex: -1 } }), 'read.options.minIndex: expected an integer in 0..2^53-1, got number -1');

@@ -333,9 +333,11 @@ test('hostile: Size, member limits and meta.json contents', async (t) => {
 });
 
 test('hostile: records refused by type name and producer, malformed state.bin, indexes above Index', async (t) => {
-  const register = stateBin(20, [kvs('a', 5), record(0, encode({ Node: 'n1' }))]);
-  await refused(t, await handArchive(members(register, consulMeta(register))), 'unsupported-record', /type 0 \(Register\).*cannot restore.*written by consul \(version unknown\)$/);
-  await refused(t, await written(register), 'unsupported-record', /\(Register\).*written by conclave 0\.1\.0$/);
+  const query = stateBin(20, [kvs('a', 5), record(7, encode({ ID: 'q1' }))]);
+  await refused(t, await handArchive(members(query, consulMeta(query))), 'unsupported-record', /type 7 \(PreparedQuery\).*cannot restore.*written by consul \(version unknown\)$/);
+  await refused(t, await written(query), 'unsupported-record', /\(PreparedQuery\).*written by conclave 0\.1\.0$/);
+  const badRegister = stateBin(20, [record(0, encode({ Address: '10.0.0.1' }))]);
+  await refused(t, await written(badRegister), 'state-bin', /record 1 \(Register.*field "Node" is missing/);
   const enterprise = stateBin(20, [record(70, encode({ X: 1 }))]);
   await refused(t, await written(enterprise), 'unsupported-record', /msg type 70 is a Consul Enterprise log entry\. Consul CE cannot restore it, and Conclave cannot restore it yet .*written by conclave/);
   const unknown = stateBin(20, [record(60, encode({ X: 1 }))]);
