@@ -16,6 +16,7 @@ import { Server, type Hello } from '../server/index.js';
 import { writeFileAtomic } from '../storage/index.js';
 import { PeerTransport, ServerRpcClient, ServerRpcServer, transportLimits } from '../transport/index.js';
 import { agentLimits } from './limits.js';
+import { LocalAgent } from './local-agent.js';
 
 export interface Agent {
   readonly httpAddress: string;
@@ -75,10 +76,24 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
     wanJoin: config.retryJoinWan,
   });
   rpcServer.setHandlers(server.rpcHandlers());
+  const localAgent = await LocalAgent.start({
+    dataDir: config.dataDir,
+    nodeName: config.nodeName,
+    datacenter: config.datacenter,
+    address: () => {
+      const colon = address.lastIndexOf(':');
+      return colon > 0 ? address.slice(0, colon).replace(/^\[|\]$/g, '') : address;
+    },
+    apply: (command) => server.apply(command),
+    read: async (query) => (await server.catalogRead(query, { consistency: 'default' })).json,
+    syncIntervalMs: agentLimits.antiEntropyIntervalMs,
+    logger: childWith(logger, { component: 'agent' }),
+  });
   const http = await startHttpServer({
     host: config.httpHost,
     port: config.httpPort,
     api: server,
+    agent: localAgent,
     logger: childWith(logger, { component: 'http' }),
     limits: { sessionTtlMinMs: config.sessionTtlMinMs },
   });
@@ -112,6 +127,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
     const closePart = (part: string, closing: Promise<void>): Promise<void> =>
       closing.catch((err: unknown) => logger.warn({ event: 'agent-close-failed', part, err }, `closing the ${part} failed; closing the rest`));
     await closePart('HTTP server', http.close());
+    await closePart('local agent', localAgent.close());
     server.close();
     await closePart('Raft node', node.close());
     await closePart('server RPC', rpcServer.close());

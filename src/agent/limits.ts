@@ -9,6 +9,11 @@ export const agentLimits = {
   discoveryIntervalMs: 1_000,
   /** How often the leader checks whether a non-voter has caught up and can be promoted. */
   promotionIntervalMs: 1_000,
+  /**
+   * How often the agent compares its own registrations with the catalog and repairs the difference
+   * (Consul's anti-entropy runs about once a minute; every change also syncs at once).
+   */
+  antiEntropyIntervalMs: 5_000,
   /** Entry bytes per append message the Raft node builds; far below the transport's append limit. */
   raftMaxMessageBytes: 1 * MiB,
   /** Append messages the Raft core keeps in flight to one follower. */

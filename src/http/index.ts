@@ -5,3 +5,4 @@ export { startHttpServer, type HttpServer, type HttpServerOptions } from './serv
 export type { HttpServerLimits } from './reply.js';
 export { httpLimits } from './limits.js';
 export { parseGoDuration, type DurationParse } from '../base/index.js';
+export { AgentError, type AgentCheckSpec, type LocalAgentApi } from './agent-api.js';

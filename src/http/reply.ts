@@ -6,6 +6,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { ServerApi } from '../server/index.js';
+import type { LocalAgentApi } from './agent-api.js';
 import type { HttpError } from './errors.js';
 import { encodeJson } from './json.js';
 import type { Query } from './query.js';
@@ -28,6 +29,8 @@ export interface RequestContext {
   readonly query: Query;
   readonly headers: IncomingHttpHeaders;
   readonly api: ServerApi;
+  /** This agent's local state (/v1/agent/service*, /v1/agent/check*); absent in servers started without one. */
+  readonly agent: LocalAgentApi | undefined;
   readonly limits: HttpServerLimits;
   /** Aborted when the client goes away or the server shuts down; pass it to every ServerApi read. */
   readonly signal: AbortSignal;

@@ -23,6 +23,19 @@ import {
   handleTransferLeader,
 } from './cluster.js';
 import { handleHealthChecks, handleHealthNode, handleHealthService, handleHealthState } from './health.js';
+import {
+  handleAgentCheckDeregister,
+  handleAgentCheckRegister,
+  handleAgentChecks,
+  handleAgentCheckTtl,
+  handleAgentCheckUpdate,
+  handleAgentNodeMaintenance,
+  handleAgentService,
+  handleAgentServiceDeregister,
+  handleAgentServiceMaintenance,
+  handleAgentServiceRegister,
+  handleAgentServices,
+} from './agent.js';
 import { handleKv } from './kv.js';
 import { handleSnapshot } from './snapshot.js';
 import {
@@ -51,6 +64,11 @@ const exact: ReadonlyMap<string, Route> = new Map<string, Route>([
   ['/v1/operator/raft/peer', { methods: ['DELETE'], handle: handleRaftPeer }],
   ['/v1/agent/self', { methods: ['GET'], handle: handleAgentSelf }],
   ['/v1/agent/members', { methods: ['GET'], handle: handleAgentMembers }],
+  ['/v1/agent/services', { methods: ['GET'], handle: handleAgentServices }],
+  ['/v1/agent/checks', { methods: ['GET'], handle: handleAgentChecks }],
+  ['/v1/agent/service/register', { methods: ['PUT'], handle: handleAgentServiceRegister }],
+  ['/v1/agent/check/register', { methods: ['PUT'], handle: handleAgentCheckRegister }],
+  ['/v1/agent/maintenance', { methods: ['PUT'], handle: handleAgentNodeMaintenance }],
   ['/v1/catalog/datacenters', { methods: ['GET'], handle: handleCatalogDatacenters }],
   ['/v1/catalog/register', { methods: ['PUT'], handle: handleCatalogRegister }],
   ['/v1/catalog/deregister', { methods: ['PUT'], handle: handleCatalogDeregister }],
@@ -74,6 +92,15 @@ const prefixed: ReadonlyArray<readonly [string, Route]> = [
   ['/v1/health/checks/', { methods: ['GET'], handle: handleHealthChecks }],
   ['/v1/health/service/', { methods: ['GET'], handle: handleHealthService }],
   ['/v1/health/state/', { methods: ['GET'], handle: handleHealthState }],
+  // Before '/v1/agent/service/', which would take them as a service ID.
+  ['/v1/agent/service/deregister/', { methods: ['PUT'], handle: handleAgentServiceDeregister }],
+  ['/v1/agent/service/maintenance/', { methods: ['PUT'], handle: handleAgentServiceMaintenance }],
+  ['/v1/agent/service/', { methods: ['GET'], handle: handleAgentService }],
+  ['/v1/agent/check/deregister/', { methods: ['PUT'], handle: handleAgentCheckDeregister }],
+  ['/v1/agent/check/pass/', { methods: ['PUT'], handle: handleAgentCheckTtl }],
+  ['/v1/agent/check/warn/', { methods: ['PUT'], handle: handleAgentCheckTtl }],
+  ['/v1/agent/check/fail/', { methods: ['PUT'], handle: handleAgentCheckTtl }],
+  ['/v1/agent/check/update/', { methods: ['PUT'], handle: handleAgentCheckUpdate }],
 ];
 
 const kv: Route = { methods: ['GET', 'PUT', 'DELETE'], handle: handleKv };

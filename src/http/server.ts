@@ -24,6 +24,7 @@ import { pipeline, type Duplex, type Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { assert } from '../base/index.js';
 import { ServerError, type ServerApi } from '../server/index.js';
+import type { LocalAgentApi } from './agent-api.js';
 import { HttpError, serverErrorReplies } from './errors.js';
 import { httpLimits } from './limits.js';
 import { routeRequest } from './mux.js';
@@ -35,6 +36,8 @@ export interface HttpServerOptions {
   /** TCP port; 0 picks a free one (see HttpServer.address). */
   readonly port: number;
   readonly api: ServerApi;
+  /** This agent's local state for /v1/agent/service* and /v1/agent/check* (absent: those answer 501). */
+  readonly agent?: LocalAgentApi;
   readonly logger: Logger;
   /** Overrides of httpLimits (tests use small values). */
   readonly limits?: Partial<HttpServerLimits>;
@@ -131,7 +134,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       // The client went away before this request's turn, or an earlier answer closed the connection
       // (Connection: close): as in Go, nothing after it is served.
       if (req.socket.destroyed || !req.socket.writable) return;
-      await handleRequest({ req, res, expectsContinue, api: options.api, limits, random, log, requests });
+      await handleRequest({ req, res, expectsContinue, api: options.api, agent: options.agent, limits, random, log, requests });
       await answered(res);
     });
   };
@@ -212,6 +215,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
 }
 
 interface RequestEnv {
+  readonly agent: LocalAgentApi | undefined;
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly expectsContinue: boolean;
@@ -266,6 +270,7 @@ async function dispatch(env: RequestEnv, signal: AbortSignal, body: BodyReader):
     query,
     headers: req.headers,
     api: env.api,
+    agent: env.agent,
     limits: env.limits,
     signal,
     random: env.random,

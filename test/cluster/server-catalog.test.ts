@@ -6,20 +6,7 @@
 // Every wait is on a condition, bounded in time.
 
 import test from 'ava';
-import { ProcessCluster, waitFor } from '../support/process-cluster.js';
-
-interface CheckJson {
-  readonly Node: string;
-  readonly CheckID: string;
-  readonly Status: string;
-  readonly Output: string;
-}
-
-async function json<T>(r: Response, what: string): Promise<T> {
-  const text = await r.text();
-  if (r.status !== 200) throw new Error(`${what}: ${r.status} ${text}`);
-  return JSON.parse(text) as T;
-}
+import { okJson, ProcessCluster, waitFor, type HealthCheckJson } from '../support/process-cluster.js';
 
 test.serial('servers are catalog nodes with serfHealth: critical while stopped (their sessions die), passing again, reaped when foreign, kept by a restore', async (t) => {
   const c = await ProcessCluster.create(t, { size: 3, tickMs: 50, electionTimeoutTicks: 20 });
@@ -27,22 +14,22 @@ test.serial('servers are catalog nodes with serfHealth: critical while stopped (
   const leader = await c.leader();
   const follower = [0, 1, 2].find((i) => i !== leader) as number;
   const names = [0, 1, 2].map((i) => c.node(i).name).sort();
-  const serfOf = async (i: number, node: string, query = ''): Promise<CheckJson | undefined> =>
-    (await json<CheckJson[]>(await c.http(i, `/v1/health/node/${node}${query}`), 'health/node')).find((k) => k.CheckID === 'serfHealth');
+  const serfOf = async (i: number, node: string, query = ''): Promise<HealthCheckJson | undefined> =>
+    (await okJson<HealthCheckJson[]>(await c.http(i, `/v1/health/node/${node}${query}`), 'health/node')).find((k) => k.CheckID === 'serfHealth');
   const statusOf = async (i: number, node: string): Promise<string | undefined> => (await serfOf(i, node))?.Status;
 
   for (const name of names) {
     await waitFor(`${name} in the catalog with a passing serfHealth`, async () => ((await statusOf(leader, name)) === 'passing' ? true : undefined), 30_000, () => c.describe());
   }
-  const nodes = await json<Array<{ Node: string }>>(await c.http(follower, '/v1/catalog/nodes'), 'catalog/nodes');
+  const nodes = await okJson<Array<{ Node: string }>>(await c.http(follower, '/v1/catalog/nodes'), 'catalog/nodes');
   t.deepEqual(nodes.map((n) => n.Node), names, 'the servers are the catalog\'s nodes');
-  const consul = await json<Array<{ Node: string; ServicePort: number }>>(await c.http(follower, '/v1/catalog/service/consul'), 'service/consul');
+  const consul = await okJson<Array<{ Node: string; ServicePort: number }>>(await c.http(follower, '/v1/catalog/service/consul'), 'service/consul');
   t.deepEqual(consul.map((s) => s.Node), names, 'each runs the consul service');
   t.true(consul.every((s) => s.ServicePort > 0));
   t.like(await serfOf(leader, c.node(follower).name), { Output: 'Agent alive and reachable' });
 
   // A session on the follower's node (the default: the agent's own node, tied to its serfHealth), holding a lock.
-  const created = await json<{ ID: string }>(await c.http(follower, '/v1/session/create', { method: 'PUT', body: '{"LockDelay":"0s"}' }), 'create');
+  const created = await okJson<{ ID: string }>(await c.http(follower, '/v1/session/create', { method: 'PUT', body: '{"LockDelay":"0s"}' }), 'create');
   const acquired = await c.http(follower, `/v1/kv/svc/leader?acquire=${created.ID}`, { method: 'PUT', body: 'me' });
   t.is(await acquired.text(), 'true');
 
@@ -50,9 +37,9 @@ test.serial('servers are catalog nodes with serfHealth: critical while stopped (
   c.pause(follower);
   await waitFor(`${stopped}'s serfHealth to go critical`, async () => ((await statusOf(leader, stopped)) === 'critical' ? true : undefined), 30_000, () => c.describe());
   t.like(await serfOf(leader, stopped), { Output: 'Agent not live or unreachable' });
-  const sessions = await json<unknown[]>(await c.http(leader, `/v1/session/info/${created.ID}`), 'session/info');
+  const sessions = await okJson<unknown[]>(await c.http(leader, `/v1/session/info/${created.ID}`), 'session/info');
   t.deepEqual(sessions, [], 'the session tied to the stopped server\'s serfHealth is invalidated');
-  const entry = await json<Array<{ Session?: string }>>(await c.http(leader, '/v1/kv/svc/leader'), 'kv');
+  const entry = await okJson<Array<{ Session?: string }>>(await c.http(leader, '/v1/kv/svc/leader'), 'kv');
   t.is(entry[0]?.Session, undefined, 'and its lock released');
   c.resume(follower);
   await waitFor(`${stopped}'s serfHealth to pass again`, async () => ((await statusOf(leader, stopped)) === 'passing' ? true : undefined), 30_000, () => c.describe());
@@ -69,7 +56,7 @@ test.serial('servers are catalog nodes with serfHealth: critical while stopped (
   });
   t.is(reg.status, 200, await reg.text());
   await waitFor('the foreign node to be reaped', async () => {
-    const list = await json<Array<{ Node: string }>>(await c.http(leader, '/v1/catalog/nodes'), 'catalog/nodes');
+    const list = await okJson<Array<{ Node: string }>>(await c.http(leader, '/v1/catalog/nodes'), 'catalog/nodes');
     return list.some((n) => n.Node === 'foreign-server') ? undefined : true;
   }, 30_000, () => c.describe());
 
@@ -80,7 +67,7 @@ test.serial('servers are catalog nodes with serfHealth: critical while stopped (
   t.is(restore.status, 200, await restore.text());
   for (const i of c.running()) {
     await waitFor(`node ${i} to serve the restored catalog with the servers passing`, async () => {
-      const list = (await json<Array<{ Node: string }>>(await c.http(i, '/v1/catalog/nodes?stale'), 'catalog/nodes')).map((n) => n.Node);
+      const list = (await okJson<Array<{ Node: string }>>(await c.http(i, '/v1/catalog/nodes?stale'), 'catalog/nodes')).map((n) => n.Node);
       if (JSON.stringify(list) !== JSON.stringify(names)) return undefined;
       for (const name of names) if ((await serfOf(i, name, '?stale'))?.Status !== 'passing') return undefined;
       return true;

@@ -6,6 +6,7 @@ import type { ExecutionContext } from 'ava';
 import { Agent, request as httpRequest, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
 import { pino } from 'pino';
 import { startHttpServer, type HttpServer, type HttpServerLimits } from '../../src/http/index.js';
+import { LocalAgent } from '../../src/agent/local-agent.js';
 import { LocalServer } from './local-server.js';
 
 export interface HttpAnswer {
@@ -30,6 +31,8 @@ export interface Harness {
   readonly server: LocalServer;
   readonly http: HttpServer;
   readonly agent: Agent;
+  /** The LocalAgent behind /v1/agent/service* (when HarnessOptions.localAgent asked for one). */
+  readonly localAgent: LocalAgent | undefined;
   request(method: string, path: string, options?: RequestOptions): Promise<HttpAnswer>;
   /** Index of the last applied entry (to prove bad input changed nothing). */
   appliedIndex(): number;
@@ -38,14 +41,27 @@ export interface Harness {
 export interface HarnessOptions {
   readonly limits?: Partial<HttpServerLimits>;
   readonly closeGraceMs?: number;
+  /** Serve /v1/agent/service* and /v1/agent/check* from a real LocalAgent over `agentDir`, syncing this often. */
+  readonly localAgent?: { readonly dir: string; readonly syncIntervalMs: number };
 }
 
 export async function startHarness(t: ExecutionContext, options: HarnessOptions = {}): Promise<Harness> {
   const server = await LocalServer.open(t);
+  const localAgent = options.localAgent === undefined ? undefined : await LocalAgent.start({
+    dataDir: options.localAgent.dir,
+    nodeName: server.nodeName,
+    datacenter: server.datacenter,
+    address: () => '127.0.0.1',
+    apply: (command) => server.apply(command),
+    read: async (query) => (await server.catalogRead(query, { consistency: 'default' })).json,
+    syncIntervalMs: options.localAgent.syncIntervalMs,
+    logger: pino({ level: 'silent' }),
+  });
   const http = await startHttpServer({
     host: '127.0.0.1',
     port: 0,
     api: server,
+    ...(localAgent === undefined ? {} : { agent: localAgent }),
     logger: pino({ level: 'silent' }),
     random: () => 0, // no jitter: a test's ?wait is the wait
     ...(options.limits === undefined ? {} : { limits: options.limits }),
@@ -56,10 +72,11 @@ export async function startHarness(t: ExecutionContext, options: HarnessOptions 
   t.teardown(async () => {
     agent.destroy();
     await http.close();
+    await localAgent?.close();
   });
   const request = (method: string, path: string, o: RequestOptions = {}): Promise<HttpAnswer> =>
     sendRequest(agent, http.address.port, method, path, o);
-  return { server, http, agent, request, appliedIndex: () => server.fsm.appliedIndex() };
+  return { server, http, agent, localAgent, request, appliedIndex: () => server.fsm.appliedIndex() };
 }
 
 export function sendRequest(agent: Agent | false, port: number, method: string, path: string, o: RequestOptions = {}): Promise<HttpAnswer> {

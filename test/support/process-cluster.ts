@@ -331,3 +331,18 @@ export async function waitFor<T>(what: string, f: () => Promise<T | undefined>, 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
+
+/** A 200 answer's JSON body; anything else throws with `what`, the status and the body. */
+export async function okJson<T>(r: Response, what: string): Promise<T> {
+  const text = await r.text();
+  if (r.status !== 200) throw new Error(`${what}: ${r.status} ${text}`);
+  return JSON.parse(text) as T;
+}
+
+/** One health check as /v1/health/* shows it (the fields tests read). */
+export interface HealthCheckJson {
+  readonly Node: string;
+  readonly CheckID: string;
+  readonly Status: string;
+  readonly Output: string;
+}

@@ -284,6 +284,7 @@ function stub(answer: (q: CatalogQuery) => unknown = () => [], applyError = ''):
       path: q === -1 ? target : target.slice(0, q),
       query: Query.parse(q === -1 ? '' : target.slice(q + 1)),
       headers: {},
+      agent: undefined,
       api,
       limits: httpLimits,
       signal: new AbortController().signal,
