@@ -88,6 +88,7 @@ test.serial('a bad archive is refused with 400 and a reason, and nothing changes
   const follower = [0, 1, 2].find((i) => i !== leader) as number;
   t.true(await c.put(leader, 'keep', 'me'));
   const good = await buildArchive({ a: '1' }, 100);
+  await c.catalogSettled(leader);
   const before = await save(c, leader, '?stale');
   const cases = await hostileArchives();
   for (const [n, [what, body, reason]] of cases.entries()) {

@@ -293,6 +293,21 @@ export class ProcessCluster {
     }, timeoutMs, () => this.describe());
   }
 
+  /**
+   * Waits until every running server is in the catalog with a passing serfHealth, as the leader's
+   * server-catalog duty puts them there after an election: a test that compares indexes before and
+   * after something must not count those writes.
+   */
+  async catalogSettled(via: number, timeoutMs = 30_000): Promise<void> {
+    const names = this.running().map((i) => this.node(i).name);
+    await waitFor('every server in the catalog with a passing serfHealth', async () => {
+      const r = await this.http(via, '/v1/health/state/passing').catch(() => undefined);
+      if (r === undefined || r.status !== 200) return undefined;
+      const passing = new Set((await r.json() as HealthCheckJson[]).filter((k) => k.CheckID === 'serfHealth').map((k) => k.Node));
+      return names.every((n) => passing.has(n)) ? true : undefined;
+    }, timeoutMs, () => this.describe());
+  }
+
   describe(): string {
     return this.nodes.map((n) => `--- ${n.name} (${n.proc === undefined ? 'down' : `pid ${n.proc.pid}${n.paused === true ? ', paused' : ''}`}):\n${n.output.join('').split('\n').slice(-15).join('\n')}`).join('\n');
   }

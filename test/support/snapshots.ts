@@ -24,12 +24,24 @@ export interface DecodedState {
   readonly kv: ReadonlyMap<string, { value: string; flags: number | bigint; createIndex: number; modifyIndex: number }>;
   readonly tombstones: readonly string[];
   readonly indexes: ReadonlyMap<string, number>;
+  /** Who holds each locked key (session ID), by key. */
+  readonly locks: ReadonlyMap<string, string>;
+  /** Sessions as `<ID> <Node> <Behavior> <TTL>`, sorted. */
+  readonly sessions: readonly string[];
+  /**
+   * The catalog, sorted: `<node> <address>` per node, `<node> service <ID> <name> <port> <tags>` per
+   * service, `<node> check <ID> <status> <service ID>` per check (indexes left out: a restore raises them).
+   */
+  readonly catalog: readonly string[];
 }
 
 export async function decodeArchive(bytes: Uint8Array): Promise<DecodedState> {
   const kv = new Map<string, { value: string; flags: number | bigint; createIndex: number; modifyIndex: number }>();
   const tombstones: string[] = [];
   const indexes = new Map<string, number>();
+  const locks = new Map<string, string>();
+  const sessions: string[] = [];
+  const catalog = new Set<string>();
   let lastIndex = 0;
   const c = await readArchive(chunks(bytes), {
     records: 'restore',
@@ -38,11 +50,19 @@ export async function decodeArchive(bytes: Uint8Array): Promise<DecodedState> {
       else if (item.kind === 'kvs') {
         const e = item.entry;
         kv.set(e.Key, { value: Buffer.from(e.Value).toString('utf8'), flags: e.Flags, createIndex: e.CreateIndex, modifyIndex: e.ModifyIndex });
+        if (e.Session !== '') locks.set(e.Key, e.Session);
       } else if (item.kind === 'tombstone') tombstones.push(item.stone.Key);
       else if (item.kind === 'index') indexes.set(item.index.Key, item.index.Value);
+      else if (item.kind === 'session') sessions.push(`${item.session.ID} ${item.session.Node} ${item.session.Behavior} ${item.session.TTL}`);
+      else if (item.kind === 'register') {
+        const { node, service, checks } = item.register;
+        catalog.add(`${node.Node} ${node.Address}`);
+        if (service !== undefined) catalog.add(`${node.Node} service ${service.ID} ${service.Service} ${service.Port} ${service.Tags.join(',')}`);
+        for (const k of checks) catalog.add(`${node.Node} check ${k.CheckID} ${k.Status} ${k.ServiceID}`);
+      }
     },
   });
-  return { meta: c.meta, lastIndex, kv, tombstones, indexes };
+  return { meta: c.meta, lastIndex, kv, tombstones, indexes, locks, sessions: sessions.sort(), catalog: [...catalog].sort() };
 }
 
 /** The KV data of a state, as one comparable value (what a user would call "the same state"). */

@@ -236,7 +236,7 @@ test('fsm session: sessions travel in snapshots (Session records, sessions index
   await r.fsm.checkInvariants();
 });
 
-test('fsm session: conclave snapshot inspect counts Session records and decode prints them', async (t) => {
+test('fsm session: conclave snapshot inspect counts Session and Register records and decode prints them', async (t) => {
   const root = await tempRoot(t);
   const d = await Driver.open(t, join(root, 'a'));
   await d.create(s1, { TTL: '30s' });
@@ -257,7 +257,11 @@ test('fsm session: conclave snapshot inspect counts Session records and decode p
   t.is(inspect.code, 0, inspect.stderr);
   const stats = (JSON.parse(inspect.stdout) as { Stats: Array<{ Name: string; Count: number }> }).Stats;
   t.like(stats.find((x) => x.Name === 'Session'), { Count: 2 });
+  t.like(stats.find((x) => x.Name === 'Register'), { Count: 4 }, 'node1 and its three checks (the Driver registers them)');
+  t.is(stats[0]?.Name, 'Register', 'the catalog comes first, as in Consul');
   const decode = await runCliCaptured(['snapshot', 'decode', file]);
+  const registers = decode.stdout.trim().split('\n').map((l) => JSON.parse(l) as { Type: string; Data: Record<string, unknown> }).filter((r) => r.Type === 'Register');
+  t.deepEqual(registers.map((r) => [r.Data['Node'], (r.Data['Check'] as { CheckID?: string } | undefined)?.CheckID ?? '']), [['node1', ''], ['node1', 'serfHealth'], ['node1', 'svc:web'], ['node1', 'web']]);
   const sessions = decode.stdout.trim().split('\n').map((l) => JSON.parse(l) as { Type: string; Data: Record<string, unknown> }).filter((r) => r.Type === 'Session');
   t.deepEqual(sessions.map((r) => [r.Data['ID'], r.Data['TTL'], r.Data['Behavior']]), [[s1, '30s', 'release'], [s2, '', 'release']]);
 });
