@@ -1,9 +1,9 @@
 // /v1/agent/service* and /v1/agent/check*: Consul's agent/agent_endpoint.go over this agent's local
 // state (agent-api.ts; kept, run and synced to the catalog by src/agent/local-agent.ts).
 //
-//   GET /v1/agent/services                       {id: service} registered through this agent
+//   GET /v1/agent/services                       {id: service} registered through this agent; ?filter
 //   GET /v1/agent/service/<id>                   the service, or 404 "unknown service ID: <id>"
-//   GET /v1/agent/checks                         {id: check} with the current status
+//   GET /v1/agent/checks                         {id: check} with the current status; ?filter
 //   PUT /v1/agent/service/register               {ID, Name, Tags, Address, Port, Meta, Weights,
 //                                                EnableTagOverride, TaggedAddresses, Check, Checks}
 //   PUT /v1/agent/service/deregister/<id>        with its checks
@@ -20,6 +20,8 @@
 // name to "Service '<name>' check"; a check starts critical unless it gives a Status; intervals below 1s
 // are 1s; HTTP and TCP checks time out after 10s unless they say otherwise; the methods are PUT only
 // (python-consul 0.7's GETs get 405, as from Consul 1.0 on).
+// ?filter (filter.ts) keeps the map entries whose values it matches, keys unchanged (Consul's
+// bexpr Filter.Execute on a map); a bad one is a 400 `Failed to create boolean expression evaluator: ...`.
 // Deliberate differences: script, Docker, gRPC, H2PING, UDP, OS-service and alias checks are refused
 // with a 400 naming the field (Consul refuses scripts unless enabled, and runs the rest); every refusal
 // is a 400 or 404 with Consul's text where it has one.
@@ -28,6 +30,7 @@ import type { CheckStatus, NewService } from '../fsm/index.js';
 import { AgentError, type AgentCheckSpec, type LocalAgentApi } from './agent-api.js';
 import { checkService, decodeService } from './catalog.js';
 import { HttpError, badRequest } from './errors.js';
+import { filterMapValues, filterParam, filterSchemas } from './filter.js';
 import { decodeBody, decodeFailed, Fields } from './go-json.js';
 import { emptyReply, jsonReply, type Reply, type RequestContext } from './reply.js';
 import { catalogNameProblem } from '../snapshot/index.js';
@@ -65,7 +68,9 @@ function argument(ctx: RequestContext, prefix: string, what: string): string {
 }
 
 export async function handleAgentServices(ctx: RequestContext): Promise<Reply> {
-  return jsonReply(ctx, agentOf(ctx).services());
+  const agent = agentOf(ctx);
+  const filter = filterParam(ctx, filterSchemas.service);
+  return jsonReply(ctx, filterMapValues(filter, agent.services()));
 }
 
 export async function handleAgentService(ctx: RequestContext): Promise<Reply> {
@@ -76,7 +81,9 @@ export async function handleAgentService(ctx: RequestContext): Promise<Reply> {
 }
 
 export async function handleAgentChecks(ctx: RequestContext): Promise<Reply> {
-  return jsonReply(ctx, agentOf(ctx).checks());
+  const agent = agentOf(ctx);
+  const filter = filterParam(ctx, filterSchemas.check);
+  return jsonReply(ctx, filterMapValues(filter, agent.checks()));
 }
 
 export async function handleAgentServiceRegister(ctx: RequestContext): Promise<Reply> {

@@ -4,15 +4,22 @@
 //   PUT /v1/catalog/register            body {ID, Node, Address, Datacenter, TaggedAddresses, NodeMeta,
 //                                       Service, Check, Checks, SkipNodeUpdate}, any case -> true
 //   PUT /v1/catalog/deregister          body {Node, ServiceID, CheckID, Datacenter} -> true
-//   GET /v1/catalog/nodes               [node]; blocking
-//   GET /v1/catalog/services            {name: [tag]}; blocking
-//   GET /v1/catalog/service/<name>      [service instance] (?tag repeatable: every tag must match); blocking
-//   GET /v1/catalog/node/<node>         {Node, Services} or null (an unknown node, 200 as in Consul); blocking
-//   GET /v1/catalog/node-services/<node> {Node, Services: [...]}, or 404 `Node not found`; blocking
+//   GET /v1/catalog/nodes               [node]; blocking; ?filter
+//   GET /v1/catalog/services            {name: [tag]}; blocking (?filter refused, below)
+//   GET /v1/catalog/service/<name>      [service instance] (?tag repeatable: every tag must match); blocking; ?filter
+//   GET /v1/catalog/node/<node>         {Node, Services} or null (an unknown node, 200 as in Consul); blocking;
+//                                       ?filter on the Services map's values
+//   GET /v1/catalog/node-services/<node> {Node, Services: [...]}, or 404 `Node not found`; blocking; ?filter
+//                                       on the Services list
 //
 // The FSM shapes every read's JSON (ServerApi.catalogRead); this file parses, validates and answers.
 // A register or deregister goes to the datacenter its body names (Consul's args.Datacenter), else to
-// the one ?dc names, else to ours. ?near, ?filter and ?node-meta are accepted and ignored.
+// the one ?dc names, else to ours. ?near and ?node-meta are accepted and ignored.
+// ?filter (filter.ts: Consul's go-bexpr expressions, selectors the Go field names of the answer's
+// elements) is built before the read, a bad one a 400 `Failed to create boolean expression evaluator:
+// ...` with nothing read, and keeps the elements it matches (catalogReply, shared with health.ts). On
+// /v1/catalog/services a non-empty ?filter is a 400: Consul filters the service instances before
+// grouping their tags by name, and that answer no longer holds them (filter /v1/catalog/service/<name>).
 //
 // Register, as Consul's Catalog.Register (checks in that order, after the whole body decoded):
 // - Node and Address are required ("Must provide node and address", Consul's text up to 1.0; later
@@ -37,7 +44,8 @@ import type { CatalogQuery, CheckDefinition, CheckStatus, Command, NewCheck, New
 import type { ReadOptions } from '../server/index.js';
 import { catalogNameProblem } from '../snapshot/index.js';
 import { badRequest, HttpError } from './errors.js';
-import { goQuote } from './json.js';
+import { filterList, filterMapValues, filterParam, filterSchemas, type FieldType, type Filter } from './filter.js';
+import { goQuote, isJsonObject } from './json.js';
 import { decodeBody, Fields } from './go-json.js';
 import { metaHeaders, parseReadOptions } from './params.js';
 import { jsonReply, textReply, type Reply, type RequestContext } from './reply.js';
@@ -92,19 +100,56 @@ export async function handleCatalogNode(ctx: RequestContext): Promise<Reply> {
 export async function handleCatalogNodeServices(ctx: RequestContext): Promise<Reply> {
   const options = parseReadOptions(ctx);
   const node = nodeArgument(ctx, '/v1/catalog/node-services/');
+  const filter = catalogFilter(ctx, 'node-services');
   const { meta, json } = await ctx.api.catalogRead({ what: 'node-services', node }, options);
   if (json === null) return textReply(404, 'Node not found', metaHeaders(meta));
-  return jsonReply(ctx, json, 200, metaHeaders(meta));
+  return jsonReply(ctx, filter(json), 200, metaHeaders(meta));
 }
 
 // ---------------------------------------------------------------------------------------------------
 // Shared with health.ts: path arguments, ?tag, and the read itself.
 // ---------------------------------------------------------------------------------------------------
 
-/** Runs one catalog read and answers its JSON with the X-Consul-* headers. */
+/**
+ * Runs one catalog read and answers its JSON, narrowed by ?filter, with the X-Consul-* headers. The
+ * filter is built before the read (a bad one is a 400 and nothing is read), as Consul's RPC endpoints
+ * build it before their blocking query.
+ */
 export async function catalogReply(ctx: RequestContext, options: ReadOptions, query: CatalogQuery): Promise<Reply> {
+  const filter = catalogFilter(ctx, query.what);
   const { meta, json } = await ctx.api.catalogRead(query, options);
-  return jsonReply(ctx, json, 200, metaHeaders(meta));
+  return jsonReply(ctx, filter(json), 200, metaHeaders(meta));
+}
+
+/**
+ * What ?filter keeps of each read's JSON: the element type its selectors name (Consul's) and where the
+ * elements are. /v1/catalog/services has none: Consul filters the service instances before grouping
+ * their tags by name, and its answer ({name: [tag]}) no longer holds them.
+ */
+const catalogFilters: { readonly [W in CatalogQuery['what']]: { readonly schema: FieldType; readonly apply: (f: Filter, json: unknown) => unknown } | undefined } = {
+  nodes: { schema: filterSchemas.node, apply: filterList },
+  services: undefined,
+  service: { schema: filterSchemas.catalogService, apply: filterList },
+  node: { schema: filterSchemas.service, apply: (f, json) => (isJsonObject(json) ? { ...json, Services: filterMapValues(f, json['Services']) } : json) },
+  'node-services': { schema: filterSchemas.service, apply: (f, json) => (isJsonObject(json) ? { ...json, Services: filterList(f, json['Services']) } : json) },
+  'health-node': { schema: filterSchemas.check, apply: filterList },
+  'health-checks': { schema: filterSchemas.check, apply: filterList },
+  'health-state': { schema: filterSchemas.check, apply: filterList },
+  'health-service': { schema: filterSchemas.healthService, apply: filterList },
+};
+
+/** The request's ?filter for a read of `what`, as a function of the read's JSON (the identity without one). */
+function catalogFilter(ctx: RequestContext, what: CatalogQuery['what']): (json: unknown) => unknown {
+  const target = catalogFilters[what];
+  if (target === undefined) {
+    if (ctx.query.get('filter') !== '') {
+      throw badRequest('?filter is not supported on /v1/catalog/services by Conclave (its answer no longer holds the instances ' +
+        'a filter selects); filter /v1/catalog/service/<name> or /v1/health/service/<name> instead');
+    }
+    return (json) => json;
+  }
+  const filter = filterParam(ctx, target.schema);
+  return filter === undefined ? (json) => json : (json) => target.apply(filter, json);
 }
 
 /** The node named by the rest of the path: "Missing node name" when empty (Consul's), a 400 when it cannot be a node. */

@@ -6,7 +6,9 @@
 //                                      ?passing: only instances whose checks all pass); blocking
 //   GET /v1/health/state/<state>       checks in a state: any, passing, warning or critical; blocking
 //
-// The FSM shapes the JSON (ServerApi.catalogRead). ?near, ?filter and ?node-meta are accepted and ignored.
+// The FSM shapes the JSON (ServerApi.catalogRead). ?near and ?node-meta are accepted and ignored.
+// ?filter (filter.ts, applied by catalogReply) keeps the checks, or the {Node, Service, Checks} entries,
+// it matches; a selector through Checks (`Checks.Status == critical`) holds when it holds for any check.
 // ?passing is Consul's getBoolQueryParam: present without a value or with a true spelling filters,
 // a false spelling does not, anything else is Consul's 400 "Invalid value for ?passing".
 // Difference: a state other than the four is a 400 "Invalid check state" (Consul answers an empty list,

@@ -48,6 +48,18 @@ export const httpLimits = {
   sessionTtlMinMs: 10 * second,
   /** Bodies above this that no handler read are not drained; the connection is closed instead. */
   drainUnreadBodyMaxBytes: 64 * KiB,
+  /**
+   * Longest ?filter accepted (filter.ts), in UTF-8 bytes. Consul sets none (its URLs are bounded by Go's
+   * 1 MiB of headers); real filters are a few dozen bytes.
+   */
+  filterMaxBytes: 4 * KiB,
+  /** Deepest nesting of parentheses and `not` in a ?filter (keeps the recursive parser's stack small). */
+  filterMaxNesting: 64,
+  /**
+   * Longest pattern a ?filter's `matches` takes, in characters: go-bexpr's own default MaxRawValueLength
+   * (512), which Consul does not apply.
+   */
+  filterRegexpMaxChars: 512,
 } as const;
 
 assert(httpLimits.headersTimeoutMs > httpLimits.keepAliveTimeoutMs, 'headers timeout > keep-alive timeout');

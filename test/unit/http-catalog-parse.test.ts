@@ -349,7 +349,7 @@ test('catalog GETs: the query each reads, its JSON with X-Consul-Index, 200 null
   t.is(nodes.headers['X-Consul-Index'], '42');
   t.is(s.reads[0]?.options.consistency, 'stale');
   t.is((await handleCatalogServices(s.ctx('GET', '/v1/catalog/services'))).body, '{"what":"services"}');
-  await handleCatalogService(s.ctx('GET', '/v1/catalog/service/web?tag=v1&tag=primary&near=_agent&filter=x'));
+  await handleCatalogService(s.ctx('GET', '/v1/catalog/service/web?tag=v1&tag=primary&near=_agent'));
   t.deepEqual(s.reads[2]?.query, { what: 'service', name: 'web', tags: ['v1', 'primary'] });
   await handleCatalogService(s.ctx('GET', '/v1/catalog/service/web/a'));
   t.deepEqual(s.reads[3]?.query, { what: 'service', name: 'web/a', tags: [] });
