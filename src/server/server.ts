@@ -648,6 +648,11 @@ export class Server implements ServerApi {
       return this.inDatacenter(o.dc, (address) => this.operator(address, { op: 'dc-read', read }, (b) => decodeReadReply<Op>(query.op as Op, b), options));
     }
     const local = (): ReturnType<LocalRead<Op>> => (this.local[query.op] as LocalRead<Op>)(query);
+    if (plantedBug === 'stale-default-read' && o.consistency === 'default' && this.node.status().role !== 'leader') {
+      // The chaos suite's planted defect (test/chaos): a follower answers default reads from its own state.
+      const r = await local();
+      return { ...r.answer, meta: this.meta(r.index, o.consistency) };
+    }
     const serveHere = o.consistency === 'stale' || this.node.status().role === 'leader';
     if (!serveHere) {
       // A follower serves a non-blocking read itself once it has applied the leader's read index for a
@@ -901,6 +906,13 @@ function malformed(what: string, e: ProtocolError): RpcResult {
 function malformedError(what: string, e: ProtocolError): RpcError {
   return { code: 'bad-request', message: `malformed ${what}: ${e.message}; nothing was done` };
 }
+
+/**
+ * A defect planted on purpose, for the chaos suite to prove it catches it (issue 11's teeth). Only
+ * CONCLAVE_TEST_PLANTED_BUG=stale-default-read exists: a follower serves default reads from its own
+ * state instead of the leader's. Never set outside tests; read once, at load.
+ */
+const plantedBug = process.env['CONCLAVE_TEST_PLANTED_BUG'];
 
 /** What a blocking query waits on; undefined: it cannot block (it waits out its time instead). */
 function watchOf(q: ReadQuery): WatchTarget | undefined {

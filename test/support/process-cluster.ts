@@ -37,6 +37,8 @@ export interface ClusterOptions {
   readonly compiled?: boolean;
   /** session_ttl_min (Consul's key), e.g. "1s" so TTL tests need not wait 20 s. */
   readonly sessionTtlMin?: string;
+  /** Extra environment for the agents (e.g. CONCLAVE_TEST_PLANTED_BUG for the chaos suite's teeth). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 // Ports for the agents come from below the kernel's ephemeral range (32768-60999 here, see
@@ -97,7 +99,7 @@ export class ProcessCluster {
   private readonly nodeFlags: readonly string[];
   private readonly entry: readonly string[];
 
-  private constructor(dir: string, nodeFlags: readonly string[], compiled: boolean) {
+  private constructor(dir: string, nodeFlags: readonly string[], compiled: boolean, private readonly env: Readonly<Record<string, string>> = {}) {
     this.dir = dir;
     this.nodeFlags = nodeFlags;
     this.entry = compiled ? [join(root, 'dist/cli/main.js')] : ['--import=tsx', join(root, 'src/cli/main.ts')];
@@ -105,7 +107,7 @@ export class ProcessCluster {
 
   static async create(t: { teardown(f: () => Promise<void>): void }, o: ClusterOptions): Promise<ProcessCluster> {
     const dir = await mkdtemp(join(tmpdir(), 'conclave-cluster-'));
-    const c = new ProcessCluster(dir, o.nodeFlags ?? [], o.compiled ?? false);
+    const c = new ProcessCluster(dir, o.nodeFlags ?? [], o.compiled ?? false, o.env);
     t.teardown(() => c.destroy());
     const total = o.size + (o.extra ?? 0);
     const picked = await freePorts(2 * total);
@@ -150,7 +152,7 @@ export class ProcessCluster {
     const proc = spawn(process.execPath, [...this.nodeFlags, ...this.entry, 'agent', '-config-file', n.configFile], {
       cwd: root,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, NODE_ENV: 'test' },
+      env: { ...process.env, NODE_ENV: 'test', ...this.env },
     });
     const keep = (b: Buffer): void => {
       n.output.push(b.toString());
