@@ -153,7 +153,7 @@ export class LocalAgent implements LocalAgentApi {
     const c = this.checkStates.get(id);
     if (c === undefined) throw new AgentError(404, `Unknown check ID ${JSON.stringify(id)}. Ensure that the check ID is passed, not the check name.`);
     if (c.spec.kind !== 'ttl') throw new AgentError(400, `CheckID ${JSON.stringify(id)} does not have associated TTL`);
-    this.setStatus(c, status, output.slice(0, outputMaxChars));
+    this.setStatus(c, status, truncate(output));
     this.armTtl(c);
   }
 
@@ -161,6 +161,7 @@ export class LocalAgent implements LocalAgentApi {
     return this.change(() => {
       if (!this.serviceDefs.has(id)) throw new AgentError(404, `No service registered with ID ${JSON.stringify(id)}`);
       const checkId = `_service_maintenance:${id}`;
+      if (enable && catalogNameProblem(checkId) !== undefined) throw new AgentError(400, `the maintenance check ID ${JSON.stringify(checkId)} ${catalogNameProblem(checkId)}`);
       if (!enable) {
         if (this.checkStates.has(checkId)) this.dropCheck(checkId);
         return;
@@ -241,11 +242,13 @@ export class LocalAgent implements LocalAgentApi {
   private schedule(c: CheckState, delayMs: number): void {
     c.timer = setTimeout(() => {
       if (this.closed || this.checkStates.get(c.spec.CheckID) !== c) return;
-      void this.runCheck(c.spec).then(({ status, output }) => {
-        if (this.checkStates.get(c.spec.CheckID) !== c) return;
-        this.setStatus(c, status, output.slice(0, outputMaxChars));
-        if (!this.closed) this.schedule(c, c.spec.intervalMs);
-      });
+      void this.runCheck(c.spec)
+        .catch((error: unknown) => ({ status: 'critical' as const, output: `check failed: ${(error as Error).message}` }))
+        .then(({ status, output }) => {
+          if (this.checkStates.get(c.spec.CheckID) !== c) return;
+          this.setStatus(c, status, truncate(output));
+          if (!this.closed) this.schedule(c, c.spec.intervalMs);
+        });
     }, delayMs);
     c.timer.unref();
   }
@@ -373,10 +376,15 @@ export class LocalAgent implements LocalAgentApi {
 
   private async syncOnce(): Promise<void> {
     const view = await this.catalogView();
+    let failed: unknown;
     for (const command of this.plan(view)) {
       if (this.closed) return;
-      await this.o.apply(command);
+      // One refused command must not keep the others from the catalog.
+      await this.o.apply(command).catch((error: unknown) => {
+        failed ??= error;
+      });
     }
+    if (failed !== undefined) throw failed;
   }
 
   /** The commands that bring the catalog's view of this node in line with the local state. */
@@ -431,8 +439,8 @@ function sameService(have: Record<string, unknown>, s: NewService): boolean {
   const same = (a: unknown, b: unknown): boolean => JSON.stringify(a ?? null) === JSON.stringify(b);
   return have['Service'] === s.Service && have['Port'] === s.Port && have['Address'] === s.Address
     && have['EnableTagOverride'] === s.EnableTagOverride && (have['Kind'] ?? '') === s.Kind
-    && same(have['Tags'], s.Tags.length === 0 ? null : s.Tags) && same(have['Meta'], Object.keys(s.Meta).length === 0 ? null : s.Meta)
-    && same(have['Weights'], s.Weights);
+    && same(have['Tags'] ?? [], s.Tags) && same(have['Meta'] ?? {}, s.Meta)
+    && same(have['TaggedAddresses'] ?? {}, s.TaggedAddresses) && same(have['Weights'], s.Weights);
 }
 
 function sameCheck(have: Record<string, unknown> | undefined, c: CheckState): boolean {
@@ -449,6 +457,10 @@ function runHttpCheck(spec: AgentCheckSpec): Promise<{ status: CheckStatus; outp
       url = new URL(spec.http);
     } catch {
       resolve({ status: 'critical', output: `invalid HTTP check URL ${JSON.stringify(spec.http)}` });
+      return;
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      resolve({ status: 'critical', output: `HTTP check URL ${JSON.stringify(spec.http)} is not http:// or https://` });
       return;
     }
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
@@ -468,6 +480,10 @@ function runHttpCheck(spec: AgentCheckSpec): Promise<{ status: CheckStatus; outp
       res.on('error', (e) => resolve({ status: 'critical', output: `HTTP ${method} ${spec.http}: ${e.message}` }));
     });
     req.on('timeout', () => req.destroy(new Error(`request timed out after ${spec.timeoutMs} ms`)));
+    // The timeout above is per socket read; this one bounds the whole exchange, as Go's Client.Timeout.
+    const deadline = setTimeout(() => req.destroy(new Error(`no complete answer within ${spec.timeoutMs} ms`)), spec.timeoutMs);
+    deadline.unref();
+    req.on('close', () => clearTimeout(deadline));
     req.on('error', (e) => resolve({ status: 'critical', output: `HTTP ${method} ${spec.http}: ${e.message}` }));
     req.end();
   });
@@ -528,4 +544,11 @@ function checkSpecProblem(v: unknown): string | undefined {
   if (!isRecord(v['header']) || !Object.values(v['header']).every((h) => Array.isArray(h) && h.every(isText))) return 'header is not a map of string lists';
   if (!['passing', 'warning', 'critical'].includes(v['initialStatus'] as string)) return 'initialStatus is not passing, warning or critical';
   return undefined;
+}
+
+/** Output cut to Consul's limit, never inside a surrogate pair (which would not survive UTF-8). */
+function truncate(output: string): string {
+  if (output.length <= outputMaxChars) return output;
+  const end = /[\uD800-\uDBFF]/.test(output[outputMaxChars - 1] ?? '') ? outputMaxChars - 1 : outputMaxChars;
+  return output.slice(0, end);
 }

@@ -135,7 +135,8 @@ export function nodeJson(n: CatalogNode): Record<string, unknown> {
 /** api.AgentService as the catalog shows it: Kind and TaggedAddresses only when set (Go's omitempty). */
 export function serviceJson(s: NodeService): Record<string, unknown> {
   const { Kind, TaggedAddresses, ...rest } = serviceAsGo(s);
-  return { ...(s.Kind === '' ? {} : { Kind }), ...rest, ...(Object.keys(s.TaggedAddresses).length === 0 ? {} : { TaggedAddresses }) };
+  // Tags: [] rather than Go's nil, as Consul's catalog and health handlers answer.
+  return { ...(s.Kind === '' ? {} : { Kind }), ...rest, Tags: [...s.Tags], ...(Object.keys(s.TaggedAddresses).length === 0 ? {} : { TaggedAddresses }) };
 }
 
 /** api.CatalogService: the node's fields, then the service's, with the service's indexes. */
@@ -150,7 +151,8 @@ function serviceNodeJson(n: CatalogNode, s: NodeService): Record<string, unknown
     ServiceKind: s.Kind,
     ServiceID: s.ID,
     ServiceName: s.Service,
-    ServiceTags: s.Tags.length === 0 ? null : s.Tags,
+    // Consul's handlers turn nil tag lists into [] (clients iterate them).
+    ServiceTags: [...s.Tags],
     ServiceAddress: s.Address,
     ...(Object.keys(s.TaggedAddresses).length === 0 ? {} : { ServiceTaggedAddresses: s.TaggedAddresses }),
     ServiceWeights: { Passing: s.Weights.Passing, Warning: s.Weights.Warning },

@@ -155,6 +155,10 @@ export function encodeCommand(command: Command): Uint8Array {
   if (out.length > fsmLimits.commandMaxBytes) {
     throw new CommandError('COMMAND_TOO_LARGE', '', `command is ${out.length} bytes, above the limit of ${fsmLimits.commandMaxBytes}`);
   }
+  // What is proposed must decode on every server: a command the decoder would refuse (an encoder and
+  // decoder that disagree, say on a map key such as "__proto__") would stop every server at its apply.
+  const back = decodeCommand(out);
+  if (!back.ok) throw back.error;
   return out;
 }
 

@@ -34,6 +34,7 @@ import { filterMapValues, filterParam, filterSchemas } from './filter.js';
 import { decodeBody, decodeFailed, Fields } from './go-json.js';
 import { emptyReply, jsonReply, type Reply, type RequestContext } from './reply.js';
 import { catalogNameProblem } from '../snapshot/index.js';
+import { validateCommand } from '../fsm/index.js';
 
 const bodyMaxBytes = 64 * 1024;
 /** Consul's checks.MinInterval. */
@@ -173,6 +174,11 @@ export function parseServiceRegister(body: Buffer): { service: NewService; check
   if (decoded.value.Service === '') throw badRequest('Missing service name');
   checkService(decoded);
   const service = decoded.value;
+  // The same checks a catalog register of it gets (map keys, names), so what is kept can always be synced.
+  const problem = validateCommand({
+    type: 'catalog-register', node: { ID: '', Node: 'agent', Address: '', Datacenter: '', TaggedAddresses: {}, Meta: {} }, skipNodeUpdate: true, service, checks: [],
+  });
+  if (problem !== undefined) throw badRequest(problem.message.replace(/^Register command: /, ''));
   const raw = [...(f.struct('Check') === undefined ? [] : [f.struct('Check') as Fields]), ...f.structList('Checks')];
   const checks = raw.map((c, i) => {
     const id = raw.length === 1 ? `service:${service.ID}` : `service:${service.ID}:${i + 1}`;
@@ -212,6 +218,12 @@ function parseCheckFields(c: Fields, defaults: { id: string; name: string; servi
     return v as string[];
   });
   const timeoutMs = durationMs(c, 'Timeout');
+  if (http !== '' && !/^https?:\/\/[^\s]+$/.test(http)) throw badRequest(`HTTP check URL ${JSON.stringify(http)} must be an http:// or https:// URL`);
+  const method = c.text('Method');
+  if (method !== '' && !/^[A-Za-z]+$/.test(method)) throw badRequest(`Invalid HTTP method ${JSON.stringify(method)}`);
+  for (const [name, values] of Object.entries(header)) {
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name) || values.some((v) => /[\r\n\0]/.test(v))) throw badRequest(`Invalid HTTP check header ${JSON.stringify(name)}`);
+  }
   return {
     CheckID: id,
     Name: name,
@@ -220,7 +232,7 @@ function parseCheckFields(c: Fields, defaults: { id: string; name: string; servi
     kind: ttlMs > 0 ? 'ttl' : http !== '' ? 'http' : 'tcp',
     ttlMs,
     http,
-    method: c.text('Method'),
+    method,
     header,
     tlsSkipVerify: c.bool('TLSSkipVerify'),
     tcp,
@@ -231,8 +243,12 @@ function parseCheckFields(c: Fields, defaults: { id: string; name: string; servi
   };
 }
 
+/** Longest duration a check takes: what a Node timer can wait (about 24.8 days); longer ones would fire at once. */
+const maxDurationMs = 2 ** 31 - 1;
+
 /** A Go duration string ("10s") or whole nanoseconds, in ms. */
 function durationMs(c: Fields, name: string): number {
-  const ns = c.duration(name);
-  return Math.floor(ns / 1e6);
+  const ms = Math.floor(c.duration(name) / 1e6);
+  if (ms > maxDurationMs) throw badRequest(`${c.path === '' ? '' : `${c.path}.`}${name} is longer than ${maxDurationMs} ms (about 24.8 days), the longest Conclave can wait`);
+  return ms;
 }

@@ -33,15 +33,48 @@ const goWording: ReadonlyArray<readonly [string, string]> = [
   ['trailing \\', 'trailing backslash at end of expression'],
 ];
 
-/** Compiles `pattern` with RE2 (Go's syntax); throws GoRegexpError with Go's text. */
+type Compiled = InstanceType<typeof re2.RE2>;
+
+/**
+ * Compiled patterns (and refusals), most recently used last. RE2 objects live in the WebAssembly heap,
+ * which is fixed (16 MiB) and never collected: each must be deleted by hand. Keeping the last few and
+ * deleting what falls out bounds that memory whatever the clients send; a dashboard polling one filter
+ * compiles it once.
+ */
+const cache = new Map<string, Compiled | GoRegexpError>();
+const cacheMaxEntries = 64;
+
+/**
+ * Compiles `pattern` with RE2 (Go's syntax); throws GoRegexpError with Go's text. The handle looks the
+ * compiled pattern up at each test (compiling it again if it was evicted meanwhile): a filter is built
+ * before its read and used after it, and other requests may evict in between, while one test call is
+ * synchronous, so no deleted pattern is ever used.
+ */
 export function compileGoRegexp(pattern: string): LinearRegexp {
-  let compiled: InstanceType<typeof re2.RE2>;
-  try {
-    compiled = new re2.RE2(pattern, 'u');
-  } catch (error) {
-    throw new GoRegexpError(goMessage(pattern, error));
+  compiled(pattern);
+  return { source: pattern, test: (text) => compiled(pattern).test(text) };
+}
+
+function compiled(pattern: string): Compiled {
+  let entry = cache.get(pattern);
+  if (entry !== undefined) cache.delete(pattern);
+  else {
+    try {
+      entry = new re2.RE2(pattern, 'u');
+    } catch (error) {
+      // (RE2 allocated the refused pattern too, and the library gives no handle on it: caching the
+      // refusal at least keeps a repeated bad filter from allocating again.)
+      entry = new GoRegexpError(goMessage(pattern, error));
+    }
   }
-  return { source: pattern, test: (text) => compiled.test(text) };
+  cache.set(pattern, entry);
+  while (cache.size > cacheMaxEntries) {
+    const [oldest, evicted] = cache.entries().next().value as [string, Compiled | GoRegexpError];
+    cache.delete(oldest);
+    if (!(evicted instanceof GoRegexpError)) (evicted as unknown as { wrapper: { delete(): void } }).wrapper.delete();
+  }
+  if (entry instanceof GoRegexpError) throw entry;
+  return entry;
 }
 
 /** "Invalid regular expression: /<p>/u: <what>: <where>" -> "error parsing regexp: <what>: `<where>`". */

@@ -359,6 +359,7 @@ function stringMap(body: Record<string, unknown>, field: string): Parsed<Record<
   if (!isPlainMap(m)) return bad(field, false, `field "${field}" must be a map of strings, got ${describeValue(m)}`);
   const out: Record<string, string> = {};
   for (const key of Object.keys(m)) {
+    if (key === '__proto__') return bad(field, false, `field "${field}" has the key "__proto__", which is not allowed`);
     const v = text(m, key, true);
     if (!v.ok) return bad(field, false, `field "${field}" key ${JSON.stringify(key.slice(0, 64))}: ${v.message}`);
     if (!isWellFormedText(key)) return bad(field, false, `field "${field}" has a key that is not valid text`);
@@ -373,6 +374,7 @@ function serviceAddresses(body: Record<string, unknown>, field: string): Parsed<
   if (!isPlainMap(m)) return bad(field, false, `field "${field}" must be a map of {Address, Port}, got ${describeValue(m)}`);
   const out: Record<string, ServiceAddress> = {};
   for (const key of Object.keys(m)) {
+    if (key === '__proto__') return bad(field, false, `field "${field}" has the key "__proto__", which is not allowed`);
     const v = m[key];
     if (!isPlainMap(v)) return bad(field, false, `field "${field}" key ${JSON.stringify(key.slice(0, 64))} must be a map {Address, Port}, got ${describeValue(v)}`);
     const address = text(v, 'Address', false);

@@ -219,6 +219,10 @@ test('fsm catalog: commands round-trip through their wire form; hostile ones are
   t.deepEqual(decodeCommand(encodeCommand(dereg)), { ok: true, command: dereg });
   t.throws(() => encodeCommand({ ...register, node: node('bad\u0000name') }), { message: /NUL/ });
   t.throws(() => encodeCommand({ type: 'catalog-deregister', node: '', serviceId: '', checkId: '' }), { message: /Node is empty/ });
+  // A map key the decoder refuses is refused when encoding, so it can never stop every server at its apply.
+  const proto = JSON.parse('{"__proto__":"x"}') as Record<string, string>;
+  t.throws(() => encodeCommand({ ...register, node: node('n1', { Meta: proto }) }), { message: /"__proto__", which is not allowed/ });
+  t.throws(() => encodeCommand({ ...register, service: service('web', { TaggedAddresses: JSON.parse('{"__proto__":{"Address":"a","Port":1}}') as never }) }), { message: /__proto__/ });
   const hostile = Buffer.concat([Buffer.of(0), Buffer.from(encode({ ID: '', Node: 'n', Address: '', Datacenter: '', TaggedAddresses: { a: 1 }, NodeMeta: null, Service: null, Checks: [], SkipNodeUpdate: false }))]);
   const r = decodeCommand(hostile);
   t.false(r.ok);

@@ -198,6 +198,12 @@ test('agent: bad input gets Consul\'s texts and registers nothing', async (t) =>
     ['/v1/agent/check/register', '{"TTL":"1s"}', 400, 'Missing check name'],
     ['/v1/agent/check/register', '{"Name":"c","TTL":"1s","ServiceID":"ghost"}', 400, 'ServiceID "ghost" does not exist'],
     ['/v1/agent/check/register', '{"Name":"c","TTL":"soon"}', 400, 'Request decode failed: TTL'],
+    ['/v1/agent/service/register', '{"Name":"x","Meta":{"__proto__":"p"}}', 400, 'Service: field "Meta" has the key "__proto__", which is not allowed'],
+    ['/v1/agent/check/register', '{"Name":"c","HTTP":"ftp://h/","Interval":"10s"}', 400, 'HTTP check URL "ftp://h/" must be an http:// or https:// URL'],
+    ['/v1/agent/check/register', '{"Name":"c","HTTP":"http://h/","Method":"G ET","Interval":"10s"}', 400, 'Invalid HTTP method "G ET"'],
+    ['/v1/agent/check/register', '{"Name":"c","HTTP":"http://h/","Header":{"X\\nY":["1"]},"Interval":"10s"}', 400, 'Invalid HTTP check header'],
+    ['/v1/agent/check/register', '{"Name":"c","HTTP":"http://h/","Interval":"720h"}', 400, 'Interval is longer than 2147483647 ms'],
+    ['/v1/agent/check/register', '{"Name":"c","TTL":"720h"}', 400, 'TTL is longer than 2147483647 ms'],
   ];
   for (const [path, body, status, text] of cases) {
     const r = await h.request('PUT', path, { body });
