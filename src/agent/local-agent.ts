@@ -19,7 +19,7 @@ import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { CatalogQuery, CheckStatus, Command, NewCheck, NewService } from '../fsm/index.js';
+import { checkJson, type CatalogQuery, type CheckStatus, type Command, type NewCheck, type NewService } from '../fsm/index.js';
 import { AgentError, type AgentCheckSpec, type LocalAgentApi } from '../http/index.js';
 import { catalogNameProblem, emptyDefinition } from '../snapshot/index.js';
 import { writeFileAtomic } from '../storage/index.js';
@@ -445,8 +445,11 @@ function sameService(have: Record<string, unknown>, s: NewService): boolean {
 
 function sameCheck(have: Record<string, unknown> | undefined, c: CheckState): boolean {
   if (have === undefined) return false;
+  // How the catalog would show this check (its JSON Definition and Type), to compare like with like.
+  const want = checkJson({ ...toNewCheck(c), Node: '', ServiceName: '', ServiceTags: [], CreateIndex: 0, ModifyIndex: 0 });
   return have['Status'] === c.status && have['Output'] === c.output && have['Name'] === c.spec.Name
-    && have['Notes'] === c.spec.Notes && have['ServiceID'] === c.spec.ServiceID;
+    && have['Notes'] === c.spec.Notes && have['ServiceID'] === c.spec.ServiceID && have['Type'] === want['Type']
+    && JSON.stringify(have['Definition'] ?? {}) === JSON.stringify(want['Definition']);
 }
 
 function runHttpCheck(spec: AgentCheckSpec): Promise<{ status: CheckStatus; output: string }> {

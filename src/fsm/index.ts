@@ -26,6 +26,7 @@ export {
   type TxnOp,
 } from './command.js';
 export { goQuote, maxLockDelayMs, type TxnOutcome } from './kv-logic.js';
+export { checkJson } from './catalog-read.js';
 export type { WakeReason, WatchTarget } from './watch.js';
 export type {
   ApplyResult,

@@ -1,6 +1,6 @@
 // One chaos run: a 3-node cluster of agent processes on loopback, a client workload recording every
 // operation (history.ts), a nemesis drawn from a seed, then the checks: the history is linearizable
-// (checker.ts) and every server ends with the same state.
+// (checker.ts) and every server ends with the same state (its decoded stale save, indexes included).
 //
 // Workload: `workers` workers, each one operation in flight, against random servers:
 //   write      PUT /v1/kv/<key> with a value unique in the run (so no value is ever written twice);
@@ -73,8 +73,11 @@ export function repeatCommand(o: Pick<ChaosOptions, 'seed' | 'seconds' | 'plante
 
 export async function runChaos(t: { teardown(f: () => Promise<void>): void }, o: ChaosOptions): Promise<ChaosResult> {
   const log = o.log ?? (() => undefined);
-  const random = prng(o.seed);
-  const pick = <T>(items: readonly T[]): T => items[random() % items.length] as T;
+  // The nemesis draws from its own generator, so a seed repeats its fault schedule whatever the
+  // workload's timing; the workers share another (their operations depend on timing anyway).
+  const faultRandom = prng(o.seed);
+  const random = prng((o.seed * 7919 + 17) >>> 0);
+  const pick = <T>(items: readonly T[], from: () => number = random): T => items[from() % items.length] as T;
   const c = await ProcessCluster.create(t, {
     size: 3, tickMs: 50, electionTimeoutTicks: 20,
     ...(o.plantedBug === undefined ? {} : { env: { CONCLAVE_TEST_PLANTED_BUG: o.plantedBug } }),
@@ -93,7 +96,7 @@ export async function runChaos(t: { teardown(f: () => Promise<void>): void }, o:
     const r = await fetch(`http://127.0.0.1:${c.node(i).httpPort}${path}`, { ...init, signal: AbortSignal.timeout(requestTimeoutMs) });
     return { status: r.status, text: await r.text() };
   };
-  const anyNode = (): number => random() % 3;
+  const anyNode = (from: () => number = random): number => from() % 3;
   /** Whether an error or answer proves the operation did not take effect. */
   const certainlyNot = (e: unknown): boolean => {
     const text = e instanceof Error ? `${e.message} ${String((e as { cause?: unknown }).cause ?? '')}` : String(e);
@@ -182,7 +185,7 @@ export async function runChaos(t: { teardown(f: () => Promise<void>): void }, o:
   };
 
   const saveArchive = async (): Promise<void> => {
-    const r = await fetch(`http://127.0.0.1:${c.node(anyNode()).httpPort}/v1/snapshot`, { signal: AbortSignal.timeout(20_000) }).catch(() => undefined);
+    const r = await fetch(`http://127.0.0.1:${c.node(anyNode(faultRandom)).httpPort}/v1/snapshot`, { signal: AbortSignal.timeout(20_000) }).catch(() => undefined);
     if (r === undefined || r.status !== 200) return;
     const bytes = Buffer.from(await r.arrayBuffer());
     const decoded = await decodeArchive(bytes);
@@ -198,19 +201,19 @@ export async function runChaos(t: { teardown(f: () => Promise<void>): void }, o:
     await sleep(every / 2);
     await saveArchive();
     // Each kind once first, in a seeded order, so a short run has them all; then at random.
-    const order = [...faultKinds].sort(() => (random() % 3) - 1);
+    const order = [...faultKinds].sort(() => (faultRandom() % 3) - 1);
     for (let n = 0; performance.now() < deadline - every; n++) {
-      const kind = n < order.length ? order[n] as FaultKind : pick(faultKinds);
+      const kind = n < order.length ? order[n] as FaultKind : pick(faultKinds, faultRandom);
       faults[kind]++;
       try {
         if (kind === 'kill' || kind === 'kill-leader') {
-          const victim = kind === 'kill' ? anyNode() : await c.leader(10_000);
+          const victim = kind === 'kill' ? anyNode(faultRandom) : await c.leader(10_000);
           log(`nemesis: SIGKILL ${c.node(victim).name}${kind === 'kill-leader' ? ' (the leader)' : ''}`);
           await c.kill(victim);
           await sleep(every / 2);
           c.start(victim);
         } else if (kind === 'pause') {
-          const victim = anyNode();
+          const victim = anyNode(faultRandom);
           log(`nemesis: SIGSTOP ${c.node(victim).name}`);
           c.pause(victim);
           await sleep(every / 2);
@@ -219,7 +222,7 @@ export async function runChaos(t: { teardown(f: () => Promise<void>): void }, o:
           if (archive === undefined) await saveArchive();
           const a = archive;
           if (a !== undefined) {
-            const via = anyNode();
+            const via = anyNode(faultRandom);
             log(`nemesis: restore through ${c.node(via).name}`);
             const op = history.invoke('nemesis', { kind: 'restore', key: '', input: a.state });
             restores++;
@@ -262,7 +265,12 @@ export async function runChaos(t: { teardown(f: () => Promise<void>): void }, o:
       const r = await fetch(`http://127.0.0.1:${c.node(i).httpPort}/v1/snapshot?stale`, { signal: AbortSignal.timeout(20_000) }).catch(() => undefined);
       if (r === undefined || r.status !== 200) return undefined;
       const d = await decodeArchive(Buffer.from(await r.arrayBuffer()));
-      states.push(JSON.stringify([[...d.kv].map(([k, v]) => [k, v.value]).sort(), [...d.locks].sort(), d.sessions, d.catalog]));
+      // The whole state, indexes included: entries with their flags and indexes, tombstones, table
+      // indexes and the applied index, locks, sessions, catalog.
+      states.push(JSON.stringify([
+        d.lastIndex, [...d.kv].map(([k, v]) => [k, v.value, String(v.flags), v.createIndex, v.modifyIndex]).sort(),
+        [...d.tombstones].sort(), [...d.indexes].sort(), [...d.locks].sort(), d.sessions, d.catalog,
+      ]));
     }
     return states.every((s) => s === states[0]) ? true : undefined;
   }, 60_000).catch((e: unknown) => {
