@@ -27,9 +27,10 @@ async function childScript(dir: string, h: Harness, code = 0, ms = 0): Promise<s
   const path = join(dir, 'child.mjs');
   await writeFile(path, `
 import { writeFileSync } from 'node:fs';
+// The handler goes in before seen.json is written: the test sends the signal as soon as it sees that file.
+process.on('SIGTERM', () => { writeFileSync(${JSON.stringify(join(dir, 'terminated'))}, 'yes'); process.exit(0); });
 const r = await fetch('http://127.0.0.1:${h.http.address.port}/v1/kv/jobs/nightly/.lock');
 writeFileSync(${JSON.stringify(join(dir, 'seen.json'))}, await r.text());
-process.on('SIGTERM', () => { writeFileSync(${JSON.stringify(join(dir, 'terminated'))}, 'yes'); process.exit(0); });
 setTimeout(() => process.exit(${code}), ${ms});
 `);
   return path;
