@@ -11,7 +11,7 @@
 // an index by service name is the next step if one is not.
 
 import { goDurationString } from '../base/index.js';
-import { serviceAsGo } from '../snapshot/index.js';
+import { checkAsGo, serviceAsGo } from '../snapshot/index.js';
 import { catalogName } from './layout.js';
 import type { CatalogRow, KvTxn } from './store.js';
 import type { CatalogNode, CatalogQuery, CatalogRead, HealthCheck, NodeService } from './types.js';
@@ -175,19 +175,6 @@ export function checkJson(c: HealthCheck): Record<string, unknown> {
   if (d.Interval !== 0) definition['Interval'] = goDurationString(Math.round(d.Interval / 1e6));
   if (d.Timeout !== 0) definition['Timeout'] = goDurationString(Math.round(d.Timeout / 1e6));
   if (d.DeregisterCriticalServiceAfter !== 0) definition['DeregisterCriticalServiceAfter'] = goDurationString(Math.round(d.DeregisterCriticalServiceAfter / 1e6));
-  return {
-    Node: c.Node,
-    CheckID: c.CheckID,
-    Name: c.Name,
-    Status: c.Status,
-    Notes: c.Notes,
-    Output: c.Output,
-    ServiceID: c.ServiceID,
-    ServiceName: c.ServiceName,
-    ServiceTags: [...c.ServiceTags],
-    Type: c.Type,
-    Definition: definition,
-    CreateIndex: c.CreateIndex,
-    ModifyIndex: c.ModifyIndex,
-  };
+  // The record's shape (checkAsGo), with the JSON's own forms of the tags and the definition.
+  return { ...checkAsGo(c), ServiceTags: [...c.ServiceTags], Definition: definition };
 }

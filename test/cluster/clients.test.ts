@@ -12,6 +12,13 @@ import { ProcessCluster } from '../support/process-cluster.js';
 
 const python = '/usr/bin/python3';
 
+/** Runs a python-consul script with Debian's interpreter against `port`, bounded to 60 s. */
+function runPython(script: string, port: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(python, ['-c', script, String(port)], { timeout: 60_000 }, (err, stdout, stderr) => resolve({ code: err === null ? 0 : (err.code as number | null), stdout, stderr }));
+  });
+}
+
 test.serial('node-consul and python-consul: KV, sessions, locks and a blocking read through a follower', async (t) => {
   const c = await ProcessCluster.create(t, { size: 3, tickMs: 50, electionTimeoutTicks: 20 });
   c.startAll();
@@ -68,9 +75,7 @@ out['deleted_with_session'] = c.kv.get('py/lock')[1] is None
 out['empty'] = c.session.create()
 print(json.dumps(out))
 `;
-  const result = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    execFile(python, ['-c', script, String(port)], { timeout: 60_000 }, (err, stdout, stderr) => resolve({ code: err === null ? 0 : (err.code as number | null), stdout, stderr }));
-  });
+  const result = await runPython(script, port);
   t.is(result.code, 0, result.stderr);
   const out = JSON.parse(result.stdout) as Record<string, unknown>;
   t.like(out, {
@@ -143,9 +148,7 @@ index, after = c.catalog.service('web')
 out['after'] = sorted(n['ServiceID'] for n in after)
 print(json.dumps(out))
 `;
-  const result = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    execFile(python, ['-c', script, String(port)], { timeout: 60_000 }, (err, stdout, stderr) => resolve({ code: err === null ? 0 : (err.code as number | null), stdout, stderr }));
-  });
+  const result = await runPython(script, port);
   t.is(result.code, 0, result.stderr);
   t.like(JSON.parse(result.stdout) as Record<string, unknown>, {
     agent_register: true,
