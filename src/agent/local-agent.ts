@@ -209,7 +209,7 @@ export class LocalAgent implements LocalAgentApi {
       criticalSince: 0,
       timer: undefined,
     };
-    if (c.status === 'critical') c.criticalSince = Date.now();
+    if (c.status === 'critical') c.criticalSince = performance.now();
     this.checkStates.set(spec.CheckID, c);
     if (spec.kind === 'ttl') this.armTtl(c);
     else if (spec.kind === 'http' || spec.kind === 'tcp') this.schedule(c, 0);
@@ -222,7 +222,7 @@ export class LocalAgent implements LocalAgentApi {
   }
 
   private setStatus(c: CheckState, status: CheckStatus, output: string): void {
-    if (status === 'critical' && c.status !== 'critical') c.criticalSince = Date.now();
+    if (status === 'critical' && c.status !== 'critical') c.criticalSince = performance.now();
     if (status !== 'critical') c.criticalSince = 0;
     const changed = c.status !== status || c.output !== output;
     c.status = status;
@@ -259,7 +259,7 @@ export class LocalAgent implements LocalAgentApi {
 
   /** Deregisters services whose check has been critical longer than its DeregisterCriticalServiceAfter. */
   private reapCritical(): void {
-    const now = Date.now();
+    const now = performance.now();
     for (const c of this.checkStates.values()) {
       const after = c.spec.deregisterCriticalServiceAfterMs;
       if (after <= 0 || c.spec.ServiceID === '' || c.criticalSince === 0 || now - c.criticalSince < after) continue;
@@ -350,8 +350,8 @@ export class LocalAgent implements LocalAgentApi {
 
   /** Resolves once the local state and the catalog agree (a test hook); rejects after `timeoutMs`. */
   async synced(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
+    const deadline = performance.now() + timeoutMs;
+    while (performance.now() < deadline) {
       await this.syncing;
       if (await this.inSync()) return;
       this.requestSync();

@@ -10,3 +10,4 @@ export { utf8, utf8DecodeStrict, isWellFormedText, compareBytes, concatBytes, by
 export { Feed } from './feed.js';
 export { childWith, unbound } from './logging.js';
 export { parseGoDuration, goDurationString, type DurationParse } from './duration.js';
+export { isPlanted, type PlantedBug } from './planted.js';

@@ -269,7 +269,7 @@ export class Fsm {
     this.applied = mark;
     const delays = txn.lockDelays();
     if (delays.length > 0) {
-      const now = Date.now();
+      const now = performance.now();
       // Expired entries go whenever new ones come, so keys never locked again do not stay forever.
       for (const [key, until] of this.lockDelays) if (until <= now) this.lockDelays.delete(key);
       for (const d of delays) this.lockDelays.set(d.key, now + d.ms);
@@ -277,11 +277,11 @@ export class Fsm {
     this.watchers.announce(txn.changes());
   }
 
-  /** The wall-clock ms until which `key` is under lock-delay, 0 when it is not. */
+  /** The monotonic time (performance.now()) until which `key` is under lock-delay, 0 when it is not. */
   lockDelayUntil(key: string): number {
     const until = this.lockDelays.get(key);
     if (until === undefined) return 0;
-    if (until <= Date.now()) {
+    if (until <= performance.now()) {
       this.lockDelays.delete(key);
       return 0;
     }

@@ -140,7 +140,7 @@ export class RaftNode {
   /** The pending restore as last persisted (tracked to delete its bytes once it is dropped). */
   private persistedPending: SnapshotMeta | undefined;
   private lastLeaderContact = -1;
-  /** When each peer's last Raft message arrived (Date.now()). */
+  /** When each peer's last Raft message arrived (performance.now(): monotonic). */
   private readonly heardFrom = new Map<NodeId, number>();
   private soft: SoftState;
   private configurationIndexSeen = -1;
@@ -403,7 +403,7 @@ export class RaftNode {
     if (this.restoring !== undefined) {
       throw new NodeError('unavailable', 'another snapshot restore is in progress on this server; nothing was restored, retry once it completes');
     }
-    const restoring = { since: Date.now() };
+    const restoring = { since: performance.now() };
     this.restoring = restoring;
     try {
       for (let attempt = 1; ; attempt++) {
@@ -463,7 +463,7 @@ export class RaftNode {
       commitIndex: c.commitIndex(),
       appliedIndex: c.appliedIndex(),
       lastIndex: c.lastIndex(),
-      lastContactMs: c.currentRole() === 'leader' ? 0 : this.lastLeaderContact < 0 ? -1 : Date.now() - this.lastLeaderContact,
+      lastContactMs: c.currentRole() === 'leader' ? 0 : this.lastLeaderContact < 0 ? -1 : Math.round(performance.now() - this.lastLeaderContact),
       configuration,
       configurationIndex: c.configurationIndex(),
     };
@@ -474,7 +474,7 @@ export class RaftNode {
    * A leader hears every follower each heartbeat; a follower hears only the leader (and candidates).
    */
   peerSilenceMs(): ReadonlyMap<NodeId, number> {
-    const now = Date.now();
+    const now = performance.now();
     return new Map([...this.heardFrom].map(([id, at]) => [id, now - at]));
   }
 
@@ -542,7 +542,8 @@ export class RaftNode {
 
   private step(m: Message): void {
     if (this.closed) return;
-    const now = Date.now();
+    // Durations are measured on the monotonic clock: a wall clock stepped by NTP moves neither.
+    const now = performance.now();
     this.heardFrom.set(m.from, now);
     if ((m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot') && m.term >= this.core.currentTerm()) {
       this.lastLeaderContact = now;

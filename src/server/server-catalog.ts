@@ -61,7 +61,7 @@ export class ServerCatalog implements LeaderDuty {
   async establish(): Promise<void> {
     this.stop();
     const term = ++this.term;
-    this.since = Date.now();
+    this.since = performance.now();
     let done = (): void => undefined;
     this.readyNow = new Promise<void>((resolve) => {
       done = resolve;
@@ -101,7 +101,7 @@ export class ServerCatalog implements LeaderDuty {
   /** One pass: registers what differs, reaps what left. Never throws (a failure waits for the next pass). */
   private async reconcile(term: number): Promise<void> {
     try {
-      const inGrace = Date.now() - this.since < this.o.graceMs();
+      const inGrace = performance.now() - this.since < this.o.graceMs();
       const servers = this.o.servers().map((s) => (inGrace && !s.alive ? { ...s, alive: true } : s));
       const ids = new Set(servers.map((s) => s.id));
       for (const server of servers) {

@@ -5,7 +5,7 @@
 
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import { sleep } from '../base/index.js';
+import { isPlanted, sleep } from '../base/index.js';
 import {
   CommandError,
   decodeCommand,
@@ -648,7 +648,7 @@ export class Server implements ServerApi {
       return this.inDatacenter(o.dc, (address) => this.operator(address, { op: 'dc-read', read }, (b) => decodeReadReply<Op>(query.op as Op, b), options));
     }
     const local = (): ReturnType<LocalRead<Op>> => (this.local[query.op] as LocalRead<Op>)(query);
-    if (plantedBug === 'stale-default-read' && o.consistency === 'default' && this.node.status().role !== 'leader') {
+    if (isPlanted('stale-default-read') && o.consistency === 'default' && this.node.status().role !== 'leader') {
       // The chaos suite's planted defect (test/chaos): a follower answers default reads from its own state.
       const r = await local();
       return { ...r.answer, meta: this.meta(r.index, o.consistency) };
@@ -724,7 +724,7 @@ export class Server implements ServerApi {
    * time for a leader when there is none (Consul's "No cluster leader" after that).
    */
   private async onLeader<T>(here: () => Promise<T>, remote: (address: string) => Promise<T>, idempotent = true): Promise<T> {
-    const deadline = Date.now() + this.o.leaderWaitMs;
+    const deadline = performance.now() + this.o.leaderWaitMs;
     for (let attempt = 0; ; attempt++) {
       const s = this.node.status();
       let pauseMs = Math.min(serverLimits.leaderPollStepMs * (attempt + 1), serverLimits.leaderPollMaxMs);
@@ -748,17 +748,17 @@ export class Server implements ServerApi {
             throw new ServerError('unknown-outcome',
               `forwarding the write to the leader failed after it was sent (${e.message}); it may or may not have been applied`, { cause: e });
           }
-          if (Date.now() > deadline) throw new ServerError('no-leader', 'No cluster leader', { cause: e });
+          if (performance.now() > deadline) throw new ServerError('no-leader', 'No cluster leader', { cause: e });
         } else {
           const retry = e instanceof NodeError && (e.code === 'not-leader' || e.code === 'retry' || e.code === 'no-leader');
           // 'retry' is mostly a new leader that has not committed its first entry: ready within a
           // round trip or two, so look again soon.
           if (e instanceof NodeError && e.code === 'retry') pauseMs = Math.min(serverLimits.retryPollStepMs * (attempt + 1), serverLimits.retryPollMaxMs);
           const rpcRetry = e instanceof ServerError && e.code === 'no-leader';
-          if (!(retry || rpcRetry) || Date.now() > deadline) this.mapError(e);
+          if (!(retry || rpcRetry) || performance.now() > deadline) this.mapError(e);
         }
       }
-      if (Date.now() > deadline) throw new ServerError('no-leader', 'No cluster leader');
+      if (performance.now() > deadline) throw new ServerError('no-leader', 'No cluster leader');
       await this.leaderChangeOrTimeout(s, pauseMs);
     }
   }
@@ -906,13 +906,6 @@ function malformed(what: string, e: ProtocolError): RpcResult {
 function malformedError(what: string, e: ProtocolError): RpcError {
   return { code: 'bad-request', message: `malformed ${what}: ${e.message}; nothing was done` };
 }
-
-/**
- * A defect planted on purpose, for the chaos suite to prove it catches it (issue 11's teeth). Only
- * CONCLAVE_TEST_PLANTED_BUG=stale-default-read exists: a follower serves default reads from its own
- * state instead of the leader's. Never set outside tests; read once, at load.
- */
-const plantedBug = process.env['CONCLAVE_TEST_PLANTED_BUG'];
 
 /** What a blocking query waits on; undefined: it cannot block (it waits out its time instead). */
 function watchOf(q: ReadQuery): WatchTarget | undefined {

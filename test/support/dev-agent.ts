@@ -19,13 +19,13 @@ export interface DevAgent {
   readonly serverPort: number;
 }
 
-/** Starts `conclave agent -dev` with `extra` flags after the ports (a later -http-port wins). */
-export async function startDev(t: ExecutionContext, tmp: string, extra: readonly string[] = []): Promise<DevAgent> {
+/** Starts `conclave agent -dev` with `extra` flags after the ports (a later -http-port wins) and `env` added to its environment. */
+export async function startDev(t: ExecutionContext, tmp: string, extra: readonly string[] = [], env: Readonly<Record<string, string>> = {}): Promise<DevAgent> {
   const [httpPort, serverPort] = (await freePorts(2)) as [number, number];
   const proc = spawn(process.execPath, ['--import=tsx', join(root, 'src/cli/main.ts'), 'agent', '-dev', '-http-port', String(httpPort), '-server-port', String(serverPort), '-log-level', 'info', ...extra], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, TMPDIR: tmp, NODE_ENV: 'test' },
+    env: { ...process.env, TMPDIR: tmp, NODE_ENV: 'test', ...env },
   });
   const output: string[] = [];
   proc.stdout?.on('data', (b: Buffer) => output.push(b.toString()));

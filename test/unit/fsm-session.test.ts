@@ -162,11 +162,11 @@ test('fsm session: lock-delay is noted when an invalidation frees a key, capped 
   await d.lock('w', s1);
   await d.unlock('w', s1);
   t.is(d.fsm.lockDelayUntil('w'), 0, 'an unlock sets no lock-delay');
-  const before = Date.now();
+  const before = performance.now();
   await d.destroy(s1);
   await d.destroy(s2);
   await d.destroy(s3);
-  const after = Date.now();
+  const after = performance.now();
   const x = d.fsm.lockDelayUntil('x');
   t.true(x >= before + 15_000 && x <= after + 15_000, `x until ${x}`);
   const y = d.fsm.lockDelayUntil('y');
