@@ -39,6 +39,17 @@ export interface ClusterOptions {
   readonly sessionTtlMin?: string;
   /** Extra environment for the agents (e.g. CONCLAVE_TEST_PLANTED_BUG for the chaos suite's teeth). */
   readonly env?: Readonly<Record<string, string>>;
+  /**
+   * How node `i`'s command is launched (the chaos suite puts each agent in its own cgroup and under
+   * libfaketime). The launched process must exec the agent, so that its PID is the agent's.
+   */
+  readonly launch?: (i: number, file: string, args: readonly string[]) => Launch;
+}
+
+export interface Launch {
+  readonly file: string;
+  readonly args: readonly string[];
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 // Ports for the agents come from below the kernel's ephemeral range (32768-60999 here, see
@@ -99,7 +110,11 @@ export class ProcessCluster {
   private readonly nodeFlags: readonly string[];
   private readonly entry: readonly string[];
 
-  private constructor(dir: string, nodeFlags: readonly string[], compiled: boolean, private readonly env: Readonly<Record<string, string>> = {}) {
+  private constructor(
+    dir: string, nodeFlags: readonly string[], compiled: boolean,
+    private readonly env: Readonly<Record<string, string>> = {},
+    private readonly launch?: ClusterOptions['launch'],
+  ) {
     this.dir = dir;
     this.nodeFlags = nodeFlags;
     this.entry = compiled ? [join(root, 'dist/cli/main.js')] : ['--import=tsx', join(root, 'src/cli/main.ts')];
@@ -107,7 +122,7 @@ export class ProcessCluster {
 
   static async create(t: { teardown(f: () => Promise<void>): void }, o: ClusterOptions): Promise<ProcessCluster> {
     const dir = await mkdtemp(join(tmpdir(), 'conclave-cluster-'));
-    const c = new ProcessCluster(dir, o.nodeFlags ?? [], o.compiled ?? false, o.env);
+    const c = new ProcessCluster(dir, o.nodeFlags ?? [], o.compiled ?? false, o.env, o.launch);
     t.teardown(() => c.destroy());
     const total = o.size + (o.extra ?? 0);
     const picked = await freePorts(2 * total);
@@ -149,10 +164,12 @@ export class ProcessCluster {
   start(i: number): void {
     const n = this.node(i);
     if (n.proc !== undefined) throw new Error(`${n.name} is already running`);
-    const proc = spawn(process.execPath, [...this.nodeFlags, ...this.entry, 'agent', '-config-file', n.configFile], {
+    const args = [...this.nodeFlags, ...this.entry, 'agent', '-config-file', n.configFile];
+    const how = this.launch?.(i, process.execPath, args) ?? { file: process.execPath, args };
+    const proc = spawn(how.file, how.args, {
       cwd: root,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, NODE_ENV: 'test', ...this.env },
+      env: { ...process.env, NODE_ENV: 'test', ...this.env, ...how.env },
     });
     const keep = (b: Buffer): void => {
       n.output.push(b.toString());
