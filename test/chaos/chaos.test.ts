@@ -52,12 +52,12 @@ test.serial('chaos: a short run with every fault kind is linearizable, never mix
 
 test.serial('chaos: planted defects are caught: a stale default read, and a restore that drops part of the state', async (t) => {
   t.timeout(5 * 60_000);
-  const r = await chaos(t, ['--runs', '1', '--seconds', '30', '--seed', '2', '--bug', 'stale-default-read,half-restore']);
+  const r = await chaos(t, ['--runs', '1', '--seconds', '30', '--seed', '2', '--bug', 'stale-default-read,half-restore', '--strict-time']);
   const f = r.figures[0];
   t.is(f?.linearizable, 'violation', `the checker finds the stale read:\n${r.output.slice(-3000)}`);
   t.true((f?.mixtures ?? 0) > 0, 'a server is seen holding part of the snapshot and part of what came before');
   t.regex(r.output, /MIXED STATE .*zz-marker=absent/);
   t.is(r.code, 1, 'the command fails');
-  t.regex(r.output, /repeat: npm run chaos -- --runs 1 --seed 2 --seconds 30 --bug stale-default-read,half-restore/);
+  t.regex(r.output, /repeat: npm run chaos -- --runs 1 --seed 2 --seconds 30 --bug stale-default-read,half-restore --strict-time/);
   t.regex(r.output, /chaos: 0 passed, 1 failed/);
 });

@@ -68,6 +68,8 @@ export interface ChaosOptions {
   readonly plantedBugs?: readonly PlantedBug[];
   /** Where a failing history's timeline goes. */
   readonly reportDir: string;
+  /** End at `seconds` even when some fault kind has not run yet (by default every kind runs once). */
+  readonly strictTime?: boolean;
   /** The sandbox the run is in (sandbox.ts): partitions and clock jumps need it. */
   readonly sandbox: Sandbox;
   readonly log?: (line: string) => void;
@@ -99,12 +101,16 @@ const lockKeys = ['l0', 'l1'];
 /** Keys far apart in the key space, always rewritten together (see "never a mixture" above). */
 const markerKeys = ['0-marker', 'm-marker', 'zz-marker'];
 const requestTimeoutMs = 4_000;
+/** How much longer than its hold a fault may stay in force while its effect is awaited. */
+const effectWaitMs = 8_000;
+/** A restore of this run's small state takes well under a second; past this it has an unknown outcome. */
+const restoreTimeoutMs = 15_000;
 const prefix = 'chaos/';
 
 /** A command that repeats a run's fault schedule (the workload's timing is not deterministic). */
-export function repeatCommand(o: Pick<ChaosOptions, 'seed' | 'seconds' | 'plantedBugs'>): string {
+export function repeatCommand(o: Pick<ChaosOptions, 'seed' | 'seconds' | 'plantedBugs' | 'strictTime'>): string {
   const bugs = o.plantedBugs ?? [];
-  return `npm run chaos -- --runs 1 --seed ${o.seed} --seconds ${o.seconds}${bugs.length === 0 ? '' : ` --bug ${bugs.join(',')}`}`;
+  return `npm run chaos -- --runs 1 --seed ${o.seed} --seconds ${o.seconds}${bugs.length === 0 ? '' : ` --bug ${bugs.join(',')}`}${o.strictTime === true ? ' --strict-time' : ''}`;
 }
 
 export async function runChaos(t: { teardown(f: () => Promise<void>): void }, o: ChaosOptions): Promise<ChaosResult> {
@@ -155,7 +161,7 @@ export async function runChaos(t: { teardown(f: () => Promise<void>): void }, o:
       const r = await http(anyNode(), '/v1/session/create', { method: 'PUT', body: JSON.stringify({ Name: name, NodeChecks: [], LockDelay: '0s' }) });
       session = r.status === 200 ? (JSON.parse(r.text) as { ID: string }).ID : '';
     };
-    while (performance.now() < deadline) {
+    while (performance.now() < deadline || !nemesisDone) {
       const roll = random() % 100;
       const node = anyNode();
       try {
@@ -307,14 +313,26 @@ export async function runChaos(t: { teardown(f: () => Promise<void>): void }, o:
   const effects = { 'isolate-leader': 0, clock: 0 };
   /** Checks, at the end of its hold, that a fault took hold; logs what was seen. */
   const verifyEffect = async (kind: Disruption, victim: number): Promise<void> => {
+    // The fault stays in force until its effect is seen, for at most `effectWaitMs` more.
+    const until = performance.now() + effectWaitMs;
     if (kind === 'isolate-leader') {
-      const now = await currentLeader();
-      log(`nemesis: ${now !== undefined && now !== victim ? `${c.node(now).name} leads the majority` : 'no new leader yet'}`);
+      let now: number | undefined;
+      do {
+        now = await currentLeader();
+        if (now !== undefined && now !== victim) break;
+        await sleep(200);
+      } while (performance.now() < until);
+      log(`nemesis: ${now !== undefined && now !== victim ? `${c.node(now).name} leads the majority` : 'no new leader'}`);
       if (now !== undefined && now !== victim) effects['isolate-leader']++;
     } else if (kind === 'clock') {
       // Node's HTTP server dates its answers with the (faked) wall clock.
-      const r = await fetch(`http://127.0.0.1:${c.node(victim).httpPort}/v1/status/leader`, { signal: AbortSignal.timeout(requestTimeoutMs) }).catch(() => undefined);
-      const skew = r === undefined ? NaN : Date.parse(r.headers.get('date') ?? '') - Date.now();
+      let skew = NaN;
+      do {
+        const r = await fetch(`http://127.0.0.1:${c.node(victim).httpPort}/v1/status/leader`, { signal: AbortSignal.timeout(requestTimeoutMs) }).catch(() => undefined);
+        skew = r === undefined ? NaN : Date.parse(r.headers.get('date') ?? '') - Date.now();
+        if (Math.abs(skew) > 20_000) break;
+        await sleep(200);
+      } while (performance.now() < until);
       log(`nemesis: ${c.node(victim).name}'s clock reads ${Number.isNaN(skew) ? 'unknown' : `${Math.round(skew / 1000)} s`} off`);
       if (Math.abs(skew) > 20_000) effects.clock++;
     }
@@ -385,7 +403,7 @@ export async function runChaos(t: { teardown(f: () => Promise<void>): void }, o:
       }
     })();
     try {
-      const r = await fetch(`http://127.0.0.1:${c.node(via).httpPort}/v1/snapshot`, { method: 'PUT', body: new Uint8Array(a.bytes), signal: AbortSignal.timeout(30_000) });
+      const r = await fetch(`http://127.0.0.1:${c.node(via).httpPort}/v1/snapshot`, { method: 'PUT', body: new Uint8Array(a.bytes), signal: AbortSignal.timeout(restoreTimeoutMs) });
       const text = await r.text();
       if (r.status === 200) {
         op.ok(null);
@@ -413,7 +431,10 @@ export async function runChaos(t: { teardown(f: () => Promise<void>): void }, o:
     }
     await sleep(every / 2);
     await saveArchive();
-    for (let n = 0; performance.now() < deadline - every; n++) {
+    // Every kind runs once even when a slow machine makes that take longer than the run's seconds
+    // (the workers go on until the nemesis is done); the first round is bounded by its faults' own
+    // bounds (effectWaitMs, the request timeouts).
+    for (let n = 0; (n < order.length && o.strictTime !== true) || performance.now() < deadline - every; n++) {
       const kind = n < order.length ? order[n] as FaultKind : pick(faultKinds, faultRandom);
       faults[kind]++;
       let undo = async (): Promise<void> => undefined;
@@ -440,7 +461,8 @@ export async function runChaos(t: { teardown(f: () => Promise<void>): void }, o:
     }
   };
 
-  await Promise.all([nemesis(), ...Array.from({ length: o.workers ?? 5 }, (_, w) => worker(w))]);
+  let nemesisDone = false;
+  await Promise.all([nemesis().finally(() => { nemesisDone = true; }), ...Array.from({ length: o.workers ?? 5 }, (_, w) => worker(w))]);
 
   // Heal: no partition, true clocks, every server running and resumed; a leader; every server applied
   // the same state.
