@@ -53,19 +53,34 @@ export class ServerCatalog implements LeaderDuty {
   private timer: NodeJS.Timeout | undefined;
   private term = 0;
   private running: Promise<void> | undefined;
-  private readyNow: Promise<void> = Promise.resolve();
+  // Pending from the start and again from each loss of leadership until the next leadership's first
+  // reconcile ends: a session create that reaches a new leader before its duties even started waits too.
+  private readyNow!: Promise<void>;
+  private markReady: () => void = () => undefined;
+  private isReady = false;
   private since = 0;
 
-  constructor(private readonly o: ServerCatalogOptions) {}
+  constructor(private readonly o: ServerCatalogOptions) {
+    this.notReady();
+  }
+
+  private notReady(): void {
+    if (!this.isReady && this.readyNow !== undefined) return;
+    this.isReady = false;
+    this.readyNow = new Promise<void>((resolve) => {
+      this.markReady = () => {
+        this.isReady = true;
+        resolve();
+      };
+    });
+  }
 
   async establish(): Promise<void> {
     this.stop();
     const term = ++this.term;
     this.since = performance.now();
-    let done = (): void => undefined;
-    this.readyNow = new Promise<void>((resolve) => {
-      done = resolve;
-    });
+    this.notReady();
+    const done = this.markReady;
     try {
       await this.o.caughtUp();
       if (term !== this.term) return;
@@ -86,6 +101,7 @@ export class ServerCatalog implements LeaderDuty {
   revoke(): void {
     this.term++;
     this.stop();
+    this.notReady();
   }
 
   /** Resolves once this leader's first reconcile is done (or failed): sessions may then name servers. */
