@@ -8,6 +8,9 @@
 // Longer runs: npm run chaos.
 import test from 'ava';
 import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RunFigures } from './cli.js';
 import { faultKinds } from './run.js';
@@ -15,7 +18,10 @@ import { faultKinds } from './run.js';
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
 async function chaos(t: { teardown(f: () => Promise<void>): void; log(...l: string[]): void }, args: readonly string[]): Promise<{ code: number | null; output: string; figures: RunFigures[] }> {
-  const child = spawn(process.execPath, ['--import=tsx', 'test/chaos/cli.ts', ...args, '--json'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Failure reports go to a directory of the test's own, not the checkout's .chaos-failures/.
+  const reportDir = await mkdtemp(join(tmpdir(), 'conclave-chaos-reports-'));
+  t.teardown(() => rm(reportDir, { recursive: true, force: true }));
+  const child = spawn(process.execPath, ['--import=tsx', 'test/chaos/cli.ts', ...args, '--report-dir', reportDir, '--json'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (b: Buffer) => { output += b.toString(); });
   child.stderr.on('data', (b: Buffer) => { output += b.toString(); });

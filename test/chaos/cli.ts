@@ -1,9 +1,9 @@
-// npm run chaos -- [--runs N] [--seconds S] [--seed X] [--workers W] [--bug stale-default-read,half-restore] [--strict-time] [--json]
+// npm run chaos -- [--runs N] [--seconds S] [--seed X] [--workers W] [--bug stale-default-read,half-restore] [--strict-time] [--report-dir D] [--json]
 // Runs N chaos runs (seeds X, X+1, ...) of S seconds each, one after another, and ends with
 // "chaos: <passed> passed, <failed> failed". Every failure prints its seed, why, and the command that
-// repeats its fault schedule; its history timeline is in .chaos-failures/. --json adds one last line,
-// "chaos-json: {...}", with every run's figures (the test suite reads it). A run goes on past S seconds
-// until every fault kind has run once, unless --strict-time.
+// repeats its fault schedule; its history timeline is in .chaos-failures/ (or --report-dir). --json
+// adds one last line, "chaos-json: {...}", with every run's figures (the test suite reads it). A run
+// goes on past S seconds until every fault kind has run once, unless --strict-time.
 //
 // Needs root, unshare, ip, iptables and libfaketime: the runs live in a network namespace of their own
 // (sandbox.ts), which this process makes, watches and removes, whatever happens to the runs.
@@ -14,7 +14,7 @@ import type { PlantedBug } from '../../src/base/planted.js';
 import { faultKinds, plantedBugNames, repeatCommand, runChaos, type ChaosResult, type FaultKind } from './run.js';
 import { currentSandbox, missingForChaos, runInSandbox } from './sandbox.js';
 
-const usage = 'usage: npm run chaos -- [--runs N] [--seconds S] [--seed X] [--workers W] [--bug stale-default-read,half-restore] [--strict-time] [--json]';
+const usage = 'usage: npm run chaos -- [--runs N] [--seconds S] [--seed X] [--workers W] [--bug stale-default-read,half-restore] [--strict-time] [--report-dir D] [--json]';
 
 export interface RunFigures {
   readonly seed: number;
@@ -40,7 +40,7 @@ async function main(): Promise<number> {
     args = parseArgs({
       options: {
         runs: { type: 'string', default: '1' }, seconds: { type: 'string', default: '60' }, seed: { type: 'string' },
-        workers: { type: 'string', default: '5' }, bug: { type: 'string' }, json: { type: 'boolean' }, 'strict-time': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+        workers: { type: 'string', default: '5' }, bug: { type: 'string' }, json: { type: 'boolean' }, 'strict-time': { type: 'boolean' }, 'report-dir': { type: 'string', default: '.chaos-failures' }, help: { type: 'boolean', short: 'h' },
       },
       strict: true,
     }).values;
@@ -81,7 +81,7 @@ async function main(): Promise<number> {
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
 
-  const reportDir = '.chaos-failures';
+  const reportDir = args['report-dir'];
   await mkdir(reportDir, { recursive: true });
   const figures: RunFigures[] = [];
   for (let r = 0; r < runs && !stopping; r++) {

@@ -405,12 +405,14 @@ export async function runChaos(t: { teardown(f: () => Promise<void>): void }, o:
     try {
       const r = await fetch(`http://127.0.0.1:${c.node(via).httpPort}/v1/snapshot`, { method: 'PUT', body: new Uint8Array(a.bytes), signal: AbortSignal.timeout(restoreTimeoutMs) });
       const text = await r.text();
+      log(`nemesis: the restore answered ${r.status}${r.status === 200 ? '' : `: ${text.slice(0, 200)}`}`);
       if (r.status === 200) {
         op.ok(null);
         restoresOk++;
       } else if (r.status === 400 || /not applied|nothing was restored|No cluster leader/.test(text)) op.fail();
       else op.info();
     } catch (e) {
+      log(`nemesis: the restore failed: ${(e as Error).message}`);
       if (certainlyNot(e)) op.fail();
       else op.info();
     }
