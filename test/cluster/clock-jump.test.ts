@@ -9,9 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDev } from '../support/dev-agent.js';
 import { okJson, waitFor } from '../support/process-cluster.js';
-
-/** Debian's libfaketime (package faketime). */
-const faketimeLibrary = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
+import { faketimeLibrary } from '../chaos/sandbox.js';
 
 test('a wall clock jumped an hour ahead does not end a lock-delay early', async (t) => {
   t.timeout(120_000);
