@@ -1,9 +1,11 @@
-// npm run chaos -- [--runs N] [--seconds S] [--seed X] [--workers W] [--bug stale-default-read,half-restore] [--strict-time] [--report-dir D] [--json]
+// npm run chaos -- [--runs N] [--seconds S] [--seed X] [--workers W] [--bug stale-default-read,half-restore] [--strict-time] [--min-restores N] [--report-dir D] [--json]
 // Runs N chaos runs (seeds X, X+1, ...) of S seconds each, one after another, and ends with
 // "chaos: <passed> passed, <failed> failed". Every failure prints its seed, why, and the command that
 // repeats its fault schedule; its history timeline is in .chaos-failures/ (or --report-dir). --json
 // adds one last line, "chaos-json: {...}", with every run's figures (the test suite reads it). A run
-// goes on past S seconds until every fault kind has run once, unless --strict-time.
+// goes on past S seconds until every fault kind has run once, unless --strict-time; with
+// --min-restores N it then restores through the leader, with no other fault and at most 5 more times,
+// until N restores have answered 200.
 //
 // Needs root, unshare, ip, iptables and libfaketime: the runs live in a network namespace of their own
 // (sandbox.ts), which this process makes, watches and removes, whatever happens to the runs.
@@ -14,7 +16,7 @@ import type { PlantedBug } from '../../src/base/planted.js';
 import { faultKinds, plantedBugNames, repeatCommand, runChaos, type ChaosResult, type FaultKind } from './run.js';
 import { currentSandbox, missingForChaos, runInSandbox } from './sandbox.js';
 
-const usage = 'usage: npm run chaos -- [--runs N] [--seconds S] [--seed X] [--workers W] [--bug stale-default-read,half-restore] [--strict-time] [--report-dir D] [--json]';
+const usage = 'usage: npm run chaos -- [--runs N] [--seconds S] [--seed X] [--workers W] [--bug stale-default-read,half-restore] [--strict-time] [--min-restores N] [--report-dir D] [--json]';
 
 export interface RunFigures {
   readonly seed: number;
@@ -40,7 +42,7 @@ async function main(): Promise<number> {
     args = parseArgs({
       options: {
         runs: { type: 'string', default: '1' }, seconds: { type: 'string', default: '60' }, seed: { type: 'string' },
-        workers: { type: 'string', default: '5' }, bug: { type: 'string' }, json: { type: 'boolean' }, 'strict-time': { type: 'boolean' }, 'report-dir': { type: 'string', default: '.chaos-failures' }, help: { type: 'boolean', short: 'h' },
+        workers: { type: 'string', default: '5' }, bug: { type: 'string' }, json: { type: 'boolean' }, 'strict-time': { type: 'boolean' }, 'min-restores': { type: 'string', default: '0' }, 'report-dir': { type: 'string', default: '.chaos-failures' }, help: { type: 'boolean', short: 'h' },
       },
       strict: true,
     }).values;
@@ -56,9 +58,10 @@ async function main(): Promise<number> {
   const seconds = Number(args.seconds);
   const workers = Number(args.workers);
   const first = args.seed === undefined ? Date.now() % 1_000_000 : Number(args.seed);
+  const minRestores = Number(args['min-restores']);
   const bugs = args.bug === undefined ? [] : args.bug.split(',');
-  if (![runs, seconds, workers, first].every((n) => Number.isSafeInteger(n) && n > 0) || !bugs.every((b) => (plantedBugNames as readonly string[]).includes(b))) {
-    console.error(`chaos: --runs, --seconds, --workers and --seed are positive integers; --bug is a comma-separated list of ${plantedBugNames.join(', ')}\n${usage}`);
+  if (![runs, seconds, workers, first].every((n) => Number.isSafeInteger(n) && n > 0) || !(Number.isSafeInteger(minRestores) && minRestores >= 0) || !bugs.every((b) => (plantedBugNames as readonly string[]).includes(b))) {
+    console.error(`chaos: --runs, --seconds, --workers and --seed are positive integers, --min-restores a whole number; --bug is a comma-separated list of ${plantedBugNames.join(', ')}\n${usage}`);
     return 2;
   }
   const sandbox = currentSandbox();
@@ -87,7 +90,7 @@ async function main(): Promise<number> {
   for (let r = 0; r < runs && !stopping; r++) {
     const seed = first + r;
     const cleanups: Array<() => Promise<void>> = [];
-    const options = { seed, seconds, workers, reportDir, sandbox, plantedBugs: bugs as PlantedBug[], strictTime: args['strict-time'] === true, log: (l: string) => console.log(`  [seed ${seed}] ${l}`) };
+    const options = { seed, seconds, workers, reportDir, sandbox, plantedBugs: bugs as PlantedBug[], strictTime: args['strict-time'] === true, minRestores, log: (l: string) => console.log(`  [seed ${seed}] ${l}`) };
     try {
       const result = await runChaos({ teardown: (f) => cleanups.push(f) }, options);
       figures.push({

@@ -70,6 +70,9 @@ export interface ChaosOptions {
   readonly reportDir: string;
   /** End at `seconds` even when some fault kind has not run yet (by default every kind runs once). */
   readonly strictTime?: boolean;
+  /** After the fault schedule, restore through the leader with no other fault (at most 5 more tries)
+   *  until this many restores have answered 200: a run that must see a restore take hold. */
+  readonly minRestores?: number;
   /** The sandbox the run is in (sandbox.ts): partitions and clock jumps need it. */
   readonly sandbox: Sandbox;
   readonly log?: (line: string) => void;
@@ -108,9 +111,9 @@ const restoreTimeoutMs = 15_000;
 const prefix = 'chaos/';
 
 /** A command that repeats a run's fault schedule (the workload's timing is not deterministic). */
-export function repeatCommand(o: Pick<ChaosOptions, 'seed' | 'seconds' | 'plantedBugs' | 'strictTime'>): string {
+export function repeatCommand(o: Pick<ChaosOptions, 'seed' | 'seconds' | 'plantedBugs' | 'strictTime' | 'minRestores'>): string {
   const bugs = o.plantedBugs ?? [];
-  return `npm run chaos -- --runs 1 --seed ${o.seed} --seconds ${o.seconds}${bugs.length === 0 ? '' : ` --bug ${bugs.join(',')}`}${o.strictTime === true ? ' --strict-time' : ''}`;
+  return `npm run chaos -- --runs 1 --seed ${o.seed} --seconds ${o.seconds}${bugs.length === 0 ? '' : ` --bug ${bugs.join(',')}`}${o.strictTime === true ? ' --strict-time' : ''}${(o.minRestores ?? 0) > 0 ? ` --min-restores ${o.minRestores}` : ''}`;
 }
 
 export async function runChaos(t: { teardown(f: () => Promise<void>): void }, o: ChaosOptions): Promise<ChaosResult> {
@@ -461,6 +464,17 @@ export async function runChaos(t: { teardown(f: () => Promise<void>): void }, o:
         await undo();
       } catch (error) {
         log(`nemesis undoing ${kind}: ${(error as Error).message}`);
+      }
+      await sleep(every / 2);
+    }
+    // A restore amid other faults may rightly fail (a paused leader answers nothing); a run that must
+    // see one take hold tries again, bounded, with nothing else in the way.
+    for (let extra = 0; restoresOk < (o.minRestores ?? 0) && extra < 5; extra++) {
+      faults['restore-via-leader']++;
+      try {
+        await restore('restore-via-leader');
+      } catch (error) {
+        log(`nemesis restore-via-leader: ${(error as Error).message}`);
       }
       await sleep(every / 2);
     }
