@@ -6,7 +6,7 @@ import { reproduceCommand, runSeeds } from './runner.js';
 import { runSeed } from './swarm.js';
 
 const fixedSeeds = 1000;
-const budgetSeconds = Number(process.env.SIM_SECONDS ?? 100);
+const budgetSeconds = Number(process.env.SIM_SECONDS ?? 70);
 
 function report(failures: ReadonlyArray<{ seed: bigint; failure: string }>): string {
   return failures
