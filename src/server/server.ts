@@ -19,7 +19,7 @@ import {
   type Session,
   type WatchTarget,
 } from '../fsm/index.js';
-import { NodeError, type RaftNode } from '../node/index.js';
+import { NodeError, type NodeStatus, type RaftNode } from '../node/index.js';
 import type { NodeId } from '../raft/index.js';
 import {
   TransportError,
@@ -201,7 +201,10 @@ export class Server implements ServerApi {
         await this.node.readBarrier(); // Consul's ConsistentRead: a quorum confirms this server leads
         return here();
       },
-      (address) => this.remoteSave(address, call, o.signal),
+      // Idempotent: a leader replaced while the answer's headers are awaited is asked no more, and
+      // onLeader asks the new one.
+      (address) => this.whileItLeads(address, o.signal, (signal) => this.remoteSave(address, call, signal), (by) =>
+        new ServerError('no-leader', `the leader at ${address} was replaced (${by}) before it answered the save`)),
     );
   }
 
@@ -227,10 +230,50 @@ export class Server implements ServerApi {
       },
       async (address) => {
         once();
-        await this.remoteRestore(address, archive, call, o.signal);
+        await this.whileItLeads(address, o.signal, (signal) => this.remoteRestore(address, archive, call, signal), (by) =>
+          new ServerError('unknown-outcome',
+            `the leader at ${address} was replaced (${by}) while the restore was with it, before it answered: the restore may or may not take effect; check the state, and restore again if needed`));
       },
       false,
     );
+  }
+
+  /**
+   * Runs `call`, forwarded to the leader at `address`, and gives up on it once this server sees another
+   * leader (or becomes the leader), throwing `replaced(who)`. A leader that stopped answering (SIGSTOP,
+   * a hung machine, a partition that drops packets) would otherwise hold a snapshot stream until its
+   * deadline, an hour; its replacement is known within an election timeout. `signal` (the client
+   * going away) still cancels as before.
+   */
+  private async whileItLeads<T>(
+    address: string,
+    signal: AbortSignal | undefined,
+    call: (signal: AbortSignal) => Promise<T>,
+    replaced: (by: string) => ServerError,
+  ): Promise<T> {
+    const ac = new AbortController();
+    const cancel = (): void => ac.abort(signal?.reason);
+    if (signal?.aborted === true) cancel();
+    signal?.addEventListener('abort', cancel, { once: true });
+    let by: string | undefined;
+    const check = (s: NodeStatus): void => {
+      if (by !== undefined) return;
+      if (s.role === 'leader') by = `${s.id}, this server, leads term ${s.term}`;
+      else if (s.leaderAddress !== '' && s.leaderAddress !== address) by = `${s.leader} at ${s.leaderAddress} leads term ${s.term}`;
+      else return;
+      ac.abort(new Error('the leader was replaced'));
+    };
+    const off = this.node.onChange(check);
+    check(this.node.status());
+    try {
+      return await call(ac.signal);
+    } catch (e) {
+      if (by !== undefined && signal?.aborted !== true) throw replaced(by);
+      throw e;
+    } finally {
+      off();
+      signal?.removeEventListener('abort', cancel);
+    }
   }
 
   private async restoreHere(archive: Readable): Promise<void> {

@@ -1,5 +1,6 @@
 // Snapshot restores and saves under process faults, against real agent processes on loopback: the
-// leader SIGKILLed in the middle of a restore, a follower SIGSTOPped during one, a follower SIGKILLed
+// leader SIGKILLed in the middle of a restore, the leader SIGSTOPped holding one sent through a follower,
+// a follower SIGSTOPped during one, a follower SIGKILLed
 // during one and restarted; each with writers running. Afterwards every node must hold the same state,
 // and that state is either wholly the archive's (plus writes made after it) or wholly the state before
 // the restore (plus writes made around it), never a mixture; what the PUT answered must agree with it.
@@ -190,6 +191,22 @@ test.serial('the leader SIGKILLed once it sent the restore to a follower (PUT to
     },
     expect: () => 'either',
   });
+});
+
+test.serial('the leader SIGSTOPped holding a restore sent through a follower: the follower answers once another leader is elected, not at the stream deadline', async (t) => {
+  const r = await restoreUnderFault(t, 'p', {
+    at: /snapshot archive verified/,
+    via: (_leader, [f]) => f,
+    fault: async (c, leader) => {
+      c.pause(leader);
+      return async () => c.resume(leader);
+    },
+    expect: () => 'either',
+  });
+  // Without the watch on the leadership, the forwarded stream waits for its deadline (an hour) and
+  // the PUT gets no answer within the helper's two minutes.
+  t.true(r.answer.kind === 'answer' && r.answer.status === 500 && /was replaced .* may or may not take effect/.test(r.answer.text),
+    `the follower answers for the paused leader with an unknown outcome: ${describeAnswer(r.answer)}`);
 });
 
 test.serial('a follower SIGSTOPped during a restore and SIGCONTed after: the restore succeeds and the follower catches up', async (t) => {
