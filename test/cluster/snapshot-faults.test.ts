@@ -4,7 +4,9 @@
 // during one and restarted; each with writers running. Afterwards every node must hold the same state,
 // and that state is either wholly the archive's (plus writes made after it) or wholly the state before
 // the restore (plus writes made around it), never a mixture; what the PUT answered must agree with it.
-// Last, a ?stale save from the only survivor of three, and the consistent save that cannot be served.
+// Then a consistent save through a follower while the leader is SIGSTOPped, answered by the new
+// leader. Last, a ?stale save from the only survivor of three, and the consistent save that cannot be
+// served.
 //
 // The faults are timed on the leader's own log lines (read from its stdout as they are printed), not
 // on sleeps. The tests share one cluster, one after another: each starts by waiting for every node
@@ -233,6 +235,28 @@ test.serial('a follower SIGKILLed during a restore (sent through the other follo
     expect: () => 'restored',
   });
   t.is(describeAnswer(r.answer), '200 ""', 'a quorum is up: the restore succeeds');
+});
+
+test.serial('the leader SIGSTOPped: a consistent save through a follower is answered by the new leader', async (t) => {
+  const c = await cluster();
+  for (const i of [0, 1, 2]) if (c.node(i).proc === undefined) c.start(i);
+  const leader = await c.leader(90_000);
+  t.true(await c.put(leader, 'paused-save/last', 'acknowledged'));
+  await waitConverged(c, 60_000);
+  const follower = [0, 1, 2].find((i) => i !== leader) as number;
+  c.pause(leader);
+  try {
+    // The follower still believes in the paused leader and forwards the save to it. Without the watch
+    // on the leadership the forwarded stream waits for its deadline (an hour) and this fetch times out.
+    const s = await save(c, follower, '', 30_000);
+    t.is(s.status, 200, s.body.toString().slice(0, 300));
+    t.is(kvData(await decodeArchive(s.body))['paused-save/last'], '0:acknowledged', 'the save holds the last acknowledged write');
+    const now = await leaderSeenBy(c, follower);
+    t.true(now !== '' && now !== `127.0.0.1:${c.node(leader).serverPort}`, `a new leader answered (the follower sees ${JSON.stringify(now)})`);
+  } finally {
+    c.resume(leader);
+  }
+  await waitConverged(c, 60_000);
 });
 
 test.serial('two of three SIGKILLed: a ?stale save from the survivor says KnownLeader false; a consistent save fails with No cluster leader', async (t) => {
