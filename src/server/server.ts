@@ -239,11 +239,12 @@ export class Server implements ServerApi {
   }
 
   /**
-   * Runs `call`, forwarded to the leader at `address`, and gives up on it once this server sees another
-   * leader (or becomes the leader), throwing `replaced(who)`. A leader that stopped answering (SIGSTOP,
-   * a hung machine, a partition that drops packets) would otherwise hold a snapshot stream until its
-   * deadline, an hour; its replacement is known within an election timeout. `signal` (the client
-   * going away) still cancels as before.
+   * Runs `call`, forwarded to the leader at `address`, and gives up on it when this server has seen
+   * another leader (or become the leader) for serverLimits.forwardReplacedGraceMs without an answer,
+   * throwing `replaced(who)`. A leader that stopped answering (SIGSTOP, a hung machine, a partition
+   * that drops packets) would otherwise hold a snapshot stream until its deadline, an hour; its
+   * replacement is known within an election timeout. A deposed leader that is alive answers within the
+   * grace, with what it knows. `signal` (the client going away) still cancels as before.
    */
   private async whileItLeads<T>(
     address: string,
@@ -255,13 +256,18 @@ export class Server implements ServerApi {
     const cancel = (): void => ac.abort(signal?.reason);
     if (signal?.aborted === true) cancel();
     signal?.addEventListener('abort', cancel, { once: true });
+    let seen: string | undefined;
     let by: string | undefined;
+    let grace: NodeJS.Timeout | undefined;
     const check = (s: NodeStatus): void => {
-      if (by !== undefined) return;
-      if (s.role === 'leader') by = `${s.id}, this server, leads term ${s.term}`;
-      else if (s.leaderAddress !== '' && s.leaderAddress !== address) by = `${s.leader} at ${s.leaderAddress} leads term ${s.term}`;
+      if (seen !== undefined) return;
+      if (s.role === 'leader') seen = `${s.id}, this server, leads term ${s.term}`;
+      else if (s.leaderAddress !== '' && s.leaderAddress !== address) seen = `${s.leader} at ${s.leaderAddress} leads term ${s.term}`;
       else return;
-      ac.abort(new Error('the leader was replaced'));
+      grace = setTimeout(() => {
+        by = seen;
+        ac.abort(new Error('the leader was replaced'));
+      }, serverLimits.forwardReplacedGraceMs);
     };
     const off = this.node.onChange(check);
     check(this.node.status());
@@ -271,6 +277,7 @@ export class Server implements ServerApi {
       if (by !== undefined && signal?.aborted !== true) throw replaced(by);
       throw e;
     } finally {
+      clearTimeout(grace);
       off();
       signal?.removeEventListener('abort', cancel);
     }
