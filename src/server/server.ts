@@ -235,6 +235,7 @@ export class Server implements ServerApi {
             `the leader at ${address} was replaced (${by}) while the restore was with it, before it answered: the restore may or may not take effect; check the state, and restore again if needed`));
       },
       false,
+      'the restore',
     );
   }
 
@@ -773,7 +774,7 @@ export class Server implements ServerApi {
    * Runs `here` when this server leads, `remote(leaderAddress)` when another does; waits a bounded
    * time for a leader when there is none (Consul's "No cluster leader" after that).
    */
-  private async onLeader<T>(here: () => Promise<T>, remote: (address: string) => Promise<T>, idempotent = true): Promise<T> {
+  private async onLeader<T>(here: () => Promise<T>, remote: (address: string) => Promise<T>, idempotent = true, what = 'the write'): Promise<T> {
     const deadline = performance.now() + this.o.leaderWaitMs;
     for (let attempt = 0; ; attempt++) {
       const s = this.node.status();
@@ -796,7 +797,7 @@ export class Server implements ServerApi {
           const neverRan = e.code === 'NOT_SENT' || e.remoteCode === 'NO_HANDLER';
           if (!idempotent && !neverRan) {
             throw new ServerError('unknown-outcome',
-              `forwarding the write to the leader failed after it was sent (${e.message}); it may or may not have been applied`, { cause: e });
+              `forwarding ${what} to the leader failed after it was sent (${e.message}); it may or may not have been applied`, { cause: e });
           }
           if (performance.now() > deadline) throw new ServerError('no-leader', 'No cluster leader', { cause: e });
         } else {
