@@ -2,9 +2,12 @@
 // save). Forwarding, ACLs and datacenters are the Server's business (server.ts); this file turns the
 // state machine into an archive and an archive into a Raft user restore.
 //
-// Save: one LevelDB iterator gives a point-in-time state.bin (fsm/snapshot.ts), written to a scratch
-// file first because meta.json, which comes first in the archive, records state.bin's size. The
-// archive is then streamed from that file; the file goes when the stream ends or is destroyed.
+// Save: one LevelDB iterator gives a point-in-time state.bin (fsm/snapshot.ts). It is compressed as it
+// is read (a gzip member of its own, hashed and counted on the way) into a scratch file, because
+// meta.json, which comes first in the archive, records state.bin's size. The archive is then streamed
+// as a small gzip member for the tar head, a copy of that file, and a small member for the tar tail:
+// compressing while reading overlaps deflate (thread pool) with the iteration (main thread), and the
+// second pass is a copy. The file goes when the stream ends or is destroyed.
 // Concurrent saves each have their own file and touch neither the snapshot store nor the log.
 //
 // Restore: the upload is read once, in bounded memory: state.bin goes to a scratch file while the
@@ -20,7 +23,7 @@ import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { KiB } from '../base/index.js';
 import type { RaftNode } from '../node/index.js';
-import { ArchiveError, archiveMeta, readArchive, rewriteForRestore, writeArchive } from '../snapshot/index.js';
+import { ArchiveError, archiveMeta, readArchive, rewriteForRestore, stateBinMember, writeArchiveAround, type StateBinDigest } from '../snapshot/index.js';
 import { ServerError } from './api.js';
 
 const scratchReadChunkBytes = 256 * KiB;
@@ -35,15 +38,14 @@ export interface LocalSnapshot {
 export async function saveLocal(node: RaftNode, producerVersion: string, logger: Logger): Promise<LocalSnapshot> {
   const started = Date.now();
   const snap = await node.fsm.snapshot();
-  const scratch = join(node.scratchDir, `save-${randomUUID()}.state.bin`);
-  let size = 0;
+  const scratch = join(node.scratchDir, `save-${randomUUID()}.state.bin.gz`);
+  let stateBin: StateBinDigest;
   try {
     const file = await open(scratch, 'wx', 0o600);
     try {
-      for await (const chunk of snap) {
-        await writeAll(file, chunk);
-        size += chunk.byteLength;
-      }
+      const compressed = stateBinMember(snap);
+      for await (const chunk of compressed.member) await writeAll(file, chunk);
+      stateBin = compressed.digest();
     } finally {
       await file.close();
     }
@@ -58,18 +60,18 @@ export async function saveLocal(node: RaftNode, producerVersion: string, logger:
     term: snap.term,
     configuration: s.configuration,
     configurationIndex: s.configurationIndex,
-    size,
+    size: stateBin.size,
     nowMs: Date.now(),
     producerVersion,
   });
-  const body = Readable.from(writeArchive(meta, createReadStream(scratch, { highWaterMark: scratchReadChunkBytes })), { objectMode: false });
+  const body = Readable.from(writeArchiveAround(meta, stateBin, createReadStream(scratch, { highWaterMark: scratchReadChunkBytes })), { objectMode: false });
   let sent = 0;
   body.on('data', (chunk: Buffer) => (sent += chunk.length));
   body.once('close', () => {
     // Safe to drop: the scratch directory is emptied at every start.
     void rm(scratch, { force: true }).catch(() => undefined);
     const ms = Date.now() - started;
-    if (body.readableEnded) logger.info({ event: 'snapshot-saved', index: snap.index, stateBytes: size, archiveBytes: sent, ms }, 'snapshot saved');
+    if (body.readableEnded) logger.info({ event: 'snapshot-saved', index: snap.index, stateBytes: stateBin.size, archiveBytes: sent, ms }, 'snapshot saved');
     else logger.warn({ event: 'snapshot-save-stopped', index: snap.index, archiveBytes: sent, ms }, 'snapshot save stopped before its end');
   });
   return { index: Math.max(1, snap.index), body };

@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { pipeline } from 'node:stream';
-import { constants as zlibConstants, crc32, createDeflateRaw, createGunzip } from 'node:zlib';
+import { constants as zlibConstants, crc32, createDeflateRaw, createGunzip, type ZlibOptions } from 'node:zlib';
 import { concatBytes, Feed, KiB, MiB, GiB, utf8, utf8DecodeStrict } from '../base/index.js';
 import { ArchiveError, StateBinError } from './errors.js';
 import { snapshotLimits } from './limits.js';
@@ -55,6 +55,7 @@ export interface WriteArchiveOptions {
 const adaptiveWindowBytes = 4 * MiB;
 const incompressibleRatio = 0.6;
 const probeEvery = 8;
+const deflateQueueBytes = 1 * MiB;
 
 /**
  * The archive's bytes: gzip(tar[meta.json, state.bin, SHA256SUMS]). `stateBin` must yield exactly
@@ -65,11 +66,83 @@ export async function* writeArchive(
   stateBin: AsyncIterable<Uint8Array>,
   options: WriteArchiveOptions = {},
 ): AsyncGenerator<Uint8Array> {
+  yield* gzipMember(tarStream(meta, stateBin, options.mtime ?? new Date()), options);
+}
+
+/** What `stateBinMember` counted and hashed of the state.bin it compressed. */
+export interface StateBinDigest {
+  readonly size: number;
+  /** SHA-256 of state.bin, 64 lowercase hex characters. */
+  readonly sha256: string;
+}
+
+/**
+ * state.bin compressed on its own, as one gzip member, for `writeArchiveAround`: a save compresses the
+ * state while it reads it (deflate runs on the thread pool, beside the iteration), then streams the
+ * archive as a copy of the compressed bytes, instead of compressing everything in a second pass.
+ * `digest()` is available once `member` has ended.
+ */
+export function stateBinMember(
+  stateBin: AsyncIterable<Uint8Array>,
+  options: WriteArchiveOptions = {},
+): { readonly member: AsyncGenerator<Uint8Array>; digest(): StateBinDigest } {
+  const hash = createHash('sha256');
+  let size = 0;
+  let digest: StateBinDigest | undefined;
+  async function* counted(): AsyncGenerator<Uint8Array> {
+    for await (const chunk of stateBin) {
+      hash.update(chunk);
+      size += chunk.length;
+      yield chunk;
+    }
+    digest = { size, sha256: hash.digest('hex') };
+  }
+  return {
+    member: gzipMember(counted(), options),
+    digest(): StateBinDigest {
+      if (digest === undefined) throw new Error('state.bin digest asked for before its member ended');
+      return digest;
+    },
+  };
+}
+
+/**
+ * The archive around a state.bin member from `stateBinMember`: gzip(tar up to state.bin's data), the
+ * member's bytes as they are, gzip(the rest of the tar). A gzip file may hold several members, which
+ * every reader inflates as one stream (RFC 1952 section 2.2; Go's gzip.Reader, so Consul's, and
+ * gunzip do). The tar inside is the one `writeArchive` writes for the same state.bin.
+ */
+export async function* writeArchiveAround(
+  meta: ArchiveMeta,
+  stateBin: StateBinDigest,
+  stateBinGzip: AsyncIterable<Uint8Array>,
+  options: WriteArchiveOptions = {},
+): AsyncGenerator<Uint8Array> {
+  if (stateBin.size !== meta.Size) {
+    throw new ArchiveError('size-mismatch',
+      `failed to write snapshot metadata: state.bin holds ${stateBin.size} bytes but meta.json announces ${meta.Size}`);
+  }
+  const mtime = options.mtime ?? new Date();
+  const small = { ...options, adaptive: false };
+  const metaBytes = encodeMetaJson(meta);
+  yield* gzipMember([...member(metaJsonName, metaBytes, mtime), encodeTarHeader(stateBinName, meta.Size, mtime)], small);
+  yield* stateBinGzip;
+  const sums = sha256Sums(new Map([[metaJsonName, createHash('sha256').update(metaBytes).digest('hex')], [stateBinName, stateBin.sha256]]));
+  yield* gzipMember([new Uint8Array(tarPadding(meta.Size)), ...member(sha256SumsName, sums, mtime), new Uint8Array(tarEndBytes)], small);
+}
+
+/** One gzip member (RFC 1952) of `source`'s bytes, compressed as `options` say (see `adaptive` above). */
+async function* gzipMember(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: WriteArchiveOptions): AsyncGenerator<Uint8Array> {
   const level = options.gzipLevel ?? defaultGzipLevel;
   const adaptive = (options.adaptive ?? true) && level > 0;
   // Raw deflate inside a gzip header and trailer we write (RFC 1952): Node's Gzip stream ignores
   // params() (measured on Node 20: a level change has no effect), its DeflateRaw honours it.
-  const deflate = createDeflateRaw({ level });
+  // Up to deflateQueueBytes of input wait in deflate's queue before the feed waits for it: the source
+  // (a LevelDB iteration, in 64 KiB chunks) goes on producing while deflate works on the thread pool.
+  // With the default 16 KiB every chunk would wait for its own compression, and the two would take turns.
+  // (Node's zlib streams take the stream options; @types/node's ZlibOptions does not list them.)
+  const deflateOptions: ZlibOptions & { readonly writableHighWaterMark: number } = { level, writableHighWaterMark: deflateQueueBytes };
+  const deflate = createDeflateRaw(deflateOptions);
   let crc = 0;
   let inflatedBytes = 0;
   let windowIn = 0;
@@ -81,11 +154,11 @@ export async function* writeArchive(
       current = next;
       deflate.params(next, zlibConstants.Z_DEFAULT_STRATEGY, () => resolve());
     });
-  // Feeds deflate with backpressure; an error of the tar generator destroys it with that same error,
+  // Feeds deflate with backpressure; an error of the source destroys it with that same error,
   // which the loop below rethrows.
   const feed = (async () => {
     try {
-      for await (const chunk of tarStream(meta, stateBin, options.mtime ?? new Date())) {
+      for await (const chunk of source) {
         if (deflate.destroyed) return;
         crc = crc32(chunk, crc);
         inflatedBytes += chunk.length;
@@ -152,9 +225,13 @@ async function* tarStream(meta: ArchiveMeta, stateBin: AsyncIterable<Uint8Array>
   yield new Uint8Array(tarPadding(written));
   hashes.set(stateBinName, hash.digest('hex'));
 
-  const sums = [...hashes].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([name, hex]) => `${hex}  ${name}\n`).join('');
-  yield* member(sha256SumsName, utf8(sums), mtime);
+  yield* member(sha256SumsName, sha256Sums(hashes), mtime);
   yield new Uint8Array(tarEndBytes);
+}
+
+/** SHA256SUMS in sha256sum's layout, sorted by name. */
+function sha256Sums(hashes: ReadonlyMap<string, string>): Uint8Array {
+  return utf8([...hashes].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([name, hex]) => `${hex}  ${name}\n`).join(''));
 }
 
 function* member(name: string, bytes: Uint8Array, mtime: Date): Generator<Uint8Array> {

@@ -82,6 +82,8 @@ export {
 } from './meta.js';
 export {
   writeArchive,
+  writeArchiveAround,
+  stateBinMember,
   readArchive,
   defaultGzipLevel,
   defaultArchiveLimits,
@@ -89,6 +91,7 @@ export {
   stateBinName,
   sha256SumsName,
   type WriteArchiveOptions,
+  type StateBinDigest,
   type ReadArchiveOptions,
   type ArchiveContents,
   type ArchiveLimits,

@@ -12,6 +12,8 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { createGzip, gunzipSync, gzipSync } from 'node:zlib';
 import tar from 'tar-stream';
 import {
@@ -28,6 +30,8 @@ import {
   StateBinError,
   type StateBinItem,
   writeArchive,
+  writeArchiveAround,
+  stateBinMember,
   type ArchiveErrorCode,
   type ArchiveMeta,
   type ReadArchiveOptions,
@@ -162,6 +166,68 @@ test('round trip through a file: meta, hashes, sorted SHA256SUMS, flat names, mo
   t.is(seen[2]!.data.toString(), `${sha(seen[0]!.data)}  meta.json\n${sha(sampleState)}  state.bin\n`);
   const padded = (n: number): number => Math.ceil(n / 512) * 512;
   t.is(tarBytes.length, seen.reduce((n, s) => n + 512 + padded(s.data.length), 0) + 1024, 'two end blocks, no record padding');
+});
+
+/** The archive a server's save streams: state.bin compressed on its own first, then the archive around it. */
+async function writtenAround(state: Uint8Array, meta = metaFor(state), chunk = 100): Promise<{ archive: Buffer; digest: { size: number; sha256: string } }> {
+  const compressed = stateBinMember(chunked(state, chunk));
+  const member = await collect(compressed.member);
+  const digest = compressed.digest();
+  const archive = await collect(writeArchiveAround(meta, digest, chunked(member, 999), { mtime: new Date(1_700_000_000_000) }));
+  return { archive, digest };
+}
+
+test('a save\'s archive (state.bin compressed first, the archive around it) holds the same tar as writeArchive, and reads back whole', async (t) => {
+  const { archive, digest } = await writtenAround(sampleState);
+  t.deepEqual(digest, { size: sampleState.length, sha256: sha(sampleState) });
+  // Three gzip members: the tar head, state.bin, the tar tail; inflated as one stream they are the tar
+  // writeArchive writes.
+  t.deepEqual(gunzipSync(archive), gunzipSync(await written(sampleState)));
+  const sink: Uint8Array[] = [];
+  const got = await readArchive(chunked(archive, 1000), { records: 'restore', stateBinSink: async (c) => void sink.push(c.slice()) });
+  t.deepEqual(Buffer.concat(sink), Buffer.from(sampleState));
+  t.is(got.stateBin.sha256, sha(sampleState));
+  t.is(got.meta.Size, sampleState.length);
+  t.is(got.stateBin.lastIndex, 20);
+});
+
+test('a save\'s archive is read by gunzip and tar, the tools Consul users restore by hand with', async (t) => {
+  const dir = await tempDir(t);
+  const big = stateBin(20, Array.from({ length: 3000 }, (_, i) => kvs(`k/${i}`, 5, `value ${i} `.repeat(20))));
+  const { archive } = await writtenAround(big, metaFor(big), 4096);
+  const file = join(dir, 'backup.snap');
+  writeFileSync(file, archive);
+  t.deepEqual(execFileSync('tar', ['-tzf', file], { encoding: 'utf8' }).split('\n').filter((l) => l !== ''), ['meta.json', 'state.bin', 'SHA256SUMS']);
+  t.deepEqual(execFileSync('tar', ['-xzOf', file, 'state.bin']), Buffer.from(big));
+  t.is(execFileSync('gzip', ['-t', file], { encoding: 'utf8' }), '');
+});
+
+test('a save\'s archive refuses a state.bin digest whose size is not Size, and a digest asked for too early', async (t) => {
+  const compressed = stateBinMember(chunked(sampleState));
+  t.throws(() => compressed.digest(), { message: /before its member ended/ });
+  const member = await collect(compressed.member);
+  const error = await t.throwsAsync(collect(writeArchiveAround(metaFor(sampleState, { Size: sampleState.length + 1 }), compressed.digest(), chunked(member))), { instanceOf: ArchiveError });
+  t.is(error?.code, 'size-mismatch');
+  // A flipped byte in the compressed state.bin is caught by the reader (gzip's CRC or the hashes).
+  const { archive } = await writtenAround(sampleState);
+  const bad = Buffer.from(archive);
+  const at = Math.floor(bad.length / 2);
+  bad.writeUInt8(bad.readUInt8(at) ^ 0x40, at);
+  await t.throwsAsync(readArchive(chunked(bad, 1000), { records: 'restore' }), { instanceOf: ArchiveError });
+});
+
+test('a save\'s archive cut where one gzip member ends and the next begins is refused as truncated, not read as whole', async (t) => {
+  const { archive } = await writtenAround(sampleState);
+  const starts: number[] = [];
+  for (let i = 1; i + 3 < archive.length; i++) {
+    if (archive[i] === 0x1f && archive[i + 1] === 0x8b && archive[i + 2] === 8 && archive[i + 3] === 0) starts.push(i);
+  }
+  t.true(starts.length >= 2, `member boundaries found: ${starts.join(', ')}`);
+  for (const cut of starts) {
+    // Each prefix is a complete gzip stream of whole members; only the tar inside shows what is missing.
+    t.notThrows(() => gunzipSync(archive.subarray(0, cut)));
+    await refused(t, archive.subarray(0, cut), 'tar', /unexpected EOF/);
+  }
 });
 
 test('Peers is the msgpack array of voter addresses as Consul writes it', (t) => {
