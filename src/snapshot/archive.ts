@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { pipeline } from 'node:stream';
-import { constants as zlibConstants, crc32, createDeflateRaw, createGunzip, type ZlibOptions } from 'node:zlib';
+import { constants as zlibConstants, crc32, createGunzip, deflateRaw } from 'node:zlib';
 import { concatBytes, Feed, KiB, MiB, GiB, utf8, utf8DecodeStrict } from '../base/index.js';
 import { ArchiveError, StateBinError } from './errors.js';
 import { snapshotLimits } from './limits.js';
@@ -55,7 +55,8 @@ export interface WriteArchiveOptions {
 const adaptiveWindowBytes = 4 * MiB;
 const incompressibleRatio = 0.6;
 const probeEvery = 8;
-const deflateQueueBytes = 1 * MiB;
+/** Input bytes per deflate segment (see gzipMember): a bound on what one save holds for compression. */
+const segmentBytes = 1 * MiB;
 
 /**
  * The archive's bytes: gzip(tar[meta.json, state.bin, SHA256SUMS]). `stateBin` must yield exactly
@@ -131,68 +132,97 @@ export async function* writeArchiveAround(
   yield* gzipMember([new Uint8Array(tarPadding(meta.Size)), ...member(sha256SumsName, sums, mtime), new Uint8Array(tarEndBytes)], small);
 }
 
-/** One gzip member (RFC 1952) of `source`'s bytes, compressed as `options` say (see `adaptive` above). */
+/**
+ * One gzip member (RFC 1952) of `source`'s bytes, compressed as `options` say (see `adaptive` above).
+ *
+ * The deflate stream is written in segments of `segmentBytes` of input, each compressed on its own by
+ * zlib's one-shot deflateRaw (on the thread pool) and ended with a sync flush, so segments join into
+ * one stream; an empty final block closes it. While one segment compresses, the source fills the
+ * next, so reading the state and compressing it overlap. The level is chosen per segment (the adaptive
+ * switch), with no zlib stream to reconfigure: Node's zlib asserts, and the process exits, when a
+ * stream is destroyed while a params() change is pending, which a consumer that stops midway (an HTTP
+ * client that goes away, a disk that fills) did. A segment starts with an empty history, which costs
+ * a fraction of a percent of the size.
+ */
 async function* gzipMember(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: WriteArchiveOptions): AsyncGenerator<Uint8Array> {
   const level = options.gzipLevel ?? defaultGzipLevel;
   const adaptive = (options.adaptive ?? true) && level > 0;
-  // Raw deflate inside a gzip header and trailer we write (RFC 1952): Node's Gzip stream ignores
-  // params() (measured on Node 20: a level change has no effect), its DeflateRaw honours it.
-  // Up to deflateQueueBytes of input wait in deflate's queue before the feed waits for it: the source
-  // (a LevelDB iteration, in 64 KiB chunks) goes on producing while deflate works on the thread pool.
-  // With the default 16 KiB every chunk would wait for its own compression, and the two would take turns.
-  // (Node's zlib streams take the stream options; @types/node's ZlibOptions does not list them.)
-  const deflateOptions: ZlibOptions & { readonly writableHighWaterMark: number } = { level, writableHighWaterMark: deflateQueueBytes };
-  const deflate = createDeflateRaw(deflateOptions);
   let crc = 0;
   let inflatedBytes = 0;
+  let current = level;
   let windowIn = 0;
   let windowOut = 0;
-  let current = level;
   let storedWindows = 0;
-  const setLevel = (next: number): Promise<void> =>
-    new Promise<void>((resolve) => {
-      current = next;
-      deflate.params(next, zlibConstants.Z_DEFAULT_STRATEGY, () => resolve());
+  let parts: Uint8Array[] = [];
+  let partsBytes = 0;
+  let inFlight: { readonly out: Promise<Buffer>; readonly inBytes: number; readonly level: number } | undefined;
+  const compress = (input: Buffer, segmentLevel: number): Promise<Buffer> =>
+    new Promise((resolve, reject) => {
+      deflateRaw(input, { level: segmentLevel, finishFlush: zlibConstants.Z_SYNC_FLUSH }, (error, out) => (error === null ? resolve(out) : reject(error)));
     });
-  // Feeds deflate with backpressure; an error of the source destroys it with that same error,
-  // which the loop below rethrows.
-  const feed = (async () => {
-    try {
-      for await (const chunk of source) {
-        if (deflate.destroyed) return;
-        crc = crc32(chunk, crc);
-        inflatedBytes += chunk.length;
-        if (!deflate.write(chunk)) await once(deflate, 'drain');
-        windowIn += chunk.length;
-        if (!adaptive || windowIn < adaptiveWindowBytes) continue;
+  /** The segment in flight, once compressed; it also decides the next segments' level. */
+  const finished = async (): Promise<Buffer | undefined> => {
+    if (inFlight === undefined) return undefined;
+    const segment = inFlight;
+    inFlight = undefined;
+    const out = await segment.out;
+    if (adaptive && segment.level === current) {
+      windowIn += segment.inBytes;
+      windowOut += out.length;
+      if (windowIn >= adaptiveWindowBytes) {
         if (current === level && windowOut > windowIn * incompressibleRatio) {
-          await setLevel(0);
+          current = 0;
           storedWindows = 0;
         } else if (current === 0 && ++storedWindows >= probeEvery) {
-          await setLevel(level);
+          current = level;
         }
         windowIn = 0;
         windowOut = 0;
       }
-      deflate.end();
-    } catch (error) {
-      deflate.destroy(error as Error);
     }
-  })();
+    return out;
+  };
+  const start = (): void => {
+    const input = parts.length === 1 ? Buffer.from((parts[0] as Uint8Array).buffer, (parts[0] as Uint8Array).byteOffset, partsBytes) : Buffer.concat(parts, partsBytes);
+    inFlight = { out: compress(input, current), inBytes: partsBytes, level: current };
+    parts = [];
+    partsBytes = 0;
+  };
+  // The header goes out once the source has yielded (or ended): a consumer that stops at the header
+  // then stops inside the loop below, which closes the source.
+  let headerSent = false;
   try {
-    yield gzipHeader();
-    for await (const chunk of deflate) {
-      windowOut += (chunk as Uint8Array).length;
-      yield chunk as Uint8Array;
+    for await (const chunk of source) {
+      if (!headerSent) {
+        headerSent = true;
+        yield gzipHeader();
+      }
+      crc = crc32(chunk, crc);
+      inflatedBytes += chunk.length;
+      parts.push(chunk);
+      partsBytes += chunk.length;
+      if (partsBytes < segmentBytes) continue;
+      const out = await finished();
+      if (out !== undefined && out.length > 0) yield out;
+      start();
     }
-    await feed;
+    if (!headerSent) yield gzipHeader();
+    const out = await finished();
+    if (out !== undefined && out.length > 0) yield out;
+    if (partsBytes > 0) {
+      start();
+      yield (await finished()) as Buffer;
+    }
+    // The final block: fixed Huffman, BFINAL set, only the end-of-block code (what zlib ends a stream with).
+    yield Uint8Array.of(0x03, 0x00);
     const trailer = Buffer.alloc(8);
     trailer.writeUInt32LE(crc >>> 0, 0);
     trailer.writeUInt32LE(inflatedBytes % 2 ** 32, 4);
     yield trailer;
   } finally {
-    deflate.destroy();
-    await feed;
+    // Abandoned (the consumer stopped, or the source failed): the segment still compressing finishes on
+    // the thread pool and is dropped.
+    inFlight?.out.catch(() => undefined);
   }
 }
 

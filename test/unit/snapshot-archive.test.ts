@@ -4,7 +4,7 @@
 
 import test, { type ExecutionContext } from 'ava';
 import { decode, encode } from '@msgpack/msgpack';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -227,6 +227,35 @@ test('a save\'s archive cut where one gzip member ends and the next begins is re
     // Each prefix is a complete gzip stream of whole members; only the tar inside shows what is missing.
     t.notThrows(() => gunzipSync(archive.subarray(0, cut)));
     await refused(t, archive.subarray(0, cut), 'tar', /unexpected EOF/);
+  }
+});
+
+test('a consumer that stops at any point of a save, while the compression changes level, ends it cleanly and closes the source', async (t) => {
+  // 4 MiB of text, random bytes, text again: the adaptive compression switches to stored blocks and
+  // back. Stopping while a zlib stream's level change was pending used to crash the process (Node's
+  // zlib asserts when a stream is destroyed during params()); here the consumer stops after every
+  // chunk in turn.
+  const text4 = Buffer.alloc(4 * 1024 * 1024, 'all work and no play makes a snapshot a dull boy. ');
+  const state = Buffer.concat([text4, randomBytes(6 * 1024 * 1024), text4]);
+  const run = async (stopAfter: number): Promise<{ chunks: number; closed: boolean }> => {
+    let closed = false;
+    async function* source(): AsyncGenerator<Uint8Array> {
+      try {
+        for (let i = 0; i < state.length; i += 64 * 1024) yield state.subarray(i, i + 64 * 1024);
+      } finally {
+        closed = true;
+      }
+    }
+    let chunks = 0;
+    for await (const _ of stateBinMember(source()).member) if (++chunks >= stopAfter) break;
+    return { chunks, closed };
+  };
+  const whole = await run(Infinity);
+  t.true(whole.chunks >= 10, `a whole run yields ${whole.chunks} chunks`);
+  for (let stopAfter = 1; stopAfter < whole.chunks; stopAfter++) {
+    const r = await run(stopAfter);
+    t.is(r.chunks, stopAfter);
+    t.true(r.closed, `stopped after ${stopAfter} of ${whole.chunks} chunks: the source is closed`);
   }
 });
 
