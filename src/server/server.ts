@@ -123,6 +123,10 @@ export class Server implements ServerApi {
   private readonly acl: Acl;
   private readonly datacenters: Datacenters;
   private readonly offChange: () => void;
+  /** The other server this one last saw leading, to which its writes were forwarded ('' when none). */
+  private forwardedTo = '';
+  /** Per replaced leader: when its unanswered forwarded writes are given up (watchReplacedLeader). */
+  private readonly replacedLeaderTimers = new Map<string, NodeJS.Timeout>();
   /** A follower's default and ?consistent reads, batched into leader round trips (read-rounds.ts). */
   private readonly readRounds = new ReadRounds(() => this.fetchReadIndex());
   /** Session TTL timers, a leader duty. */
@@ -156,8 +160,12 @@ export class Server implements ServerApi {
     });
     this.leaderDuties.register(this.serverCatalog);
     this.leaderDuties.register(this.sessionTimers);
-    this.offChange = this.node.onChange((s) => this.leaderDuties.noteLeading(s.role === 'leader'));
+    this.offChange = this.node.onChange((s) => {
+      this.leaderDuties.noteLeading(s.role === 'leader');
+      this.watchReplacedLeader(s);
+    });
     this.leaderDuties.noteLeading(this.node.status().role === 'leader');
+    this.watchReplacedLeader(this.node.status());
     this.datacenters = new Datacenters(o.datacenter, o.wanJoin ?? [], (address) => this.hello(address), o.logger);
     this.datacenters.start();
   }
@@ -165,6 +173,8 @@ export class Server implements ServerApi {
   /** Stops background work (WAN discovery, leader duties); the node is closed by its owner. */
   close(): void {
     this.offChange();
+    for (const timer of this.replacedLeaderTimers.values()) clearTimeout(timer);
+    this.replacedLeaderTimers.clear();
     this.datacenters.close();
     this.leaderDuties.noteLeading(false);
   }
@@ -237,6 +247,42 @@ export class Server implements ServerApi {
       false,
       'the restore',
     );
+  }
+
+  /**
+   * Forwarded writes follow the leadership as saves and restores do (whileItLeads), but per leader
+   * rather than per call, so the write path pays nothing: once this server has seen another leader (or
+   * become the leader) for serverLimits.forwardReplacedGraceMs, the writes still waiting on the leader
+   * it forwarded them to are given up (ServerRpcClient.abandonApplies). A sent one answers with an
+   * unknown outcome, an unsent one is retried on the new leader. A leader that stopped answering
+   * (SIGSTOP, a hung machine) would otherwise hold them until the Forward stream's keepalive finds it
+   * dead, about 20 s; a deposed leader that is alive answers within the grace. Reads, blocking queries
+   * among them, are left to run.
+   */
+  private watchReplacedLeader(s: NodeStatus): void {
+    const remote = s.role === 'leader' ? '' : s.leaderAddress;
+    let by: string | undefined;
+    if (s.role === 'leader') by = `${s.id}, this server, leads term ${s.term}`;
+    else if (s.leaderAddress !== '') by = `${s.leader} at ${s.leaderAddress} leads term ${s.term}`;
+    if (by === undefined) return; // no leader known yet: keep the one we forwarded to
+    // A server that leads again keeps its calls.
+    const again = this.replacedLeaderTimers.get(remote);
+    if (again !== undefined) {
+      clearTimeout(again);
+      this.replacedLeaderTimers.delete(remote);
+    }
+    const old = this.forwardedTo;
+    this.forwardedTo = remote;
+    if (old === '' || old === remote || this.replacedLeaderTimers.has(old)) return;
+    const graceMs = serverLimits.forwardReplacedGraceMs;
+    const timer = setTimeout(() => {
+      this.replacedLeaderTimers.delete(old);
+      const why = `the leader at ${old} was replaced (${by}) and had not answered within ${graceMs} ms of it`;
+      const n = this.o.rpc.abandonApplies(old, why);
+      if (n > 0) this.o.logger.warn({ event: 'forwarded-writes-abandoned', address: old, count: n }, `gave up on ${n} write(s) forwarded to a replaced leader`);
+    }, graceMs);
+    timer.unref?.();
+    this.replacedLeaderTimers.set(old, timer);
   }
 
   /**

@@ -261,6 +261,15 @@ export class ServerRpcClient {
     return this.outcome(await reply, 'snapshot restore', address);
   }
 
+  /**
+   * Gives up on the applies forwarded to `address` that have not been answered (see
+   * ForwardLane.abandonApplies); returns how many there were. For a leader that was replaced and does
+   * not answer: without this, they wait for the Forward stream's keepalive to find it dead (about 20 s).
+   */
+  abandonApplies(address: string, why: string): number {
+    return this.lanes.get(address)?.abandonApplies(why) ?? 0;
+  }
+
   /** Closes the connections to one address (e.g. a server that left). */
   forget(address: string): void {
     this.lanes.get(address)?.close();
@@ -358,6 +367,7 @@ export class ServerRpcClient {
 // ---------------------------------------------------------------------------------------------
 
 interface PendingCall {
+  readonly kind: 'apply' | 'read';
   readonly what: string;
   /** The ForwardRequest, written once the server has accepted the stream. */
   readonly message: object;
@@ -454,10 +464,32 @@ class ForwardLane {
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
       };
-      const p: PendingCall = { what, message: { id, [kind]: payload }, sent: false, resolve, reject, done };
+      const p: PendingCall = { kind, what, message: { id, [kind]: payload }, sent: false, resolve, reject, done };
       this.pending.set(id, p);
       if (this.accepted) this.send(p);
     });
+  }
+
+  /**
+   * Gives up on every apply in flight, with `why`; reads go on. A written apply gets a cancel and
+   * rejects with UNAVAILABLE (it may have run); one not yet written rejects with NOT_SENT. The stream
+   * stays open.
+   */
+  abandonApplies(why: string): number {
+    let n = 0;
+    for (const [id, p] of this.pending) {
+      if (p.kind !== 'apply') continue;
+      n++;
+      this.pending.delete(id);
+      p.done();
+      if (!p.sent) {
+        p.reject(new TransportError('NOT_SENT', `${p.what} to ${this.address} was not sent: ${why}`, { peer: this.address }));
+        continue;
+      }
+      if (!this.ended) this.stream.write({ id, cancel: true });
+      p.reject(new TransportError('UNAVAILABLE', `${p.what} to ${this.address} failed: ${why} while the call was in flight`, { peer: this.address }));
+    }
+    return n;
   }
 
   close(): void {
