@@ -34,6 +34,15 @@ export interface LocalSnapshot {
   readonly body: Readable;
 }
 
+/**
+ * A scratch file's bytes, opened only when they are first pulled, and closed when the consumer stops.
+ * createReadStream opens its file at once: a save's body destroyed before its first read (the client
+ * gone after the headers) left that descriptor open, and the deleted file's space held, for good.
+ */
+export async function* scratchBytes(path: string): AsyncGenerator<Uint8Array> {
+  yield* createReadStream(path, { highWaterMark: scratchReadChunkBytes });
+}
+
 /** Takes a point-in-time snapshot of this server's state machine and streams it as an archive. */
 export async function saveLocal(node: RaftNode, producerVersion: string, logger: Logger): Promise<LocalSnapshot> {
   const started = Date.now();
@@ -64,7 +73,7 @@ export async function saveLocal(node: RaftNode, producerVersion: string, logger:
     nowMs: Date.now(),
     producerVersion,
   });
-  const body = Readable.from(writeArchiveAround(meta, stateBin, createReadStream(scratch, { highWaterMark: scratchReadChunkBytes })), { objectMode: false });
+  const body = Readable.from(writeArchiveAround(meta, stateBin, scratchBytes(scratch)), { objectMode: false });
   let sent = 0;
   body.on('data', (chunk: Buffer) => (sent += chunk.length));
   body.once('close', () => {
