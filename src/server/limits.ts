@@ -31,7 +31,7 @@ export const serverLimits = {
   /** A session create on a new leader waits at most this long for the servers to be in the catalog. */
   catalogReadyWaitMs: 10_000,
   /**
-   * A save or restore forwarded to a leader that has since been replaced gets this long to answer
+   * A save, restore or write forwarded to a leader that has since been replaced gets this long to answer
    * before it is given up on: a deposed leader that is alive learns the new term within a heartbeat
    * and answers with what it knows ("nothing was restored"), better than our unknown outcome; a paused
    * or cut-off one never answers.

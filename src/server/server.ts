@@ -112,6 +112,12 @@ type LocalRead<Op extends ReadOp> = (query: Extract<ReadQuery, { op: Op }>) => P
 
 const protocolVersion = '3';
 
+/** Who leads, as a replaced leader's messages name it; undefined while no leader is known. */
+function leaderNow(s: NodeStatus): string | undefined {
+  if (s.role === 'leader') return `${s.id}, this server, leads term ${s.term}`;
+  return s.leaderAddress !== '' ? `${s.leader} at ${s.leaderAddress} leads term ${s.term}` : undefined;
+}
+
 export class Server implements ServerApi {
   readonly nodeName: string;
   readonly datacenter: string;
@@ -260,11 +266,9 @@ export class Server implements ServerApi {
    * among them, are left to run.
    */
   private watchReplacedLeader(s: NodeStatus): void {
-    const remote = s.role === 'leader' ? '' : s.leaderAddress;
-    let by: string | undefined;
-    if (s.role === 'leader') by = `${s.id}, this server, leads term ${s.term}`;
-    else if (s.leaderAddress !== '') by = `${s.leader} at ${s.leaderAddress} leads term ${s.term}`;
+    const by = leaderNow(s);
     if (by === undefined) return; // no leader known yet: keep the one we forwarded to
+    const remote = s.role === 'leader' ? '' : s.leaderAddress;
     // A server that leads again keeps its calls.
     const again = this.replacedLeaderTimers.get(remote);
     if (again !== undefined) {
@@ -307,10 +311,9 @@ export class Server implements ServerApi {
     let by: string | undefined;
     let grace: NodeJS.Timeout | undefined;
     const check = (s: NodeStatus): void => {
-      if (seen !== undefined) return;
-      if (s.role === 'leader') seen = `${s.id}, this server, leads term ${s.term}`;
-      else if (s.leaderAddress !== '' && s.leaderAddress !== address) seen = `${s.leader} at ${s.leaderAddress} leads term ${s.term}`;
-      else return;
+      if (seen !== undefined || (s.role !== 'leader' && s.leaderAddress === address)) return;
+      seen = leaderNow(s);
+      if (seen === undefined) return;
       grace = setTimeout(() => {
         by = seen;
         ac.abort(new Error('the leader was replaced'));

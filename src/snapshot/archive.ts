@@ -7,7 +7,6 @@
 // buffers grow with the bytes that actually arrived.
 
 import { createHash } from 'node:crypto';
-import { once } from 'node:events';
 import { pipeline } from 'node:stream';
 import { constants as zlibConstants, crc32, createGunzip, deflateRaw } from 'node:zlib';
 import { concatBytes, Feed, KiB, MiB, GiB, utf8, utf8DecodeStrict } from '../base/index.js';
@@ -128,7 +127,7 @@ export async function* writeArchiveAround(
   const metaBytes = encodeMetaJson(meta);
   yield* gzipMember([...member(metaJsonName, metaBytes, mtime), encodeTarHeader(stateBinName, meta.Size, mtime)], small);
   yield* stateBinGzip;
-  const sums = sha256Sums(new Map([[metaJsonName, createHash('sha256').update(metaBytes).digest('hex')], [stateBinName, stateBin.sha256]]));
+  const sums = sha256Sums(new Map([[metaJsonName, sha256Hex(metaBytes)], [stateBinName, stateBin.sha256]]));
   yield* gzipMember([new Uint8Array(tarPadding(meta.Size)), ...member(sha256SumsName, sums, mtime), new Uint8Array(tarEndBytes)], small);
 }
 
@@ -182,12 +181,15 @@ async function* gzipMember(source: AsyncIterable<Uint8Array> | Iterable<Uint8Arr
     }
     return out;
   };
-  const start = (): void => {
+  /** Hands out the segment in flight once compressed, then starts compressing the gathered input. */
+  async function* rotate(): AsyncGenerator<Uint8Array> {
+    const out = await finished();
+    if (out !== undefined && out.length > 0) yield out;
     const input = parts.length === 1 ? Buffer.from((parts[0] as Uint8Array).buffer, (parts[0] as Uint8Array).byteOffset, partsBytes) : Buffer.concat(parts, partsBytes);
     inFlight = { out: compress(input, current), inBytes: partsBytes, level: current };
     parts = [];
     partsBytes = 0;
-  };
+  }
   // The header goes out once the source has yielded (or ended): a consumer that stops at the header
   // then stops inside the loop below, which closes the source.
   let headerSent = false;
@@ -201,18 +203,12 @@ async function* gzipMember(source: AsyncIterable<Uint8Array> | Iterable<Uint8Arr
       inflatedBytes += chunk.length;
       parts.push(chunk);
       partsBytes += chunk.length;
-      if (partsBytes < segmentBytes) continue;
-      const out = await finished();
-      if (out !== undefined && out.length > 0) yield out;
-      start();
+      if (partsBytes >= segmentBytes) yield* rotate();
     }
     if (!headerSent) yield gzipHeader();
-    const out = await finished();
-    if (out !== undefined && out.length > 0) yield out;
-    if (partsBytes > 0) {
-      start();
-      yield (await finished()) as Buffer;
-    }
+    if (partsBytes > 0) yield* rotate();
+    const last = await finished();
+    if (last !== undefined && last.length > 0) yield last;
     // The final block: fixed Huffman, BFINAL set, only the end-of-block code (what zlib ends a stream with).
     yield Uint8Array.of(0x03, 0x00);
     const trailer = Buffer.alloc(8);
@@ -233,7 +229,7 @@ function gzipHeader(): Uint8Array {
 
 async function* tarStream(meta: ArchiveMeta, stateBin: AsyncIterable<Uint8Array>, mtime: Date): AsyncGenerator<Uint8Array> {
   const metaBytes = encodeMetaJson(meta);
-  const hashes = new Map<string, string>([[metaJsonName, createHash('sha256').update(metaBytes).digest('hex')]]);
+  const hashes = new Map<string, string>([[metaJsonName, sha256Hex(metaBytes)]]);
   yield* member(metaJsonName, metaBytes, mtime);
 
   yield encodeTarHeader(stateBinName, meta.Size, mtime);
@@ -258,6 +254,8 @@ async function* tarStream(meta: ArchiveMeta, stateBin: AsyncIterable<Uint8Array>
   yield* member(sha256SumsName, sha256Sums(hashes), mtime);
   yield new Uint8Array(tarEndBytes);
 }
+
+const sha256Hex = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
 /** SHA256SUMS in sha256sum's layout, sorted by name. */
 function sha256Sums(hashes: ReadonlyMap<string, string>): Uint8Array {
