@@ -172,7 +172,9 @@ async function etcdRoles(e: EtcdCluster): Promise<{ leader: EtcdMember; follower
 async function main(): Promise<void> {
   buildDist();
   const cleanup = new Cleanup(); // also on SIGINT / SIGTERM
-  const c = await ProcessCluster.create(cleanup, { size: 3, tickMs: 50, electionTimeoutTicks: 8, compiled: true });
+  // BENCH_AGENT_NODE_FLAGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") is passed to every agent's node.
+  const nodeFlags = process.env.BENCH_AGENT_NODE_FLAGS?.split(' ').filter((f) => f !== '') ?? [];
+  const c = await ProcessCluster.create(cleanup, { size: 3, tickMs: 50, electionTimeoutTicks: 8, compiled: true, nodeFlags });
   try {
     c.startAll();
     const leader = await c.leader();
@@ -230,6 +232,8 @@ async function main(): Promise<void> {
     }
     const shown = times.map((ms) => ms.toFixed(0)).join(', ');
     if (times.length > 0) console.log(`\nfailover: first write acknowledged by the new leader after SIGKILL of the leader: ${shown} ms (max ${Math.max(...times).toFixed(0)})`);
+    // With agent flags such as --cpu-prof, a clean exit writes their output (destroy() kills at once).
+    if (nodeFlags.length > 0) for (const i of [0, 1, 2]) await c.stop(i);
     await c.destroy();
   } finally {
     await cleanup.run();

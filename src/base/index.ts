@@ -8,6 +8,7 @@ export { sleep } from './sleep.js';
 export { conclaveVersion } from './version.js';
 export { utf8, utf8DecodeStrict, isWellFormedText, compareBytes, concatBytes, bytesEqual } from './bytes.js';
 export { Feed } from './feed.js';
+export { writeOps, type LevelOp } from './level-batch.js';
 export { childWith, unbound } from './logging.js';
 export { parseGoDuration, goDurationString, type DurationParse } from './duration.js';
 export { isPlanted, type PlantedBug } from './planted.js';

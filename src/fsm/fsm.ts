@@ -26,7 +26,7 @@ import { Level } from 'level';
 import { isWellFormedText } from '../base/index.js';
 import { decodeCommand, ignoreUnknownTypeFlag, isWriteOp, type Command, type KvWriteOp, type TxnOp } from './command.js';
 import { isCompleteRestore, newDirFor, oldDirFor, recoverFsmDir, type RecoveryAction } from './dirs.js';
-import { assert, exists, fsyncDir, unreachable } from '../base/index.js';
+import { assert, exists, fsyncDir, unreachable, writeOps } from '../base/index.js';
 import { CommandError, FsmError } from './errors.js';
 import { Gate } from './gate.js';
 import { fsmLimits } from './limits.js';
@@ -260,7 +260,7 @@ export class Fsm {
   /** Writes `txn` and the applied mark as one batch, then publishes the new state. */
   private async commit(txn: KvTxn, mark: AppliedMark): Promise<void> {
     try {
-      await this.db.batch(txn.toBatch(mark), { sync: this.syncWrites });
+      await writeOps(this.db, txn.toBatch(mark), this.syncWrites);
     } catch (cause) {
       const message = `writing log entry ${mark.index} to the FSM database in ${this.dir} failed: ${String(cause)}`;
       this.poisoned = new FsmError('FSM_WRITE_FAILED', message, { cause });

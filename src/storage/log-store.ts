@@ -55,7 +55,7 @@ import {
   hardStateProblem,
   type Decoded,
 } from './codec.js';
-import { assert } from '../base/index.js';
+import { assert, writeOps } from '../base/index.js';
 import { StorageError, describeCause } from './errors.js';
 import { fsyncDir } from './files.js';
 
@@ -444,7 +444,7 @@ export class LogStore {
     this.writeCount++;
     this.writing = true;
     try {
-      await this.db.batch(ops, { sync });
+      await writeOps(this.db, ops, sync);
       this.cache = next;
     } catch (cause) {
       this.unusable = new StorageError('LOG_WRITE_FAILED',
