@@ -61,7 +61,7 @@ import {
   Table,
   type AppliedMark,
 } from './layout.js';
-import { openStateBinSnapshot, type SnapshotIterator, type StateBinSnapshot } from './snapshot.js';
+import { openStateBinSnapshot, snapshotIteratorOptions, type SnapshotIterator, type StateBinSnapshot } from './snapshot.js';
 import { DbReader, decodeStoredCatalogRow, decodeStoredEntry, decodeStoredIndex, decodeStoredSession, decodeStoredTombstone, KvTxn, type Db } from './store.js';
 import type { ApplyResult, CatalogQuery, CatalogRead, KeyRead, KeysRead, ListRead, LogIndex, LogTerm, Session, SessionRead } from './types.js';
 import { catalogDeregister, catalogRegister, sessionCatalogProblem } from './catalog-logic.js';
@@ -427,7 +427,7 @@ export class Fsm {
     try {
       this.checkUsable();
       // Derived tables are not part of a snapshot (layout.ts): the iterator ends before them.
-      const iterator: SnapshotIterator = this.db.iterator({ lt: Uint8Array.of(firstDerivedTable), highWaterMarkBytes: fsmLimits.snapshotReadAheadBytes });
+      const iterator: SnapshotIterator = this.db.iterator(snapshotIteratorOptions);
       const snapshot = await openStateBinSnapshot(iterator, (s) => this.snapshots.delete(s));
       this.snapshots.add(snapshot);
       return snapshot;
