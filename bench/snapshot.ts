@@ -37,6 +37,7 @@ import {
   writeArchive,
 } from '../src/snapshot/index.js';
 import {
+  agentsCpuMs,
   buildDist,
   Cleanup,
   EtcdCluster,
@@ -399,11 +400,14 @@ async function runCase(cleanup: Cleanup, n: number, kind: Kind, timeoutMs: numbe
   const b = await startConclave(cleanup);
   const startS = s(performance.now() - t0);
   const restorePeak = new PeakRss(b.pids);
+  const cpuBefore = b.pids.map((pid) => agentsCpuMs([pid]));
   t0 = performance.now();
   const restoreRetries = await putSnapshot(b.cluster, savedPath, saved.bytes, timeoutMs);
   const answeredS = s(performance.now() - t0);
   await everyNodeServes(b.cluster, lastKey, lastValue, timeoutMs);
   const recoveryS = s(performance.now() - t0);
+  // Main thread and LevelDB's and libuv's threads alike: whether the recovery is bound by this machine's cores.
+  const cpuS = b.pids.map((pid, i) => (agentsCpuMs([pid]) - (cpuBefore[i] as number)) / 1000);
   const peaks = restorePeak.aboveIdle();
   const bLeader = await b.cluster.leader(); // the restore's leader (b.leader unless a retry went elsewhere)
   const restorePeakLeader = peaks[bLeader] ?? NaN;
@@ -418,7 +422,8 @@ async function runCase(cleanup: Cleanup, n: number, kind: Kind, timeoutMs: numbe
   const retried = restoreRetries.length > 0 ? `${restoreRetries.length} refused attempt(s) first, timed from the first; ` : '';
   const restoreParts = restorePeak.partsAboveIdle();
   say(`recovered in ${recoveryS.toFixed(2)} s (${retried}${verified}PUT answered after ${answeredS.toFixed(2)} s); leader idle RSS ${(restorePeak.idleOf(b.pids[bLeader] as number) / MiB).toFixed(0)} MiB, peak +${(restorePeakLeader / MiB).toFixed(0)} MiB (${parts(restoreParts[bLeader])}); ` +
-    `followers peak +${peaks.filter((_, i) => i !== bLeader).map((p) => (p / MiB).toFixed(0)).join(', ')} MiB (${restoreParts.filter((_, i) => i !== bLeader).map(parts).join('; ')}); ?keys listed ${count} in ${countS.toFixed(2)} s`);
+    `followers peak +${peaks.filter((_, i) => i !== bLeader).map((p) => (p / MiB).toFixed(0)).join(', ')} MiB (${restoreParts.filter((_, i) => i !== bLeader).map(parts).join('; ')}); ?keys listed ${count} in ${countS.toFixed(2)} s; ` +
+    `CPU (user + system, all threads) while recovering: leader ${(cpuS[bLeader] ?? NaN).toFixed(2)} s, followers ${cpuS.filter((_, i) => i !== bLeader).map((c) => c.toFixed(2)).join(', ')} s`);
   if (args.logs !== undefined) {
     await mkdir(args.logs, { recursive: true });
     for (const i of [0, 1, 2]) {
