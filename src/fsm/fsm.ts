@@ -29,7 +29,6 @@ import { isCompleteRestore, newDirFor, oldDirFor, recoverFsmDir, type RecoveryAc
 import { assert, exists, fsyncDir, unreachable, writeOps } from '../base/index.js';
 import { CommandError, FsmError } from './errors.js';
 import { Gate } from './gate.js';
-import { fsmLimits } from './limits.js';
 import {
   kvsDelete,
   kvsDeleteCas,
@@ -52,7 +51,6 @@ import {
   decodeApplied,
   decodeFormat,
   encodeFormat,
-  firstDerivedTable,
   layoutVersion,
   metaAppliedKey,
   metaFormatKey,
