@@ -393,6 +393,33 @@ test('hostile: gzip bombs stop early, before inflating what they hold', async (t
   t.true(read2 < trailingBomb.length / 4, `stopped after ${read2} of ${trailingBomb.length} compressed bytes`);
 });
 
+test('hostile: a gzip bomb handed over in one piece is inflated only as far as the reader asks (bounded memory)', async (t) => {
+  // zlib inflates on the thread pool and stops at the stream's backpressure: however large an input
+  // chunk (here the whole compressed archive at once), only about one output chunk runs ahead of the
+  // reader. meta.json announces the 200 MiB of zeros, so the reader goes through all of them (hashing,
+  // at the pace of a slow sink) before it refuses the archive; were they inflated ahead of it, they
+  // would be held at once.
+  const bombBytes = 200 * 1024 * 1024;
+  const bomb = await zeroBomb([{ name: 'meta.json', data: encodeMetaJson({ ...metaFor(sampleState), Size: bombBytes }) }], bombBytes);
+  t.true(bomb.length < bombBytes / 100, `the bomb is small compressed (${bomb.length})`);
+  const before = process.memoryUsage.rss();
+  let peak = before;
+  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 1);
+  let sunk = 0;
+  try {
+    const slowSink = async (chunk: Uint8Array): Promise<void> => {
+      sunk += chunk.length;
+      await new Promise((resolve) => setImmediate(resolve));
+    };
+    await t.throwsAsync(readArchive(chunked(bomb, bomb.length), { records: 'restore', stateBinSink: slowSink }), { instanceOf: ArchiveError });
+  } finally {
+    clearInterval(sampler);
+  }
+  peak = Math.max(peak, process.memoryUsage.rss());
+  t.is(sunk, bombBytes, 'the reader went through every announced byte');
+  t.true(peak - before < 48 * 1024 * 1024, `RSS rose by ${((peak - before) / 1048576).toFixed(1)} MiB while the bomb was read`);
+});
+
 test('trailing bytes after the tar: garbage refused, zero padding to a 10 KiB record accepted', async (t) => {
   const tarBytes = gunzipSync(await written(sampleState));
   await refused(t, gzipSync(Buffer.concat([tarBytes, text('garbage')])), 'trailing-data', /^7 unread uncompressed bytes remain$/);
