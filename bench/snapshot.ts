@@ -393,6 +393,8 @@ async function runCase(cleanup: Cleanup, n: number, kind: Kind, timeoutMs: numbe
   const [saveAbove] = savePeak.aboveIdle();
   const stateBytes = await archiveStateBytes(savedPath);
   say(`saved ${(saved.bytes / MB).toFixed(1)} MB in ${saveS.toFixed(2)} s (index ${saved.index}); leader idle RSS ${(savePeak.idleOf(leaderPid) / MiB).toFixed(0)} MiB, peak +${((saveAbove ?? NaN) / MiB).toFixed(0)} MiB (${parts(savePeak.partsAboveIdle()[0])})`);
+  // With agent flags such as --cpu-prof, a clean exit writes their output (destroy() kills at once).
+  if (process.env.BENCH_AGENT_NODE_FLAGS !== undefined) for (const i of [0, 1, 2]) await a.cluster.stop(i);
   await a.cluster.destroy();
 
   // Recovery into a fresh cluster.
