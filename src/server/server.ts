@@ -825,6 +825,9 @@ export class Server implements ServerApi {
    */
   private async onLeader<T>(here: () => Promise<T>, remote: (address: string) => Promise<T>, idempotent = true, what = 'the write'): Promise<T> {
     const deadline = performance.now() + this.o.leaderWaitMs;
+    // The last failure that was retried: the cause of "No cluster leader" when the wait runs out at a
+    // moment when no leader is known (the leader that refused the call may be gone from our view).
+    let lastFailure: unknown;
     for (let attempt = 0; ; attempt++) {
       const s = this.node.status();
       let pauseMs = Math.min(serverLimits.leaderPollStepMs * (attempt + 1), serverLimits.leaderPollMaxMs);
@@ -849,6 +852,7 @@ export class Server implements ServerApi {
               `forwarding ${what} to the leader failed after it was sent (${e.message}); it may or may not have been applied`, { cause: e });
           }
           if (performance.now() > deadline) throw new ServerError('no-leader', 'No cluster leader', { cause: e });
+          lastFailure = e;
         } else {
           const retry = e instanceof NodeError && (e.code === 'not-leader' || e.code === 'retry' || e.code === 'no-leader');
           // 'retry' is mostly a new leader that has not committed its first entry: ready within a
@@ -856,9 +860,10 @@ export class Server implements ServerApi {
           if (e instanceof NodeError && e.code === 'retry') pauseMs = Math.min(serverLimits.retryPollStepMs * (attempt + 1), serverLimits.retryPollMaxMs);
           const rpcRetry = e instanceof ServerError && e.code === 'no-leader';
           if (!(retry || rpcRetry) || performance.now() > deadline) this.mapError(e);
+          lastFailure = e;
         }
       }
-      if (performance.now() > deadline) throw new ServerError('no-leader', 'No cluster leader');
+      if (performance.now() > deadline) throw new ServerError('no-leader', 'No cluster leader', lastFailure === undefined ? undefined : { cause: lastFailure });
       await this.leaderChangeOrTimeout(s, pauseMs);
     }
   }
