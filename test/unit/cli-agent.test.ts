@@ -357,7 +357,11 @@ test('-dev: the temporary data directory is removed after a clean shutdown and a
   const started: string[] = [];
   for (const outcome of ['clean', 'failed-start'] as const) {
     const agent = fakeAgent();
-    const h = harness(t, async () => {
+    // Looked at when the agent starts: after a failed start the directory may be gone before the
+    // test gets to run again.
+    let existedAtStart = false;
+    const h = harness(t, async (config) => {
+      existedAtStart = existsSync(config.dataDir);
       if (outcome === 'failed-start') throw new Error('cannot listen on 127.0.0.1:8300: EADDRINUSE');
       return agent;
     });
@@ -367,7 +371,7 @@ test('-dev: the temporary data directory is removed after a clean shutdown and a
     t.true(config.dev && config.dataDirIsTemporary);
     t.true(config.dataDir.startsWith(join(tmpdir(), 'conclave-dev-')));
     started.push(config.dataDir);
-    t.true(existsSync(config.dataDir));
+    t.true(existedAtStart, `${outcome}: the temporary data dir exists when the agent starts`);
     if (outcome === 'clean') {
       await new Promise((r) => setImmediate(r));
       h.signals.send('SIGTERM');
