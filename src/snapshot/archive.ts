@@ -288,10 +288,10 @@ export const defaultArchiveLimits: ArchiveLimits = {
 
 /**
  * gunzip's output chunk: what it inflates ahead of the reader (see InflatedInput). zlib's default, 16 KiB,
- * made a trip from the event loop to the thread pool and back for every 16 KiB of state.bin; with 4 KiB
- * input slices on top, verifying an upload of 100,000 random 256-byte values took 0.55-0.70 s, and
- * 0.38-0.50 s with this (scratch script on this machine; 0.34-0.58 against 0.29-0.34 s for JSON-like
- * values).
+ * made a trip from the event loop to the thread pool and back for every 16 KiB of state.bin. With that
+ * and the input cut into 4 KiB slices, verifying an upload of 100,000 random 256-byte values took
+ * 0.55-0.70 s; with this and the input as it comes, 0.29-0.37 s (scratch script on this machine;
+ * JSON-like values: 0.34-0.58 against 0.19-0.31 s).
  */
 const gunzipChunkBytes = 256 * KiB;
 /** GNU tar pads an archive to a 10 KiB record with zeros; that much zero padding is accepted. */
