@@ -15,7 +15,7 @@
 // a shared machine.
 import { randomBytes } from 'node:crypto';
 import { Agent, request } from 'node:http';
-import { agentsCpuMs, buildDist, Cleanup, EtcdCluster, etcdInstallHint, findEtcd, ProcessCluster, type EtcdMember } from './support.js';
+import { agentsCpuMs, buildDist, Cleanup, endConclave, EtcdCluster, etcdInstallHint, findEtcd, startConclave, type EtcdMember } from './support.js';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 /**
@@ -172,17 +172,13 @@ async function etcdRoles(e: EtcdCluster): Promise<{ leader: EtcdMember; follower
 async function main(): Promise<void> {
   buildDist();
   const cleanup = new Cleanup(); // also on SIGINT / SIGTERM
-  // BENCH_AGENT_NODE_FLAGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") is passed to every agent's node.
-  const nodeFlags = process.env.BENCH_AGENT_NODE_FLAGS?.split(' ').filter((f) => f !== '') ?? [];
-  const c = await ProcessCluster.create(cleanup, { size: 3, tickMs: 50, electionTimeoutTicks: 8, compiled: true, nodeFlags });
   try {
-    c.startAll();
-    const leader = await c.leader();
+    const { cluster: c, leader, pids } = await startConclave(cleanup);
     const follower = [0, 1, 2].find((i) => i !== leader) as number;
     const portOf = (target: string): number => c.node(target === 'leader' ? leader : follower).httpPort;
     await load(conclaveOps(portOf('leader')).put, 4, 1); // connections, LevelDB
     await writeReadKeys((agent, k) => put(agent, portOf('leader'), `bench/r/${k}`, randomBytes(256)));
-    const systems: System[] = [{ name: 'Conclave', opsOf: (target) => conclaveOps(portOf(target)), pids: [0, 1, 2].map((i) => c.node(i).proc?.pid ?? 0) }];
+    const systems: System[] = [{ name: 'Conclave', opsOf: (target) => conclaveOps(portOf(target)), pids }];
     // An etcd that does not start costs the comparison, not Conclave's figures.
     const etcd = await startEtcd(cleanup).catch((e: unknown) => {
       console.log(`etcd did not start (${(e as Error).message}); Conclave's figures alone follow`);
@@ -232,9 +228,7 @@ async function main(): Promise<void> {
     }
     const shown = times.map((ms) => ms.toFixed(0)).join(', ');
     if (times.length > 0) console.log(`\nfailover: first write acknowledged by the new leader after SIGKILL of the leader: ${shown} ms (max ${Math.max(...times).toFixed(0)})`);
-    // With agent flags such as --cpu-prof, a clean exit writes their output (destroy() kills at once).
-    if (nodeFlags.length > 0) for (const i of [0, 1, 2]) await c.stop(i);
-    await c.destroy();
+    await endConclave(c);
   } finally {
     await cleanup.run();
   }

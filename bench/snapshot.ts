@@ -40,6 +40,7 @@ import {
   agentsCpuMs,
   buildDist,
   Cleanup,
+  endConclave,
   EtcdCluster,
   etcdInstallHint,
   findEtcd,
@@ -393,9 +394,7 @@ async function runCase(cleanup: Cleanup, n: number, kind: Kind, timeoutMs: numbe
   const [saveAbove] = savePeak.aboveIdle();
   const stateBytes = await archiveStateBytes(savedPath);
   say(`saved ${(saved.bytes / MB).toFixed(1)} MB in ${saveS.toFixed(2)} s (index ${saved.index}); leader idle RSS ${(savePeak.idleOf(leaderPid) / MiB).toFixed(0)} MiB, peak +${((saveAbove ?? NaN) / MiB).toFixed(0)} MiB (${parts(savePeak.partsAboveIdle()[0])})`);
-  // With agent flags such as --cpu-prof, a clean exit writes their output (destroy() kills at once).
-  if (process.env.BENCH_AGENT_NODE_FLAGS !== undefined) for (const i of [0, 1, 2]) await a.cluster.stop(i);
-  await a.cluster.destroy();
+  await endConclave(a.cluster);
 
   // Recovery into a fresh cluster.
   t0 = performance.now();
@@ -434,9 +433,7 @@ async function runCase(cleanup: Cleanup, n: number, kind: Kind, timeoutMs: numbe
     }
     say(`recovery logs written to ${args.logs}`);
   }
-  // With agent flags such as --cpu-prof, a clean exit writes their output (destroy() kills at once).
-  if (process.env.BENCH_AGENT_NODE_FLAGS !== undefined) for (const i of [0, 1, 2]) await b.cluster.stop(i);
-  await b.cluster.destroy();
+  await endConclave(b.cluster);
 
   const row: Row = {
     n, kind, stateBytes, archiveBytes: saved.bytes, loadS, saveS, savePeak: saveAbove ?? NaN, startS, recoveryS,

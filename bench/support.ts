@@ -160,15 +160,25 @@ export async function tempDir(cleanup: Cleanup, prefix: string): Promise<string>
   return dir;
 }
 
-/** Starts a fresh 3-node cluster of compiled agents (as bench/kv.ts runs them) and waits for its leader. */
+/** BENCH_AGENT_NODE_FLAGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"): passed to every agent's node. */
+const agentNodeFlags = process.env.BENCH_AGENT_NODE_FLAGS?.split(' ').filter((f) => f !== '') ?? [];
+
+/** Starts a fresh 3-node cluster of compiled agents and waits for its leader. */
 export async function startConclave(cleanup: Cleanup, o: { snapshotThreshold?: number } = {}): Promise<{ cluster: ProcessCluster; leader: number; pids: number[] }> {
-  // BENCH_AGENT_NODE_FLAGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") is passed to every agent's node.
-  const nodeFlags = process.env.BENCH_AGENT_NODE_FLAGS?.split(' ').filter((f) => f !== '') ?? [];
-  const cluster = await ProcessCluster.create(cleanup, { size: 3, tickMs: 50, electionTimeoutTicks: 8, compiled: true, nodeFlags, ...o });
+  const cluster = await ProcessCluster.create(cleanup, { size: 3, tickMs: 50, electionTimeoutTicks: 8, compiled: true, nodeFlags: agentNodeFlags, ...o });
   cluster.startAll();
   const leader = await cluster.leader();
   const pids = [0, 1, 2].map((i) => cluster.node(i).proc?.pid ?? 0);
   return { cluster, leader, pids };
+}
+
+/**
+ * Ends a cluster from startConclave. With agent flags (--cpu-prof) each agent first exits cleanly,
+ * which writes their output; destroy() kills at once.
+ */
+export async function endConclave(cluster: ProcessCluster): Promise<void> {
+  if (agentNodeFlags.length > 0) for (const i of [0, 1, 2]) await cluster.stop(i);
+  await cluster.destroy();
 }
 
 // ---------------------------------------------------------------------------------------------------

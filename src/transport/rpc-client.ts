@@ -440,17 +440,9 @@ class ForwardLane {
     const what = `forwarded ${kind}`;
     if (signal?.aborted === true) return Promise.reject(cancelledError(what, this.address));
     return new Promise<RpcResult>((resolve, reject) => {
-      const giveUp = (e: TransportError): void => {
-        const p = this.pending.get(id);
-        if (p === undefined) return;
-        this.pending.delete(id);
-        p.done();
-        if (!this.ended && p.sent) this.stream.write({ id, cancel: true });
-        reject(e);
-      };
       const timer = setTimeout(() => {
         const sent = this.pending.get(id)?.sent === true;
-        giveUp(sent
+        this.giveUp(id, sent
           ? new TransportError('DEADLINE_EXCEEDED',
             `${what} to ${this.address} failed: no answer within ${timeoutMs} ms (gRPC status ${grpc.status.DEADLINE_EXCEEDED})`,
             { peer: this.address, grpcCode: grpc.status.DEADLINE_EXCEEDED })
@@ -458,7 +450,7 @@ class ForwardLane {
             `${what} to ${this.address} was not sent: the server did not accept the forward stream within ${timeoutMs} ms`,
             { peer: this.address, grpcCode: grpc.status.DEADLINE_EXCEEDED }));
       }, timeoutMs);
-      const onAbort = (): void => giveUp(cancelledError(what, this.address));
+      const onAbort = (): void => this.giveUp(id, cancelledError(what, this.address));
       signal?.addEventListener('abort', onAbort, { once: true });
       const done = (): void => {
         clearTimeout(timer);
@@ -480,16 +472,21 @@ class ForwardLane {
     for (const [id, p] of this.pending) {
       if (p.kind !== 'apply') continue;
       n++;
-      this.pending.delete(id);
-      p.done();
-      if (!p.sent) {
-        p.reject(new TransportError('NOT_SENT', `${p.what} to ${this.address} was not sent: ${why}`, { peer: this.address }));
-        continue;
-      }
-      if (!this.ended) this.stream.write({ id, cancel: true });
-      p.reject(new TransportError('UNAVAILABLE', `${p.what} to ${this.address} failed: ${why} while the call was in flight`, { peer: this.address }));
+      this.giveUp(id, p.sent
+        ? new TransportError('UNAVAILABLE', `${p.what} to ${this.address} failed: ${why} while the call was in flight`, { peer: this.address })
+        : new TransportError('NOT_SENT', `${p.what} to ${this.address} was not sent: ${why}`, { peer: this.address }));
     }
     return n;
+  }
+
+  /** Fails one call in flight with `e` (its deadline, its caller, a replaced leader); a written one gets a cancel. */
+  private giveUp(id: number, e: TransportError): void {
+    const p = this.pending.get(id);
+    if (p === undefined) return;
+    this.pending.delete(id);
+    p.done();
+    if (!this.ended && p.sent) this.stream.write({ id, cancel: true });
+    p.reject(e);
   }
 
   close(): void {
