@@ -5,9 +5,16 @@
 //   after open (entries at or below the applied index are already in the state and must be skipped).
 //   Calls may overlap: they are queued and applied in call order, each as ONE LevelDB batch that also
 //   records the applied index and term, so after a crash the state and the applied index agree exactly.
+// - An apply resolves with its results once they are computed and its batch is handed to LevelDB, before
+//   the batch has landed (etcd answers the same way, once an entry is applied in memory): the thread-pool
+//   turn of the write is off the path of the answer. Whatever reads the state waits for that batch first,
+//   so every read, snapshot and blocking query sees every write whose answer went out before it started;
+//   the next apply waits for it too (it reads the landed state), so at most one batch is in the air.
 // - A failure while applying (undecodable command, disk write error) poisons the FSM: every later apply
-//   rejects with FSM_POISONED, because skipping an entry would make this server's state diverge. The
-//   runtime must stop and restart the node (or restore it from a snapshot).
+//   rejects with FSM_POISONED, because skipping an entry would make this server's state diverge. A write
+//   that fails after its answer went out also fails every later read (FSM_WRITE_FAILED: the state no
+//   longer holds what was answered) and calls the `whenWriteFails` listener. The runtime must stop and
+//   restart the node (or restore it from a snapshot): the entry is in the Raft log, and is applied again.
 // - Writes are not fsynced by default (`syncWrites: false`). The Raft log is the durable source: an
 //   entry is applied only after it is committed, i.e. fsynced in the logs of a majority. If the machine
 //   loses power, LevelDB recovers a prefix of our batches (its log is checksummed record by record and
@@ -78,6 +85,13 @@ export interface WatchOutcome {
   readonly index: LogIndex;
 }
 
+/** One entry of applyBatch: `data` undefined for a noop or configuration entry. */
+export interface BatchItem {
+  readonly index: LogIndex;
+  readonly term: LogTerm;
+  readonly data?: Uint8Array;
+}
+
 type FsmState = 'open' | 'swapping' | 'closed';
 
 async function openDb(dir: string): Promise<{ db: Db; applied: AppliedMark }> {
@@ -113,8 +127,13 @@ export class Fsm {
   private readonly gate = new Gate();
   private readonly watchers = new Watchers();
   private readonly snapshots = new Set<StateBinSnapshot>();
-  /** Settles after the last queued apply. */
+  /** Settles after the last queued apply, its batch landed (or failed). */
   private applyChain: Promise<unknown> = Promise.resolve();
+  /** The one staged batch not yet landed (see the contract above); rejects if its write failed. */
+  private landing: Promise<void> | undefined;
+  /** Set when a staged batch (whose results may have been answered) failed to land. */
+  private writeFailure: FsmError | undefined;
+  private writeFailureListener: ((e: FsmError) => void) | undefined;
   /** Highest index handed to apply/applyNoop. Invariant: applied.index <= lastAccepted. */
   private lastAccepted: LogIndex;
   private poisoned: FsmError | undefined;
@@ -128,7 +147,7 @@ export class Fsm {
   private constructor(
     readonly dir: string,
     private db: Db,
-    /** The last applied entry; updated only after its batch is written. */
+    /** The last applied entry: its results are computed and its batch handed to LevelDB (maybe not landed). */
     private applied: AppliedMark,
     private readonly syncWrites: boolean,
     /** What open did to settle an interrupted swap. */
@@ -157,7 +176,15 @@ export class Fsm {
   // Applying
   // -------------------------------------------------------------------------------------------------
 
-  /** Applies one committed `normal` entry. Resolves once its batch is written. */
+  /**
+   * Called once if a staged batch fails to land (its results may have been answered already): the
+   * runtime must stop (see the contract above).
+   */
+  whenWriteFails(listener: (e: FsmError) => void): void {
+    this.writeFailureListener = listener;
+  }
+
+  /** Applies one committed `normal` entry. Resolves once its results are computed and its batch handed over. */
   apply(index: LogIndex, term: LogTerm, data: Uint8Array): Promise<ApplyResult> {
     this.accept(index);
     return this.enqueue(() => this.applyNow({ index, term }, data));
@@ -171,7 +198,7 @@ export class Fsm {
    * writes. An entry that cannot be decoded stops the batch there: the entries before it are
    * written, and it fails as `apply` would.
    */
-  applyBatch(items: ReadonlyArray<{ readonly index: LogIndex; readonly term: LogTerm; readonly data?: Uint8Array }>): Promise<ApplyResult[]> {
+  applyBatch(items: ReadonlyArray<BatchItem>): Promise<ApplyResult[]> {
     for (const it of items) this.accept(it.index);
     return this.enqueue(async () => {
       const batch = new KvTxn(DbReader.forApply(this.db));
@@ -191,6 +218,7 @@ export class Fsm {
             mark = { index: it.index, term: it.term };
             continue;
           }
+          // applyNow reads the landed state: the entries before this one must be in it.
           if (mark !== undefined) await this.commit(batch, mark);
           return [...results, await this.applyNow({ index: it.index, term: it.term }, it.data)];
         }
@@ -200,7 +228,7 @@ export class Fsm {
         results.push(result);
         mark = { index: it.index, term: it.term };
       }
-      if (mark !== undefined) await this.commit(batch, mark);
+      if (mark !== undefined) this.stage(batch, mark);
       return results;
     });
   }
@@ -209,7 +237,7 @@ export class Fsm {
   applyNoop(index: LogIndex, term: LogTerm): Promise<void> {
     this.accept(index);
     return this.enqueue(async () => {
-      await this.commit(new KvTxn(DbReader.forApply(this.db)), { index, term });
+      this.stage(new KvTxn(DbReader.forApply(this.db)), { index, term });
     });
   }
 
@@ -219,7 +247,18 @@ export class Fsm {
     this.lastAccepted = index;
   }
 
+  /**
+   * Runs `task` after every earlier apply has landed. The caller's promise settles with the task (its
+   * results); the chain, and the shared hold on the gate that keeps a swap or close out, go on until
+   * the batch the task staged has landed.
+   */
   private enqueue<T>(task: () => Promise<T>): Promise<T> {
+    let answer!: (value: T) => void;
+    let refuse!: (e: unknown) => void;
+    const answered = new Promise<T>((resolve, reject) => {
+      answer = resolve;
+      refuse = reject;
+    });
     const run = this.applyChain.then(() =>
       this.gate.runShared(async () => {
         this.checkUsable();
@@ -227,12 +266,16 @@ export class Fsm {
           const message = `FSM stopped applying after an earlier failure: ${this.poisoned.message}`;
           throw new FsmError('FSM_POISONED', message, { cause: this.poisoned });
         }
-        return task();
+        answer(await task());
+        if (this.landing !== undefined) await this.landing;
       }),
     );
-    // Safe to drop: the caller gets `run` and its error; the chain only orders the next task.
+    // A failure before the answer is the caller's; one after it (the batch did not land) is reported
+    // through whenWriteFails and to every later read, and settling `answered` again does nothing.
+    run.catch(refuse);
+    // Safe to drop: see above; the chain only orders the next task.
     this.applyChain = run.catch(() => undefined);
-    return run;
+    return answered;
   }
 
   private async applyNow(mark: AppliedMark, data: Uint8Array): Promise<ApplyResult> {
@@ -251,15 +294,26 @@ export class Fsm {
       throw this.poisoned;
     }
     const { result, keep } = await execute(txn, mark.index, decoded.command);
-    await this.commit(keep ? txn : new KvTxn(DbReader.forApply(this.db)), mark);
+    this.stage(keep ? txn : new KvTxn(DbReader.forApply(this.db)), mark);
     return result;
   }
 
-  /** Writes `txn` and the applied mark as one batch, then publishes the new state. */
+  /** Stages `txn` and waits for it to land (an apply that goes on reading after it). */
   private async commit(txn: KvTxn, mark: AppliedMark): Promise<void> {
+    await this.stage(txn, mark);
+  }
+
+  /**
+   * Hands `txn` and the applied mark to LevelDB as one batch and makes it the `landing` one; the
+   * applied mark and lock-delays move now (the leader consults lock-delay before proposing a lock,
+   * so it must hold from the answer on), blocking queries wake once the batch has landed.
+   */
+  private stage(txn: KvTxn, mark: AppliedMark): Promise<void> {
+    let write: Promise<void>;
     try {
-      await writeOps(this.db, txn.toBatch(mark), this.syncWrites);
+      write = writeOps(this.db, txn.toBatch(mark), this.syncWrites);
     } catch (cause) {
+      // Nothing moved yet: the entry fails as an apply, and no later one may be applied past it.
       const message = `writing log entry ${mark.index} to the FSM database in ${this.dir} failed: ${String(cause)}`;
       this.poisoned = new FsmError('FSM_WRITE_FAILED', message, { cause });
       throw this.poisoned;
@@ -272,7 +326,34 @@ export class Fsm {
       for (const [key, until] of this.lockDelays) if (until <= now) this.lockDelays.delete(key);
       for (const d of delays) this.lockDelays.set(d.key, now + d.ms);
     }
-    this.watchers.announce(txn.changes());
+    const changes = txn.changes();
+    const landing: Promise<void> = write.then(
+      () => {
+        if (this.landing === landing) this.landing = undefined;
+        this.watchers.announce(changes);
+      },
+      (cause: unknown) => {
+        const message = `writing log entry ${mark.index} to the FSM database in ${this.dir} failed: ${String(cause)}`;
+        const failure = new FsmError('FSM_WRITE_FAILED', message, { cause });
+        this.poisoned = failure;
+        this.writeFailure = failure;
+        this.writeFailureListener?.(failure);
+        throw failure;
+      },
+    );
+    this.landing = landing;
+    return landing;
+  }
+
+  /** Waits for the batch in the air, if any; throws if a staged batch failed to land. */
+  private async landed(): Promise<void> {
+    const landing = this.landing;
+    // Safe to drop: a failure is in writeFailure, thrown below.
+    if (landing !== undefined) await landing.catch(() => undefined);
+    if (this.state === 'closed') this.checkUsable();
+    if (this.writeFailure !== undefined) {
+      throw new FsmError('FSM_WRITE_FAILED', `the state cannot be read: ${this.writeFailure.message}`, { cause: this.writeFailure });
+    }
   }
 
   /** The monotonic time (performance.now()) until which `key` is under lock-delay, 0 when it is not. */
@@ -361,7 +442,8 @@ export class Fsm {
     return this.read((txn) => runTxn(txn, 0, ops));
   }
 
-  private read<T>(task: (txn: KvTxn) => Promise<T>): Promise<T> {
+  private async read<T>(task: (txn: KvTxn) => Promise<T>): Promise<T> {
+    await this.landed();
     return this.gate.runShared(async () => {
       this.checkUsable();
       const snapshot = this.db.snapshot();
@@ -419,8 +501,9 @@ export class Fsm {
    * while it streams. Consume it once or `close()` it; it holds a LevelDB snapshot until then.
    */
   async snapshot(): Promise<StateBinSnapshot> {
-    // The point in time is this call: unless a swap or close holds the gate, the iterator (and with it
-    // LevelDB's snapshot) is created before this function first yields.
+    // The point in time is this call, once the batch in the air (answered already) has landed: unless a
+    // swap or close holds the gate, the iterator (and with it LevelDB's snapshot) is created right then.
+    await this.landed();
     if (!this.gate.tryEnterShared()) await this.gate.enterShared();
     try {
       this.checkUsable();
@@ -487,6 +570,9 @@ export class Fsm {
           { cause: failure });
       }
       this.poisoned = undefined;
+      // The chain has drained (above): no batch is in the air, and the failed one's state is gone.
+      this.writeFailure = undefined;
+      this.landing = undefined;
     });
   }
 
@@ -513,6 +599,7 @@ export class Fsm {
    * Throws InvariantError on the first violation.
    */
   async checkInvariants(): Promise<void> {
+    await this.landed();
     await this.gate.runShared(async () => {
       this.checkUsable();
       const snapshot = this.db.snapshot();

@@ -195,6 +195,8 @@ export class RaftNode {
     });
     const base = init.snapshot?.index ?? 0;
     for (const e of init.entries) if (e.index > base && e.index <= init.applied) this.snapshotWork.noteApplied(e.data.byteLength);
+    // A batch that failed to land after its results were answered: this state no longer holds them.
+    fsm.whenWriteFails((e) => this.stopOnFatal(e));
     o.transport.onMessage((m) => this.step(m));
     o.transport.onSnapshot((header, data) => this.snapshotWork.receive(header.message, data));
     this.updatePeers();
