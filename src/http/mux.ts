@@ -80,6 +80,9 @@ export function routeRequest(method: string, target: string): Routing {
  */
 export function cleanPath(p: string): string {
   if (p === '') return '/';
+  // Already clean (the common case, every request pays for this): rooted, no empty segment, and no
+  // segment starting with "." (a superset of "." and "..", which the full pass below resolves).
+  if (p.charCodeAt(0) === 0x2f && !p.includes('//') && !p.includes('/.')) return p;
   const rooted = p.startsWith('/') ? p : `/${p}`;
   const out: string[] = [];
   for (const segment of rooted.split('/')) {

@@ -253,6 +253,8 @@ async function handleRequest(env: RequestEnv): Promise<void> {
     return;
   }
   writeReply(res, reply, closeConnection);
+  // Built only when it is written: at info level this is every request's cost for nothing.
+  if (reply.status < 500 && !log.isLevelEnabled('debug')) return;
   const ms = Math.round(performance.now() - started);
   const entry = { method: req.method, url: redact(req.url), status: reply.status, ms };
   if (reply.status >= 500) log.warn({ ...entry, error: String(reply.body).slice(0, 500) }, 'http: request failed');
