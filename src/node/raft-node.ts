@@ -307,6 +307,26 @@ export class RaftNode {
   }
 
   /**
+   * On the leader, a follower's read round: the read index, and what the follower needs to learn
+   * that it is committed (this term, and the term of the entry there). Without a heartbeat round
+   * when this leader and the follower are a quorum by themselves (RaftCore.readIndexConfirmedBy);
+   * otherwise through readBarrier.
+   */
+  async readIndexFor(from: NodeId, fromTerm: Term): Promise<{ index: Index; term: Term; indexTerm: Term }> {
+    this.checkOpen();
+    const confirmed = this.core.readIndexConfirmedBy(from, fromTerm);
+    const index = confirmed ?? (await this.readBarrier());
+    return { index, term: this.core.currentTerm(), indexTerm: this.core.termAt(index) ?? 0 };
+  }
+
+  /** On a follower: the leader's answer to a read round says `index` is committed (RaftCore.learnCommit). */
+  learnCommit(term: Term, index: Index, indexTerm: Term): void {
+    if (this.closed) return;
+    this.core.learnCommit(term, index, indexTerm);
+    this.loop.kick();
+  }
+
+  /**
    * Resolves true once this server's state machine has applied `index`; false after `timeoutMs`, or
    * when the node closes first.
    */

@@ -289,6 +289,35 @@ export class RaftCore {
     return { ok: true };
   }
 
+  /**
+   * The leader's side of a follower's read round, without a heartbeat round where none is needed:
+   * the commit index, when this leader and `from` (a voter whose call, carrying its term `fromTerm`,
+   * was sent after the reads it serves began) are a quorum by themselves, as in a 3-server cluster.
+   * Then no newer leader can have committed anything before that call: a newer term needs the vote
+   * of a quorum, which includes one of the two, and neither had moved past this term by then (this
+   * leader still leads it; `from` sent it). Undefined when that does not hold (not the leader, another
+   * term, a non-voter, a bigger cluster, nothing committed in this term yet): use readIndex.
+   */
+  readIndexConfirmedBy(from: NodeId, fromTerm: Term): Index | undefined {
+    if (this.role !== 'leader' || from === this.id || fromTerm !== this.term) return undefined;
+    if (!this.committedInTerm() || !isVoter(this.config, from)) return undefined;
+    const confirmed = (isVoter(this.config, this.id) ? 1 : 0) + 1;
+    if (confirmed < quorumSize(voters(this.config).length)) return undefined;
+    return this.commit;
+  }
+
+  /**
+   * A follower learns of a commit outside the append path: the leader of `term` answered a read-index
+   * call with `index`, the term of its entry there being `indexTerm`. When this follower's entry at
+   * `index` has that term, Log Matching makes its log equal to the leader's up to there, so all of it
+   * is committed here too (as a heartbeat's commit would say, one message later).
+   */
+  learnCommit(term: Term, index: Index, indexTerm: Term): void {
+    if (this.role !== 'follower' || term !== this.term) return;
+    if (index <= this.commit || index > this.log.lastIndex() || !this.log.matchTerm(index, indexTerm)) return;
+    this.commitTo(index);
+  }
+
   /** Hands leadership to `to`: catch it up, then tell it to campaign at once (TimeoutNow). */
   transferLeadership(to: NodeId): Result<object> {
     if (this.role !== 'leader') return this.refuse('not-leader', 'only the leader can transfer leadership');

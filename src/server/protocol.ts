@@ -97,11 +97,21 @@ export type OperatorCall =
  */
 export interface ReadIndexCall {
   readonly op: 'read-index';
+  /**
+   * The asking server and its Raft term when it sent the call: with them a leader of a 3-server
+   * cluster answers without a heartbeat round (RaftCore.readIndexConfirmedBy). Absent (an older
+   * server): the leader runs the round.
+   */
+  readonly from?: string;
+  readonly term?: number;
 }
 
 /** The leader's answer to read-index. */
 export interface ReadIndexReply {
   readonly index: number;
+  /** The leader's term and the term of its entry at `index`, for RaftCore.learnCommit (0: unknown). */
+  readonly term?: number;
+  readonly indexTerm?: number;
 }
 
 /**
@@ -337,9 +347,14 @@ export function decodeForwardedRead(bytes: Uint8Array): Decoded<ForwardedRead> {
  * What arrives as a read on the leader: a follower's read-round call, or a ForwardedRead. Decoded
  * once (every forwarded read takes this path).
  */
+function readIndexCall(o: Rec, path: string): ReadIndexCall {
+  if (o['from'] === undefined && o['term'] === undefined) return { op: 'read-index' };
+  return { op: 'read-index', from: str(o, 'from', path), term: uint(o, 'term', path) };
+}
+
 export function decodeReadCall(bytes: Uint8Array): Decoded<ForwardedRead | ReadIndexCall> {
   return decodeWith(bytes, 'read', (v, path): ForwardedRead | ReadIndexCall =>
-    rec(v, path)['op'] === 'read-index' ? { op: 'read-index' } : forwardedRead(v, path));
+    rec(v, path)['op'] === 'read-index' ? readIndexCall(rec(v, path), path) : forwardedRead(v, path));
 }
 
 function forwardedRead(v: unknown, path: string): ForwardedRead {
@@ -525,7 +540,14 @@ export function decodeHello(bytes: Uint8Array): Decoded<Hello> {
 }
 
 export function decodeReadIndexReply(bytes: Uint8Array): Decoded<ReadIndexReply> {
-  return decodeWith(bytes, 'read-index reply', (v, path) => ({ index: uint(rec(v, path), 'index', path) }));
+  return decodeWith(bytes, 'read-index reply', (v, path) => {
+    const o = rec(v, path);
+    return {
+      index: uint(o, 'index', path),
+      ...(o['term'] !== undefined ? { term: uint(o, 'term', path) } : {}),
+      ...(o['indexTerm'] !== undefined ? { indexTerm: uint(o, 'indexTerm', path) } : {}),
+    };
+  });
 }
 
 /** The answer to join, remove and transfer: `true`. */

@@ -625,24 +625,35 @@ export class Server implements ServerApi {
     return this.operator(address, { op: 'hello' }, decodeHello, { timeoutMs: serverLimits.helloTimeoutMs });
   }
 
-  /** One read round's leader round trip (read-rounds.ts); throws when there is no other server to ask. */
+  /**
+   * One read round's leader round trip (read-rounds.ts); throws when there is no other server to ask.
+   * The call carries this server's id and term, read now, after every read of the round began; the
+   * answer says how to know the index is committed here without waiting for the leader's next message.
+   */
   private async fetchReadIndex(): Promise<number> {
     const s = this.node.status();
     if (s.role === 'leader' || s.leaderAddress === '') throw new ServerError('no-leader', 'no other server leads: the read is forwarded instead');
-    const r = await this.o.rpc.read(s.leaderAddress, encodeReadIndexCall({ op: 'read-index' }), { timeoutMs: serverLimits.readIndexTimeoutMs });
-    return answerOf(r, decodeReadIndexReply, 'read-index', s.leaderAddress).index;
+    const call = encodeReadIndexCall({ op: 'read-index', from: this.node.id, term: s.term });
+    const r = await this.o.rpc.read(s.leaderAddress, call, { timeoutMs: serverLimits.readIndexTimeoutMs });
+    const reply = answerOf(r, decodeReadIndexReply, 'read-index', s.leaderAddress);
+    if (reply.term !== undefined && reply.indexTerm !== undefined) this.node.learnCommit(reply.term, reply.index, reply.indexTerm);
+    return reply.index;
   }
 
   /**
    * The leader's side of a read round: its ReadIndex, the index a follower must have applied to serve
-   * the round's reads. A quorum round for default reads too, for two reasons: its heartbeats carry the
-   * commit index to the follower (otherwise followers learn commits at the leader's next tick, and a
-   * read right after a write would wait for it), and a follower's default read is then linearizable,
-   * which is stronger than Consul's default and costs one round per batch.
+   * the round's reads, for default reads too, so a follower's default read is linearizable (stronger
+   * than Consul's default). A quorum round, unless this leader and the asking follower are a quorum by
+   * themselves (RaftNode.readIndexFor). The answer carries this term and the term of the entry at the
+   * index, so the follower learns that the index is committed from the answer itself (otherwise it
+   * learns commits at the leader's next message, and a read right after a write would wait for it).
    */
-  private async leaderReadIndex(): Promise<Uint8Array> {
+  private async leaderReadIndex(from: string | undefined, term: number | undefined): Promise<Uint8Array> {
     this.requireLeader();
-    return encodeReadIndexReply({ index: await this.node.readBarrier().catch((e: unknown) => this.mapError(e)) });
+    if (from === undefined || term === undefined) {
+      return encodeReadIndexReply({ index: await this.node.readBarrier().catch((e: unknown) => this.mapError(e)) });
+    }
+    return encodeReadIndexReply(await this.node.readIndexFor(from, term).catch((e: unknown) => this.mapError(e)));
   }
 
   private async operator<T>(address: string, call: OperatorCall, decode: (bytes: Uint8Array) => Decoded<T>, options?: CallOptions): Promise<T> {
@@ -683,7 +694,10 @@ export class Server implements ServerApi {
       read: async (bytes: Uint8Array, ctx: RpcContext): Promise<RpcResult> => {
         const d = decodeReadCall(bytes);
         if (!d.ok) return malformed('forwarded read', d.error);
-        if ('op' in d.value) return this.answer(() => this.leaderReadIndex());
+        if ('op' in d.value) {
+          const { from, term } = d.value;
+          return this.answer(() => this.leaderReadIndex(from, term));
+        }
         const { query, options } = d.value;
         return this.answer(async () => {
           // A follower forwards only to the leader; were this one deposed since, the follower asks again.

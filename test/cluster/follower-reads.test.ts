@@ -122,3 +122,24 @@ test('a follower that cannot reach the leader\'s read index in time forwards the
   t.is(leader.served.get('read'), 2);
   leader.transport.loseIf = undefined;
 });
+
+test('in a 3-server cluster a follower\'s read round needs no heartbeat round: its own call and the leader are a quorum', async (t) => {
+  const { leader, followers } = await threeServers(t);
+  const [f] = followers as [InProcessServer];
+  await leader.server.apply({ type: 'kvs', op: { verb: 'set', key: 'k', value: text('x'), flags: 0 } });
+  leader.served.clear();
+  // No heartbeat of the leader's arrives anywhere, so a ReadIndex round could never be confirmed: a
+  // read that needed one would wait out the read-index timeout and then be forwarded whole.
+  leader.transport.loseIf = (m) => m.type === 'heartbeat';
+  try {
+    for (let i = 0; i < 6; i++) {
+      const consistency = i % 2 === 0 ? 'consistent' : 'default';
+      const { entry } = await f.server.kvGet('k', { consistency });
+      t.is(str(entry?.Value), 'x', `${consistency} read ${i}`);
+    }
+    t.is(leader.served.get('read-index'), 6, 'each read asked the leader once');
+    t.is(leader.served.get('read') ?? 0, 0, 'and none was forwarded whole');
+  } finally {
+    leader.transport.loseIf = undefined;
+  }
+});

@@ -331,3 +331,72 @@ test('a commit reaches idle followers at the leader\'s next tick, or with the ne
     t.deepEqual(s.appliedTexts(f), ['a', 'b']);
   }
 });
+
+test('a follower\'s read round: with the leader a quorum by themselves, the commit index answers it without a heartbeat round', (t) => {
+  const s = new Scenario({ voters: 3 });
+  s.elect('n1');
+  const a = s.propose('n1', 'a');
+  s.stabilize();
+  const term = s.core('n1').currentTerm();
+  t.is(s.core('n1').readIndexConfirmedBy('n2', term), a, 'n1 and n2 are two of three voters');
+  t.is(s.inbox.length, 0, 'no message: no heartbeat round');
+  t.is(s.core('n1').readIndexConfirmedBy('n2', term - 1), undefined, 'a call from another term proves nothing about this one');
+  t.is(s.core('n1').readIndexConfirmedBy('n2', term + 1), undefined);
+  t.is(s.core('n1').readIndexConfirmedBy('n1', term), undefined, 'the leader itself is not a second voter');
+  t.is(s.core('n2').readIndexConfirmedBy('n3', term), undefined, 'only the leader answers');
+  t.is(s.core('n1').readIndexConfirmedBy('n9', term), undefined, 'not a voter');
+
+  const five = new Scenario({ voters: 5 });
+  five.elect('n1');
+  five.stabilize();
+  t.is(five.core('n1').readIndexConfirmedBy('n2', five.core('n1').currentTerm()), undefined, 'two of five are no quorum: a heartbeat round is needed');
+
+  const learner = new Scenario({ voters: 3, spares: 1 });
+  learner.elect('n1');
+  learner.stabilize();
+  t.true(learner.core('n1').proposeMembership({ kind: 'addNonvoter', id: 'n4' }).ok);
+  learner.stabilize();
+  t.is(learner.core('n1').readIndexConfirmedBy('n4', learner.core('n1').currentTerm()), undefined, 'a non-voter votes for no one: it proves nothing');
+});
+
+test('a deposed leader that has not heard of the new term cannot answer a read round from a follower of the new leader', (t) => {
+  const s = new Scenario({ voters: 3 });
+  s.elect('n1');
+  s.propose('n1', 'old');
+  s.stabilize();
+  // n1 is cut off; n2 wins the next term with n3 and commits a write n1 never sees.
+  s.isolate('n1');
+  outlastLease(s, ['n2', 'n3']);
+  electOnly(s, 'n2');
+  const w = s.propose('n2', 'new');
+  s.stabilize();
+  t.is(s.core('n2').commitIndex(), w);
+  t.is(s.core('n1').currentRole(), 'leader', 'n1 still believes it leads its old term');
+  // n3's read round reaches n1 (say, through an address n3 still had): its term is not n1's.
+  const n3Term = s.core('n3').currentTerm();
+  t.true(n3Term > s.core('n1').currentTerm());
+  t.is(s.core('n1').readIndexConfirmedBy('n3', n3Term), undefined, 'answering would serve a state without "new"');
+});
+
+test('a follower learns of a commit from the leader\'s answer to its read round when its entry there has the same term', (t) => {
+  // Heartbeats are far apart, so only the answer can tell the followers.
+  const s = new Scenario({ voters: 3, electionTimeoutTicks: 30, heartbeatIntervalTicks: 10 });
+  s.elect('n1');
+  s.run(1);
+  const a = s.propose('n1', 'a');
+  s.stabilize();
+  const term = s.core('n1').currentTerm();
+  t.true(s.core('n2').commitIndex() < a, 'n2 has not heard of the commit yet');
+  const indexTerm = s.core('n1').termAt(a) ?? 0;
+  s.core('n2').learnCommit(term, a, indexTerm + 1);
+  t.true(s.core('n2').commitIndex() < a, 'another term at that index: our entry may not be the leader\'s');
+  s.core('n2').learnCommit(term + 1, a, indexTerm);
+  t.true(s.core('n2').commitIndex() < a, 'an answer from another term is not taken');
+  s.core('n2').learnCommit(term, a + 1, indexTerm);
+  t.true(s.core('n2').commitIndex() < a, 'beyond our log');
+  s.core('n2').learnCommit(term, a, indexTerm);
+  t.is(s.core('n2').commitIndex(), a);
+  s.process();
+  t.deepEqual(s.appliedTexts('n2'), ['a'], 'and applies it');
+  t.deepEqual(s.appliedTexts('n3'), [], 'n3 still waits for the leader\'s next message');
+});

@@ -9,6 +9,8 @@ import {
   decodeForwardedRead,
   decodeHello,
   decodeOperatorCall,
+  decodeReadCall,
+  decodeReadIndexReply,
   decodeReadReply,
   decodeMembers,
   decodeSessions,
@@ -19,6 +21,8 @@ import {
   encodeForwardedRead,
   encodeHello,
   encodeOperatorCall,
+  encodeReadIndexCall,
+  encodeReadIndexReply,
   encodeReadReply,
   ProtocolError,
   type ForwardedRead,
@@ -136,4 +140,15 @@ test('a malformed operator call or answer is refused the same way', (t) => {
   t.is(refusal(decodeApplyResult(encode({ kind: 'kvs' }))), 'apply result.ok: missing');
   t.is(refusal(decodeHello(encode({ id: 'n1', address: 'a', datacenter: 'dc1' }))), 'hello.fresh: missing');
   t.is(refusal(decodeDone(encode(false))), 'operator reply: expected true, got boolean false');
+});
+
+test('a read round\'s read-index call and answer round-trip with and without the fields an older server leaves out', (t) => {
+  t.deepEqual(decodeReadCall(encodeReadIndexCall({ op: 'read-index' })), { ok: true, value: { op: 'read-index' } });
+  t.deepEqual(decodeReadCall(encodeReadIndexCall({ op: 'read-index', from: 'n2', term: 7 })), { ok: true, value: { op: 'read-index', from: 'n2', term: 7 } });
+  t.regex(refusal(decodeReadCall(encode({ op: 'read-index', from: 'n2' }))), /read\.term: missing/);
+  t.regex(refusal(decodeReadCall(encode({ op: 'read-index', from: 2, term: 7 }))), /read\.from: expected a string/);
+  t.regex(refusal(decodeReadCall(encode({ op: 'read-index', from: 'n2', term: -1 }))), /read\.term/);
+  t.deepEqual(decodeReadIndexReply(encodeReadIndexReply({ index: 12 })), { ok: true, value: { index: 12 } });
+  t.deepEqual(decodeReadIndexReply(encodeReadIndexReply({ index: 12, term: 3, indexTerm: 2 })), { ok: true, value: { index: 12, term: 3, indexTerm: 2 } });
+  t.regex(refusal(decodeReadIndexReply(encode({ index: 12, term: 'x', indexTerm: 2 }))), /term/);
 });
