@@ -316,6 +316,8 @@ export class RaftNode {
     this.checkOpen();
     const confirmed = this.core.readIndexConfirmedBy(from, fromTerm);
     const index = confirmed ?? (await this.readBarrier());
+    // After a round the log may have been compacted past `index`: indexTerm 0 then, and the follower
+    // learns the commit from the leader's next message instead (learnCommit finds no such entry).
     return { index, term: this.core.currentTerm(), indexTerm: this.core.termAt(index) ?? 0 };
   }
 

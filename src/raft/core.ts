@@ -268,6 +268,8 @@ export class RaftCore {
           `${this.commit}); retry once it commits`,
       );
     }
+    // These two guards (one change at a time, and only after this term has committed) are also what
+    // makes readIndexConfirmedBy safe: see there before relaxing them.
     if (!this.committedInTerm()) {
       return this.refuse('leader-not-ready', 'the new leader has not committed an entry of its term yet');
     }
@@ -297,6 +299,13 @@ export class RaftCore {
    * of a quorum, which includes one of the two, and neither had moved past this term by then (this
    * leader still leads it; `from` sent it). Undefined when that does not hold (not the leader, another
    * term, a non-voter, a bigger cluster, nothing committed in this term yet): use readIndex.
+   *
+   * Counting the voters of this leader's latest configuration, committed or not, rests on membership
+   * changing one server at a time, each only after the previous change and an entry of this term have
+   * committed (proposeMembership): a newer leader's configuration is then at most one change away, and
+   * when {leader, from} is a majority here (at most 3 voters, so also 2 voters, or 3 left of 4 while a
+   * removal is uncommitted) every majority one change away still holds one of the two. Joint
+   * consensus or changes of several servers at once would break that: revisit this first.
    */
   readIndexConfirmedBy(from: NodeId, fromTerm: Term): Index | undefined {
     if (this.role !== 'leader' || from === this.id || fromTerm !== this.term) return undefined;

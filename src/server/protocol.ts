@@ -343,15 +343,16 @@ export function decodeForwardedRead(bytes: Uint8Array): Decoded<ForwardedRead> {
   return decodeWith(bytes, 'read', forwardedRead);
 }
 
-/**
- * What arrives as a read on the leader: a follower's read-round call, or a ForwardedRead. Decoded
- * once (every forwarded read takes this path).
- */
+/** A read-round call: with both `from` and `term`, or (an older server's) with neither. */
 function readIndexCall(o: Rec, path: string): ReadIndexCall {
   if (o['from'] === undefined && o['term'] === undefined) return { op: 'read-index' };
   return { op: 'read-index', from: str(o, 'from', path), term: uint(o, 'term', path) };
 }
 
+/**
+ * What arrives as a read on the leader: a follower's read-round call, or a ForwardedRead. Decoded
+ * once (every forwarded read takes this path).
+ */
 export function decodeReadCall(bytes: Uint8Array): Decoded<ForwardedRead | ReadIndexCall> {
   return decodeWith(bytes, 'read', (v, path): ForwardedRead | ReadIndexCall =>
     rec(v, path)['op'] === 'read-index' ? readIndexCall(rec(v, path), path) : forwardedRead(v, path));

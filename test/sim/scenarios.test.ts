@@ -400,3 +400,37 @@ test('a follower learns of a commit from the leader\'s answer to its read round 
   t.deepEqual(s.appliedTexts('n2'), ['a'], 'and applies it');
   t.deepEqual(s.appliedTexts('n3'), [], 'n3 still waits for the leader\'s next message');
 });
+
+test('a new leader answers no follower\'s read round before it has committed in its term (it may not know of its predecessor\'s last commit)', (t) => {
+  // Heartbeats are far apart: the followers have not heard that "w" committed when n1 goes away.
+  const s = new Scenario({ voters: 3, electionTimeoutTicks: 30, heartbeatIntervalTicks: 10 });
+  s.elect('n1');
+  s.run(1);
+  const w = s.propose('n1', 'w');
+  s.stabilize();
+  t.is(s.core('n1').commitIndex(), w, 'acknowledged to its client');
+  s.isolate('n1');
+  outlastLease(s, ['n2', 'n3']);
+  electOnly(s, 'n2');
+  t.true(s.core('n2').commitIndex() < w, 'n2 leads without knowing that "w" committed');
+  const answer = s.core('n2').readIndexConfirmedBy('n3', s.core('n2').currentTerm());
+  t.true(answer === undefined || answer >= w, `answered ${String(answer)}: a read would miss "w"`);
+});
+
+test('a follower\'s read round is answered with the commit index, never with entries not yet committed', (t) => {
+  const s = new Scenario({ voters: 3, electionTimeoutTicks: 30, heartbeatIntervalTicks: 10 });
+  s.elect('n1');
+  s.stabilize();
+  const term = s.core('n1').currentTerm();
+  const b = s.propose('n1', 'b');
+  // "b" reaches n2 only, and n2's acknowledgement is lost: n1 holds it uncommitted.
+  s.deliverOrDrop((m) => m.type === 'append' && m.to === 'n2');
+  s.dropAll();
+  t.true(s.core('n1').commitIndex() < b);
+  const answer = s.core('n1').readIndexConfirmedBy('n2', term);
+  t.true(answer !== undefined && answer < b, `answered ${String(answer)}`);
+  s.core('n2').learnCommit(term, answer ?? 0, s.core('n1').termAt(answer ?? 0) ?? 0);
+  t.true(s.core('n2').commitIndex() < b, 'n2 does not take "b" as committed');
+  s.process();
+  t.false(s.appliedTexts('n2').includes('b'));
+});

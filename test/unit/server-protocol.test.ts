@@ -150,5 +150,6 @@ test('a read round\'s read-index call and answer round-trip with and without the
   t.regex(refusal(decodeReadCall(encode({ op: 'read-index', from: 'n2', term: -1 }))), /read\.term/);
   t.deepEqual(decodeReadIndexReply(encodeReadIndexReply({ index: 12 })), { ok: true, value: { index: 12 } });
   t.deepEqual(decodeReadIndexReply(encodeReadIndexReply({ index: 12, term: 3, indexTerm: 2 })), { ok: true, value: { index: 12, term: 3, indexTerm: 2 } });
-  t.regex(refusal(decodeReadIndexReply(encode({ index: 12, term: 'x', indexTerm: 2 }))), /term/);
+  t.regex(refusal(decodeReadIndexReply(encode({ index: 12, term: 'x', indexTerm: 2 }))), /read-index reply\.term: expected/);
+  t.regex(refusal(decodeReadIndexReply(encode({ index: 12, term: 3, indexTerm: -2 }))), /read-index reply\.indexTerm/);
 });
