@@ -309,10 +309,10 @@ export class RaftCore {
    */
   readIndexConfirmedBy(from: NodeId, fromTerm: Term): Index | undefined {
     if (this.role !== 'leader' || from === this.id || fromTerm !== this.term) return undefined;
-    if (!this.committedInTerm() || !isVoter(this.config, from)) return undefined;
+    if ((!this.committedInTerm() && !this.bugs.has('read-round-before-term-commit')) || !isVoter(this.config, from)) return undefined;
     const confirmed = (isVoter(this.config, this.id) ? 1 : 0) + 1;
     if (confirmed < quorumSize(voters(this.config).length)) return undefined;
-    return this.commit;
+    return this.bugs.has('read-round-uncommitted') ? this.log.lastIndex() : this.commit;
   }
 
   /**
@@ -323,7 +323,8 @@ export class RaftCore {
    */
   learnCommit(term: Term, index: Index, indexTerm: Term): void {
     if (this.role !== 'follower' || term !== this.term) return;
-    if (index <= this.commit || index > this.log.lastIndex() || !this.log.matchTerm(index, indexTerm)) return;
+    if (index <= this.commit || index > this.log.lastIndex()) return;
+    if (!this.log.matchTerm(index, indexTerm) && !this.bugs.has('learn-commit-unmatched')) return;
     this.commitTo(index);
   }
 

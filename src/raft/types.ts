@@ -241,13 +241,22 @@ export type PlantedBug =
   /** Answer a vote request before the vote is durable (the vote is written without sync). */
   | 'forget-vote'
   /** Acknowledge appended entries before they are durable (entries written without sync). */
-  | 'ack-before-persist';
+  | 'ack-before-persist'
+  /** Answer a follower's read round before this leader has committed an entry of its term. */
+  | 'read-round-before-term-commit'
+  /** Answer a follower's read round with the last index instead of the commit index. */
+  | 'read-round-uncommitted'
+  /** learnCommit without checking that the follower's entry at the index has the leader's term. */
+  | 'learn-commit-unmatched';
 
 export const plantedBugs: readonly PlantedBug[] = [
   'vote-ignores-log',
   'commit-prior-term',
   'forget-vote',
   'ack-before-persist',
+  'read-round-before-term-commit',
+  'read-round-uncommitted',
+  'learn-commit-unmatched',
 ];
 
 /** Everything the core knows when it starts: what an earlier run of this server made durable. */

@@ -121,6 +121,7 @@ export function runSeed(seed: bigint, opts: SwarmOptions = {}): SeedResult {
 
 function faultPhase(w: World, mix: FaultMix): void {
   const r = w.random;
+  const followerReads = new SeededRandom(w.opts.seed * 104729n + 3n);
   const nodes = [...w.nodes.values()];
   const heal: Array<{ at: number; undo: () => void }> = [];
   for (let t = 0; t < mix.faultTicks; t++) {
@@ -141,6 +142,8 @@ function faultPhase(w: World, mix: FaultMix): void {
       for (let i = 0; i < burst; i++) w.propose(n);
     }
     if (r.chance(mix.readProbability)) w.read(target());
+    // Follower read rounds draw from a generator of their own: seeds without them run as before.
+    if (mix.readProbability > 0 && followerReads.chance(mix.readProbability)) w.followerRead(followerReads.pick(nodes));
     if (leaders.length > 0 && r.chance(mix.membershipProbability)) changeMembership(w, r.pick(leaders));
     if (leaders.length > 0 && r.chance(mix.transferProbability)) {
       const l = r.pick(leaders).core as RaftCore;

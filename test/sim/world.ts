@@ -142,11 +142,17 @@ export class World {
   private readonly loopBugs: ReadonlySet<LoopBug>;
   private nextValue = 1;
   private nextReadContext = 1;
-  stats = { delivered: 0, dropped: 0, proposals: 0, reads: 0, restores: 0, snapshotsSent: 0, crashes: 0 };
+  stats = { delivered: 0, dropped: 0, proposals: 0, reads: 0, followerReads: 0, restores: 0, snapshotsSent: 0, crashes: 0 };
+  /**
+   * Draws for follower read rounds only, so that adding them left every other draw of a seed as it
+   * was (the world's own `random` keeps its sequence when no follower read runs).
+   */
+  private readonly sideRandom: SeededRandom;
 
   constructor(opts: WorldOptions) {
     this.opts = opts;
     this.random = new SeededRandom(opts.seed);
+    this.sideRandom = new SeededRandom(opts.seed * 7919n + 17n);
     const isLoopBug = (b: SimBug): b is LoopBug => (loopBugs as readonly string[]).includes(b);
     this.coreBugs = new Set([...opts.plantedBugs].filter((b): b is PlantedBug => !isLoopBug(b)));
     this.loopBugs = new Set([...opts.plantedBugs].filter(isLoopBug));
@@ -535,6 +541,53 @@ export class World {
     if (!r.ok) return;
     this.stats.reads++;
     this.pendingReads.set(context, { node: node.id, incarnation: node.incarnation, minIndex: this.checker.maxAckedIndex });
+  }
+
+  /**
+   * A follower's read round as the server runs it (Server.fetchReadIndex): the call carries the
+   * follower's term, read now, to the server it believes leads; the answer comes back and the
+   * follower learns the commit from it (RaftCore.learnCommit). Both legs travel like messages (lost,
+   * delayed, cut by partitions, dropped by a paused or crashed server). Only the answer without a
+   * heartbeat round is modelled (readIndexConfirmedBy); the round itself is `read`'s. The answer must
+   * not be older than any write acknowledged before the call; what the follower then applies is
+   * checked against the canonical history like everything it applies.
+   */
+  followerRead(node: SimNode): void {
+    const core = node.core;
+    if (core === undefined || !this.isUp(node) || core.currentRole() !== 'follower') return;
+    const leader = this.nodes.get(core.currentLeader());
+    if (leader === undefined || leader === node) return;
+    const minIndex = this.checker.maxAckedIndex;
+    const fromTerm = core.currentTerm();
+    const incarnation = node.incarnation;
+    const leaderIncarnation = leader.incarnation;
+    const context = this.nextReadContext++;
+    this.stats.followerReads++;
+    this.sideCall(node, leader, () => {
+      const lc = leader.core;
+      if (lc === undefined || leader.incarnation !== leaderIncarnation || !this.isUp(leader)) return;
+      const index = lc.readIndexConfirmedBy(node.id, fromTerm);
+      if (index === undefined) return;
+      this.checker.observeReadState(leader.id, { index, context }, minIndex);
+      const term = lc.currentTerm();
+      const indexTerm = lc.termAt(index) ?? 0;
+      this.sideCall(leader, node, () => {
+        if (node.core === undefined || node.incarnation !== incarnation || !this.isUp(node)) return;
+        node.core.learnCommit(term, index, indexTerm);
+        node.loop?.kick();
+        this.trace(`${node.id} read round answered by ${leader.id}: index ${index} (term ${term}, entry term ${indexTerm})`);
+      });
+    });
+  }
+
+  /** Runs `f` at `to` as if a message from `from` had arrived: maybe lost, after a delay, not across a cut. */
+  private sideCall(from: SimNode, to: SimNode, f: () => void): void {
+    const net = this.opts.network;
+    const link = `${from.id}>${to.id}`;
+    if (this.blocked.has(link) || this.sideRandom.chance(net.dropProbability)) return;
+    this.after(1 + this.sideRandom.nextInt(net.maxDelayTicks), () => {
+      if (!this.blocked.has(link)) f();
+    });
   }
 
   restore(node: SimNode): void {
