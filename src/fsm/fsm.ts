@@ -219,7 +219,7 @@ export class Fsm {
             continue;
           }
           // applyNow reads the landed state: the entries before this one must be in it.
-          if (mark !== undefined) await this.commit(batch, mark);
+          if (mark !== undefined) await this.stage(batch, mark);
           return [...results, await this.applyNow({ index: it.index, term: it.term }, it.data)];
         }
         const entry = new KvTxn(batch.asReader());
@@ -285,7 +285,7 @@ export class Fsm {
     if (!decoded.ok) {
       if (decoded.error.code === 'COMMAND_UNKNOWN_TYPE' && ((data[0] ?? 0) & ignoreUnknownTypeFlag) !== 0) {
         // Consul's IgnoreUnknownTypeFlag: a newer leader marked this entry as safe to skip.
-        await this.commit(txn, mark);
+        await this.stage(txn, mark);
         return { kind: 'noop' };
       }
       this.poisoned = new FsmError('FSM_COMMAND_UNDECODABLE',
@@ -296,11 +296,6 @@ export class Fsm {
     const { result, keep } = await execute(txn, mark.index, decoded.command);
     this.stage(keep ? txn : new KvTxn(DbReader.forApply(this.db)), mark);
     return result;
-  }
-
-  /** Stages `txn` and waits for it to land (an apply that goes on reading after it). */
-  private async commit(txn: KvTxn, mark: AppliedMark): Promise<void> {
-    await this.stage(txn, mark);
   }
 
   /**

@@ -310,11 +310,11 @@ export class RaftNode {
    * On the leader, a follower's read round: the read index, and what the follower needs to learn
    * that it is committed (this term, and the term of the entry there). Without a heartbeat round
    * when this leader and the follower are a quorum by themselves (RaftCore.readIndexConfirmedBy);
-   * otherwise through readBarrier.
+   * otherwise, and for a caller that did not say who it is (an older server), through readBarrier.
    */
-  async readIndexFor(from: NodeId, fromTerm: Term): Promise<{ index: Index; term: Term; indexTerm: Term }> {
+  async readIndexFor(caller: { readonly from: NodeId; readonly term: Term } | undefined): Promise<{ index: Index; term: Term; indexTerm: Term }> {
     this.checkOpen();
-    const confirmed = this.core.readIndexConfirmedBy(from, fromTerm);
+    const confirmed = caller === undefined ? undefined : this.core.readIndexConfirmedBy(caller.from, caller.term);
     const index = confirmed ?? (await this.readBarrier());
     // After a round the log may have been compacted past `index`: indexTerm 0 then, and the follower
     // learns the commit from the leader's next message instead (learnCommit finds no such entry).

@@ -648,12 +648,9 @@ export class Server implements ServerApi {
    * index, so the follower learns that the index is committed from the answer itself (otherwise it
    * learns commits at the leader's next message, and a read right after a write would wait for it).
    */
-  private async leaderReadIndex(from: string | undefined, term: number | undefined): Promise<Uint8Array> {
+  private async leaderReadIndex(caller: { readonly from: string; readonly term: number } | undefined): Promise<Uint8Array> {
     this.requireLeader();
-    if (from === undefined || term === undefined) {
-      return encodeReadIndexReply({ index: await this.node.readBarrier().catch((e: unknown) => this.mapError(e)) });
-    }
-    return encodeReadIndexReply(await this.node.readIndexFor(from, term).catch((e: unknown) => this.mapError(e)));
+    return encodeReadIndexReply(await this.node.readIndexFor(caller).catch((e: unknown) => this.mapError(e)));
   }
 
   private async operator<T>(address: string, call: OperatorCall, decode: (bytes: Uint8Array) => Decoded<T>, options?: CallOptions): Promise<T> {
@@ -696,7 +693,7 @@ export class Server implements ServerApi {
         if (!d.ok) return malformed('forwarded read', d.error);
         if ('op' in d.value) {
           const { from, term } = d.value;
-          return this.answer(() => this.leaderReadIndex(from, term));
+          return this.answer(() => this.leaderReadIndex(from !== undefined && term !== undefined ? { from, term } : undefined));
         }
         const { query, options } = d.value;
         return this.answer(async () => {

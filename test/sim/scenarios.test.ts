@@ -22,6 +22,19 @@ function electOnly(s: Scenario, id: string): void {
   if (s.core(id).currentRole() !== 'leader') throw new Error(`${id} did not win`);
 }
 
+/**
+ * A 3-voter cluster whose heartbeats are far apart, and a write `text` n1 has committed while its
+ * followers have not heard so yet (only the leader's next tick or message would tell them).
+ */
+function commitUnannounced(text: string): { s: Scenario; index: number } {
+  const s = new Scenario({ voters: 3, electionTimeoutTicks: 30, heartbeatIntervalTicks: 10 });
+  s.elect('n1');
+  s.run(1);
+  const index = s.propose('n1', text);
+  s.stabilize();
+  return { s, index };
+}
+
 function figure8(bug: boolean): { n1CommitAfterOldEntry: number; s: Scenario } {
   const s = new Scenario({ voters: 3, maxMessageBytes: 1, ...(bug ? { bugs: ['commit-prior-term'] as const } : {}) });
   s.elect('n1'); // term 2, no-op at index 2, committed everywhere
@@ -309,11 +322,7 @@ test('ReadIndex: reads waiting at one moment share one heartbeat round; reads ar
 
 test('a commit reaches idle followers at the leader\'s next tick, or with the next append: not as a message of its own', (t) => {
   // Heartbeats are far apart here, so only the commit announcement can tell the followers.
-  const s = new Scenario({ voters: 3, electionTimeoutTicks: 30, heartbeatIntervalTicks: 10 });
-  s.elect('n1');
-  s.run(1);
-  const a = s.propose('n1', 'a');
-  s.stabilize();
+  const { s, index: a } = commitUnannounced('a');
   t.is(s.core('n1').commitIndex(), a, 'the leader committed "a" once both followers acknowledged it');
   for (const f of ['n2', 'n3']) t.true(s.core(f).commitIndex() < a, `${f} has not heard of the commit yet: no extra message per write`);
   // A second write carries the first one's commit index with it.
@@ -380,11 +389,7 @@ test('a deposed leader that has not heard of the new term cannot answer a read r
 
 test('a follower learns of a commit from the leader\'s answer to its read round when its entry there has the same term', (t) => {
   // Heartbeats are far apart, so only the answer can tell the followers.
-  const s = new Scenario({ voters: 3, electionTimeoutTicks: 30, heartbeatIntervalTicks: 10 });
-  s.elect('n1');
-  s.run(1);
-  const a = s.propose('n1', 'a');
-  s.stabilize();
+  const { s, index: a } = commitUnannounced('a');
   const term = s.core('n1').currentTerm();
   t.true(s.core('n2').commitIndex() < a, 'n2 has not heard of the commit yet');
   const indexTerm = s.core('n1').termAt(a) ?? 0;
@@ -403,11 +408,7 @@ test('a follower learns of a commit from the leader\'s answer to its read round 
 
 test('a new leader answers no follower\'s read round before it has committed in its term (it may not know of its predecessor\'s last commit)', (t) => {
   // Heartbeats are far apart: the followers have not heard that "w" committed when n1 goes away.
-  const s = new Scenario({ voters: 3, electionTimeoutTicks: 30, heartbeatIntervalTicks: 10 });
-  s.elect('n1');
-  s.run(1);
-  const w = s.propose('n1', 'w');
-  s.stabilize();
+  const { s, index: w } = commitUnannounced('w');
   t.is(s.core('n1').commitIndex(), w, 'acknowledged to its client');
   s.isolate('n1');
   outlastLease(s, ['n2', 'n3']);
