@@ -11,6 +11,7 @@
 //   snapshots/     snapshot store (state.bin + meta.json per snapshot, last N kept)
 //   fsm/           the state machine's LevelDB
 
+import { randomBytes } from 'node:crypto';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -711,7 +712,7 @@ export class RaftNode {
       id: o.id,
       electionTimeoutTicks: o.electionTimeoutTicks,
       heartbeatIntervalTicks: o.heartbeatIntervalTicks,
-      random: o.random ?? new SeededRandom(BigInt(Date.now()) ^ BigInt(process.pid)),
+      random: o.random ?? electionRandom(),
       maxMessageBytes: o.maxMessageBytes,
       maxInflightMessages: o.maxInflightMessages,
       initial: init,
@@ -786,4 +787,15 @@ async function within(p: Promise<unknown>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([p, new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
   clearTimeout(timer);
+}
+
+/**
+ * The randomness of a server's election timeouts, seeded from the operating system's entropy. It was
+ * seeded from the clock in milliseconds and the process id: servers started in one process within a
+ * millisecond (the in-process tests), or in containers that each run as PID 1 and started in the same
+ * millisecond, drew the same timeouts, so after losing their leader two of them timed out, campaigned
+ * and split the vote in lockstep, term after term, and never elected one.
+ */
+export function electionRandom(): RandomSource {
+  return new SeededRandom(randomBytes(8).readBigUInt64LE(0));
 }
