@@ -12,6 +12,9 @@
 //   4. every other message leaves (a vote or an acknowledgement claims what step 3 made durable);
 //   5. apply: a committed snapshot replaces the state machine's contents, then committed entries;
 //   6. advance, then the driver's bookkeeping (proposals, reads, role and configuration changes).
+// After steps 2 and 4, when a persist or an apply comes next, the loop waits on the transport's flush
+// (if it has one): in the server, one turn of the event loop, in which the sent messages reach the
+// socket instead of waiting behind that work. The simulator's network needs no such wait.
 //
 // Ports may finish at once (return undefined) or hand back something to wait on: a Promise in the
 // server, a simulated disk delay in the simulator. The loop is written as a generator that yields
@@ -55,15 +58,23 @@ export interface StateMachinePort<W> {
   apply(entries: readonly Entry[]): W | undefined;
 }
 
-export interface TransportPort {
+export interface TransportPort<W> {
   /** Hands one message to the network (a snapshot message streams its snapshot; its outcome is reported back to the core). */
   send(m: Message): void;
+  /**
+   * Something to wait on until the messages handed over so far have left, or undefined (the
+   * simulator's network takes them at once). The loop waits on it after steps 2 and 4 when the round
+   * has CPU-heavy work next (the persist after a leader's appends; the apply after a follower's
+   * acknowledgement), so a message on the commit path is not held behind that work. Timing only:
+   * nothing about order or durability depends on it.
+   */
+  flush?(): W | undefined;
 }
 
 export interface ReadyLoopOptions<W> {
   readonly log: LogPort<W>;
   readonly stateMachine: StateMachinePort<W>;
-  readonly transport: TransportPort;
+  readonly transport: TransportPort<W>;
   /**
    * The driver's clock for the loop: run `f` soon, after the inputs already queued (setImmediate in
    * the server; the end of the current tick in the simulator).
@@ -218,14 +229,26 @@ export class ReadyLoop<W> {
     const rd = core.ready();
     const early = rd.softState.role === 'leader' && rd.hardState === undefined;
     const sentFirst = (m: Message): boolean => this.sendFirst || (early && m.type === 'append');
-    for (const m of rd.messages) if (sentFirst(m)) transport.send(m);
-
+    let sent = false;
+    for (const m of rd.messages) {
+      if (!sentFirst(m)) continue;
+      transport.send(m);
+      sent = true;
+    }
     const write = roundWrite(rd);
+    if (sent && write !== undefined) yield* this.flushed();
+
     if (write !== undefined) {
       const w = log.persist(write);
       if (w !== undefined) yield w;
     }
-    for (const m of rd.messages) if (!sentFirst(m)) transport.send(m);
+    sent = false;
+    for (const m of rd.messages) {
+      if (sentFirst(m)) continue;
+      transport.send(m);
+      sent = true;
+    }
+    if (sent && (rd.applySnapshot !== undefined || rd.committedEntries.length > 0)) yield* this.flushed();
 
     if (rd.applySnapshot !== undefined) {
       const w = stateMachine.installSnapshot(rd.applySnapshot);
@@ -238,6 +261,12 @@ export class ReadyLoop<W> {
     core.advance(rd);
     this.o.afterRound(rd);
     return rd;
+  }
+
+  /** Waits, if the transport says to, until the messages sent so far have left. */
+  private *flushed(): Generator<W, void, void> {
+    const w = this.o.transport.flush?.();
+    if (w !== undefined) yield w;
   }
 }
 

@@ -1,7 +1,7 @@
 // The Ready loop as the server runs it (Promises for waits, setImmediate for rounds), over a real
 // RaftCore: the order of a round against a disk that answers when the test says so, holding, and
 // what a failed port does. The simulator runs the same loop under faults; this pins the basics.
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { ReadyLoop, type RoundWrite } from '../../src/node/index.js';
 import { RaftCore, SeededRandom, bootstrapState, type Configuration, type Entry, type Message } from '../../src/raft/index.js';
 
@@ -20,7 +20,7 @@ function core(id: string): RaftCore {
 }
 
 /** A disk whose writes finish when the test releases them, and a log of what happened in which order. */
-function harness(c: RaftCore, opts: { failPersist?: boolean } = {}) {
+function harness(c: RaftCore, opts: { failPersist?: boolean; flush?: boolean } = {}) {
   const events: string[] = [];
   const sent: Message[] = [];
   const pending: Array<() => void> = [];
@@ -48,6 +48,17 @@ function harness(c: RaftCore, opts: { failPersist?: boolean } = {}) {
         sent.push(m);
         events.push(`send ${m.type} to ${m.to}`);
       },
+      ...(opts.flush === true
+        ? {
+            flush: () => {
+              events.push('flush');
+              return new Promise<void>((resolve) => setImmediate(() => {
+                events.push('flushed');
+                resolve();
+              }));
+            },
+          }
+        : {}),
     },
     schedule: (f) => void setImmediate(f),
     wait: (w, resume, fail) => void w.then(resume, fail),
@@ -61,6 +72,36 @@ function harness(c: RaftCore, opts: { failPersist?: boolean } = {}) {
     await settle();
   };
   return { loop, events, sent, release, settle, fatal: () => fatal };
+}
+
+/**
+ * Makes n1 the leader with n2's votes, and has n2 take the no-op, so n2's progress is in replicate,
+ * where appends are sent optimistically; then waits for the loop to be idle and clears the events.
+ */
+async function becomeLeader(t: ExecutionContext, c: RaftCore, h: ReturnType<typeof harness>): Promise<void> {
+  c.campaign();
+  h.loop.kick();
+  // Pre-vote, then vote: n2 grants each request n1 sends it.
+  for (let i = 0; i < 10 && c.currentRole() !== 'leader'; i++) {
+    await h.release();
+    for (const m of h.sent.splice(0)) {
+      if (m.type === 'vote' && m.to === 'n2') h.loop.step({ type: 'voteResponse', from: 'n2', to: 'n1', term: m.term, preVote: m.preVote, granted: true });
+    }
+    await h.settle();
+  }
+  t.is(c.currentRole(), 'leader');
+  for (let i = 0; i < 10 && c.commitIndex() < 2; i++) {
+    await h.release();
+    for (const m of h.sent.splice(0)) {
+      if (m.type === 'append' && m.to === 'n2') {
+        h.loop.step({ type: 'appendResponse', from: 'n2', to: 'n1', term: m.term, reject: false, index: m.prevIndex + m.entries.length, hintIndex: 0, hintTerm: 0 });
+      }
+    }
+    await h.settle();
+  }
+  t.is(c.commitIndex(), 2, 'the no-op committed');
+  while (h.loop.busy()) await h.release();
+  h.events.length = 0;
 }
 
 test("a follower's acknowledgement leaves only once its entries are durable", async (t) => {
@@ -77,30 +118,7 @@ test("a follower's acknowledgement leaves only once its entries are durable", as
 test("a leader's appends leave before its own write is durable; the commit waits for it", async (t) => {
   const c = core('n1');
   const h = harness(c);
-  c.campaign();
-  h.loop.kick();
-  // Pre-vote, then vote: n2 grants each request n1 sends it.
-  for (let i = 0; i < 10 && c.currentRole() !== 'leader'; i++) {
-    await h.release();
-    for (const m of h.sent.splice(0)) {
-      if (m.type === 'vote' && m.to === 'n2') h.loop.step({ type: 'voteResponse', from: 'n2', to: 'n1', term: m.term, preVote: m.preVote, granted: true });
-    }
-    await h.settle();
-  }
-  t.is(c.currentRole(), 'leader');
-  // n2 takes the no-op: its progress goes to replicate, where appends are sent optimistically.
-  for (let i = 0; i < 10 && c.commitIndex() < 2; i++) {
-    await h.release();
-    for (const m of h.sent.splice(0)) {
-      if (m.type === 'append' && m.to === 'n2') {
-        h.loop.step({ type: 'appendResponse', from: 'n2', to: 'n1', term: m.term, reject: false, index: m.prevIndex + m.entries.length, hintIndex: 0, hintTerm: 0 });
-      }
-    }
-    await h.settle();
-  }
-  t.is(c.commitIndex(), 2, 'the no-op committed');
-  while (h.loop.busy()) await h.release();
-  h.events.length = 0;
+  await becomeLeader(t, c, h);
   const r = c.propose(new Uint8Array([9]));
   t.true(r.ok);
   h.loop.kick();
@@ -144,4 +162,25 @@ test('a failed write stops the loop: nothing after it is sent and no round runs 
   h.loop.step({ type: 'append', from: 'n1', to: 'n2', term: 2, prevIndex: 2, prevTerm: 2, entries: [{ ...entry, index: 3 }], commit: 0 });
   await h.settle();
   t.is(h.events.filter((e) => e.startsWith('persist')).length, 1);
+});
+
+test("with a transport that flushes, a follower's acknowledgement leaves before its apply, and a leader's appends before its persist", async (t) => {
+  const f = harness(core('n2'), { flush: true });
+  const entry = (index: number): Entry => ({ index, term: 2, kind: 'normal', data: new Uint8Array([index]) });
+  f.loop.step({ type: 'append', from: 'n1', to: 'n2', term: 2, prevIndex: 1, prevTerm: 1, entries: [entry(2)], commit: 0 });
+  await f.release();
+  t.deepEqual(f.events, ['persist 2 term 2', 'durable', 'send appendResponse to n1', 'after'], 'nothing to apply: no wait');
+  f.events.length = 0;
+  f.loop.step({ type: 'append', from: 'n1', to: 'n2', term: 2, prevIndex: 2, prevTerm: 2, entries: [entry(3)], commit: 2 });
+  await f.release();
+  t.deepEqual(f.events, ['persist 3', 'durable', 'send appendResponse to n1', 'flush', 'flushed', 'apply 1,2', 'after']);
+
+  const c = core('n1');
+  const l = harness(c, { flush: true });
+  await becomeLeader(t, c, l);
+  t.true(c.propose(new Uint8Array([9])).ok);
+  l.loop.kick();
+  await l.settle();
+  const at = (prefix: string): number => l.events.findIndex((e) => e.startsWith(prefix));
+  t.true(at('send append to') >= 0 && at('send append to') < at('flush') && at('flushed') < at('persist'), l.events.join(' | '));
 });
