@@ -171,10 +171,8 @@ export class RaftNode {
           else o.transport.send(m);
         },
         // Node's HTTP/2 sessions write what gRPC queued from a native immediate, which runs before the
-        // JavaScript immediates of the same turn: once this one fires, the frames are on the socket.
-        // Measured at one client through the leader: about 20 % more puts/s than persisting (or
-        // applying) first, when the frames left only after that work, which on two cores took about
-        // 190 us from write to wire on every hop.
+        // JavaScript immediates of the same turn: once this one fires, the frames are on the socket
+        // (why the loop waits on it: src/node/README.md).
         flush: () => new Promise<void>((resolve) => setImmediate(resolve)),
       },
       schedule: (f) => void setImmediate(f),

@@ -229,26 +229,24 @@ export class ReadyLoop<W> {
     const rd = core.ready();
     const early = rd.softState.role === 'leader' && rd.hardState === undefined;
     const sentFirst = (m: Message): boolean => this.sendFirst || (early && m.type === 'append');
-    let sent = false;
-    for (const m of rd.messages) {
-      if (!sentFirst(m)) continue;
-      transport.send(m);
-      sent = true;
-    }
+    /** Sends the round's messages that go first (or the others); true if there were any. */
+    const sendWhere = (first: boolean): boolean => {
+      let any = false;
+      for (const m of rd.messages) {
+        if (sentFirst(m) !== first) continue;
+        transport.send(m);
+        any = true;
+      }
+      return any;
+    };
     const write = roundWrite(rd);
-    if (sent && write !== undefined) yield* this.flushed();
+    if (sendWhere(true) && write !== undefined) yield* this.flushed();
 
     if (write !== undefined) {
       const w = log.persist(write);
       if (w !== undefined) yield w;
     }
-    sent = false;
-    for (const m of rd.messages) {
-      if (sentFirst(m)) continue;
-      transport.send(m);
-      sent = true;
-    }
-    if (sent && (rd.applySnapshot !== undefined || rd.committedEntries.length > 0)) yield* this.flushed();
+    if (sendWhere(false) && (rd.applySnapshot !== undefined || rd.committedEntries.length > 0)) yield* this.flushed();
 
     if (rd.applySnapshot !== undefined) {
       const w = stateMachine.installSnapshot(rd.applySnapshot);

@@ -48,9 +48,9 @@ export interface WriteArchiveOptions {
  * little, and deflate spends most of a save's time on them: state.bin with random 256-byte values
  * compresses to 0.79 of its size at 37 MB/s at level 1, against 0.13 at about 130 MB/s for JSON-like
  * text, and 266 MB/s stored (level 0). So the level is chosen per segment (see gzipMember): a segment
- * follows one that shrank below `incompressibleRatio` at `gzipLevel` at that level; any other segment
- * (the first, or one after a segment that did not shrink or was stored) first compresses a sample of
- * its own first `sampleBytes` at `gzipLevel`, and is stored (deflate's stored blocks: a copy) when the
+ * after one that shrank below `incompressibleRatio` at `gzipLevel` takes that level at once; any other
+ * segment (the first, or one after a segment that did not shrink or was stored) first compresses a
+ * sample of its own first `sampleBytes` at `gzipLevel`, and is stored (deflate's stored blocks: a copy) when the
  * sample did not shrink below the ratio. Saving a fifth of the bytes is not worth a save several times
  * slower; saving most of them is. Random data costs one sample per segment (a sixteenth of it
  * compressed), text none after the first, and data that changes kind is noticed within a segment. An
